@@ -1,0 +1,13 @@
+# Typed stubs of the native module fastalign._core (checked against the built module by
+# mypy's stubtest in CI). The public, documented API is in the Python facades.
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["__version__", "_debug_fail", "cpu_features", "num_threads", "pama"]
+
+__version__: str
+
+def pama(advantages: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
+def _debug_fail(kind: str) -> None: ...
+def cpu_features() -> list[str]: ...
+def num_threads() -> int: ...

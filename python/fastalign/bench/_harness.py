@@ -1,0 +1,201 @@
+"""Timing, result rows and output formats shared by every benchmark workload."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TextIO
+
+SIZES = ("quick", "default", "full")
+
+
+@dataclasses.dataclass
+class Row:
+    """One implementation of one op on one workload."""
+
+    op: str
+    workload: str
+    impl: str
+    median_s: float | None
+    baseline: bool = False
+    max_err: float | None = None
+    tol: float | None = None
+    peak_mb: float | None = None
+    note: str = ""
+    speedup: float | None = None
+    error: str | None = None  # an exception message: the row failed to run
+
+    @property
+    def ok(self) -> bool:
+        if self.error is not None:
+            return False
+        if self.max_err is None or self.tol is None:
+            return True
+        return math.isfinite(self.max_err) and self.max_err <= self.tol
+
+
+def time_median(fn: Callable[[], Any], *, repeat: int, warmup: int = 1) -> tuple[float, Any]:
+    """Median wall time of ``fn()`` over ``repeat`` runs after ``warmup`` runs, and its last
+    result. Callers synchronize devices inside ``fn`` when timing asynchronous work."""
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    times = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def _progress(stream: TextIO | None, i: int, n: int, label: str) -> None:
+    if stream is not None:
+        stream.write(f"\r[{i}/{n}] {label:<60.60}")
+        stream.flush()
+
+
+def run(
+    only: Iterable[str] | None = None,
+    size: str = "default",
+    progress: TextIO | None = sys.stderr,
+) -> list[Row]:
+    """Run the workloads named in ``only`` (all when None) at ``size``; return their rows."""
+    from fastalign.bench.workloads import WORKLOADS
+
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    names = list(WORKLOADS) if only is None else list(only)
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        raise ValueError(f"unknown workload(s) {unknown}; available: {sorted(WORKLOADS)}")
+    rows: list[Row] = []
+    for i, name in enumerate(names, 1):
+        _progress(progress, i, len(names), f"{name} ({size})")
+        rows.extend(WORKLOADS[name](size))
+    if progress is not None:
+        progress.write("\r" + " " * 70 + "\r")
+    _fill_speedups(rows)
+    return rows
+
+
+def _fill_speedups(rows: Sequence[Row]) -> None:
+    base: dict[tuple[str, str], float] = {}
+    for r in rows:
+        if r.baseline and r.median_s:
+            base[(r.op, r.workload)] = r.median_s
+    for r in rows:
+        b = base.get((r.op, r.workload))
+        if b and r.median_s and r.ok:
+            r.speedup = b / r.median_s
+
+
+def _fmt_time(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.1f} us"
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """A plain-text table, one line per row, grouped by op and workload."""
+    header = ("op", "workload", "impl", "median", "speed-up", "peak MB", "max err", "ok")
+    lines = []
+    for r in rows:
+        status = "ok" if r.ok else "FAIL"
+        err = "-" if r.max_err is None else f"{r.max_err:.1e}"
+        if r.tol is not None and r.max_err is not None:
+            err += f" (<= {r.tol:.0e})"
+        speed = "baseline" if r.baseline else ("-" if r.speedup is None else f"{r.speedup:.2f}x")
+        if r.error is not None:
+            status = f"FAIL: {r.error}"
+        lines.append(
+            (
+                r.op,
+                r.workload,
+                r.impl + (f" [{r.note}]" if r.note else ""),
+                "-" if not r.ok else _fmt_time(r.median_s),
+                speed,
+                "-" if r.peak_mb is None else f"{r.peak_mb:.0f}",
+                err,
+                status,
+            )
+        )
+    widths = [
+        max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
+        for i, h in enumerate(header)
+    ]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)) for line in lines]
+    return "\n".join(out)
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    from fastalign import _core
+
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "rust_threads": _core.num_threads(),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name()
+    except ImportError:
+        pass
+    return info
+
+
+def to_json(rows: Sequence[Row], size: str) -> str:
+    payload = {
+        "size": size,
+        "machine": machine(),
+        "rows": [dataclasses.asdict(r) | {"ok": r.ok} for r in rows],
+    }
+    return json.dumps(payload, indent=2)
+
+
+def plot(rows: Sequence[Row], path: str) -> None:
+    """A bar chart of speed-ups over the baseline (matplotlib, imported here only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in rows if not r.baseline]
+    labels = [f"{r.op}\n{r.workload}\n{r.impl}" for r in shown]
+    values = [r.speedup or 0.0 for r in shown]
+    colors = ["tab:green" if r.ok else "tab:red" for r in shown]
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(shown)), 4.5))
+    bars = ax.bar(range(len(shown)), values, color=colors)
+    for bar, r in zip(bars, shown, strict=False):
+        err = "FAIL" if not r.ok else ("" if r.max_err is None else f"err {r.max_err:.0e}")
+        ax.annotate(
+            err,
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
+    ax.axhline(1.0, color="gray", linewidth=0.8)
+    ax.set_xticks(range(len(shown)), labels, fontsize=7)
+    ax.set_ylabel("speed-up over the baseline row")
+    ax.set_title("fastalign bench")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

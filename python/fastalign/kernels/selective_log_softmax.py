@@ -1,0 +1,1 @@
+../../../kernels/selective_log_softmax.py

@@ -1,0 +1,32 @@
+//! Facts about the machine the core runs on, for `fastalign info`.
+
+/// The SIMD features the CPU reports that matter to the core's loops.
+pub fn cpu_features() -> Vec<&'static str> {
+    #[allow(unused_mut)]
+    let mut out = Vec::new();
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => {$(
+                if std::arch::is_x86_feature_detected!($f) { out.push($f); }
+            )*};
+        }
+        probe!("sse4.2", "popcnt", "avx", "avx2", "fma", "bmi2", "avx512f");
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => {$(
+                if std::arch::is_aarch64_feature_detected!($f) { out.push($f); }
+            )*};
+        }
+        probe!("neon", "sve");
+    }
+    out
+}
+
+/// The number of threads the core's parallel routines use (rayon's global pool; set
+/// `RAYON_NUM_THREADS` to change it before the first parallel call).
+pub fn num_threads() -> usize {
+    rayon::current_num_threads()
+}

@@ -1,0 +1,54 @@
+//! fastalign._core: the thin PyO3 layer over fastalign-core.
+//!
+//! Every entry point follows one pattern: borrow NumPy inputs zero-copy, run the core function
+//! through [`run`] (which releases the GIL, catches panics and maps core errors to Python
+//! exceptions), and hand the owned result back to NumPy without copying.
+
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+
+mod errors;
+
+use errors::run;
+
+/// PAMA combined advantages, one per row of a C-contiguous float64 matrix.
+#[pyfunction]
+fn pama<'py>(
+    py: Python<'py>,
+    advantages: PyReadonlyArray2<'py, f64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (rows, cols) = (advantages.shape()[0], advantages.shape()[1]);
+    let data = errors::contiguous(&advantages, "advantages")?;
+    let out = run(py, || fastalign_core::pareto::pama(data, rows, cols))?;
+    Ok(out.into_pyarray(py))
+}
+
+/// Test-only hook: fails the way `kind` names ("ok", "invalid", "shape", "nonfinite",
+/// "convergence", "panic"), through the same path as every real entry point.
+#[pyfunction]
+fn _debug_fail(py: Python<'_>, kind: &str) -> PyResult<()> {
+    let kind = kind.to_owned();
+    run(py, move || fastalign_core::debug::fail(&kind))
+}
+
+/// The SIMD features the CPU reports.
+#[pyfunction]
+fn cpu_features() -> Vec<&'static str> {
+    fastalign_core::sys::cpu_features()
+}
+
+/// The number of threads the Rust core uses.
+#[pyfunction]
+fn num_threads() -> usize {
+    fastalign_core::sys::num_threads()
+}
+
+#[pymodule(gil_used = false)]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(pama, m)?)?;
+    m.add_function(wrap_pyfunction!(_debug_fail, m)?)?;
+    m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
+    m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    Ok(())
+}

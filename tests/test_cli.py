@@ -1,0 +1,57 @@
+"""The command line: `fastalign info`, `fastalign bench`, `python -m fastalign`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fastalign.cli import main
+
+
+def test_info_text_and_json(capsys):
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert "backends available: reference, torch" in text
+    assert "CPU features:" in text
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["auto_backend"]["cpu"] == "torch"
+    assert info["packages"]["torch"]
+
+
+def test_bench_only_pama_prints_a_table_and_json(tmp_path, capsys):
+    out_json = tmp_path / "bench.json"
+    code = main(["bench", "--quick", "--only", "pama", "--no-progress", "--json", str(out_json)])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "fastalign (rust)" in table
+    assert "numpy (vectorized)" in table
+    payload = json.loads(out_json.read_text())
+    rows = payload["rows"]
+    assert {r["impl"] for r in rows} == {"fastalign (rust)", "numpy (vectorized)"}
+    assert all(r["ok"] for r in rows)
+    assert all(r["max_err"] == 0.0 for r in rows)
+
+
+def test_bench_unknown_workload_is_an_error(capsys):
+    assert main(["bench", "--only", "nope", "--no-progress"]) == 2
+    assert "unknown workload" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_quick_all_rows_correct(tmp_path):
+    """The whole quick bench, as a user runs it: every row passes its correctness check."""
+    out_json = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastalign", "bench", "--quick", "--json", str(out_json)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(out_json.read_text())["rows"]
+    assert rows
+    assert all(r["ok"] for r in rows), [r for r in rows if not r["ok"]]
+    assert "baseline" in proc.stdout
