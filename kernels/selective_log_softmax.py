@@ -43,10 +43,11 @@ def _fwd_kernel(
             m_new = tl.maximum(m, tl.max(z, axis=0))
             s = s * tl.exp(m - m_new) + tl.sum(tl.exp(z - m_new), axis=0)
             m = m_new
-        lse = m + tl.log(s)
+        log_s = tl.log(s)
         z_label = tl.load(base + label).to(tl.float32) * inv_temperature
-        tl.store(logp_ptr + row, z_label - lse)
-        tl.store(lse_ptr + row, lse)
+        # (z - m) - log(s), not z - (m + log s): exact 0 for the max logit, no cancellation
+        tl.store(logp_ptr + row, (z_label - m) - log_s)
+        tl.store(lse_ptr + row, m + log_s)
 
 
 @triton.jit

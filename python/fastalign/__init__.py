@@ -29,7 +29,7 @@ from fastalign.errors import (
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from fastalign import pareto
-    from fastalign.logprobs import logps_from_logits
+    from fastalign.logprobs import logps_from_logits, sequence_logps, token_logps
 
 __all__ = [
     "BackendUnavailableError",
@@ -41,12 +41,16 @@ __all__ = [
     "__version__",
     "logps_from_logits",
     "pareto",
+    "sequence_logps",
+    "token_logps",
 ]
 
 # name -> (module, attribute or None for the module itself); resolved on first access.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "logps_from_logits": ("fastalign.logprobs", "logps_from_logits"),
     "pareto": ("fastalign.pareto", None),
+    "sequence_logps": ("fastalign.logprobs", "sequence_logps"),
+    "token_logps": ("fastalign.logprobs", "token_logps"),
 }
 
 

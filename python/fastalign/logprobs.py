@@ -1,7 +1,10 @@
 """Per-token log-probabilities of selected tokens.
 
-``logps_from_logits`` works on logits a model already produced. All functions take
-``backend="auto" | "triton" | "torch" | "reference"`` (see :mod:`fastalign._backend`).
+``token_logps`` / ``sequence_logps`` go from the last hidden states and the LM head straight
+to log-probs without ever holding the ``[tokens, vocab]`` logits (chunked or fused, with a
+backward that recomputes logit tiles); ``logps_from_logits`` works on logits a model already
+produced. All take ``backend="auto" | "triton" | "torch" | "reference"`` (see
+:mod:`fastalign._backend`).
 
 Numerics: reductions run in float32 (float64 for float64 inputs); the result is float32, or
 float64 for float64 inputs. NaN or Inf in the inputs propagate to NaN in the affected rows:
@@ -13,10 +16,11 @@ from __future__ import annotations
 import torch
 
 from fastalign import _backend
+from fastalign._logprobs_torch import FusedLogps, Transform, chunk_rows_for
 from fastalign.errors import InvalidInputError, ShapeError
 from fastalign.reference import logprobs as _ref
 
-__all__ = ["logps_from_logits"]
+__all__ = ["logps_from_logits", "sequence_logps", "token_logps"]
 
 # Live temporary of the chunked torch path, in bytes of float32 (per chunk of rows).
 _CHUNK_BYTES = 32 * 2**20
@@ -73,9 +77,11 @@ class _SelectiveLogSoftmaxTorch(torch.autograd.Function):
         for s in range(0, n, chunk_rows):
             e = min(n, s + chunk_rows)
             z = logits[s:e].to(compute) / temperature
-            lse_c = torch.logsumexp(z, dim=-1)
-            lse[s:e] = lse_c
-            logp[s:e] = z.gather(1, safe[s:e, None]).squeeze(1) - lse_c
+            m = z.amax(dim=1, keepdim=True)
+            z.sub_(m)  # (z - m) - log(sum-exp): no cancellation for a near-certain label
+            log_s = torch.logsumexp(z, dim=-1)
+            lse[s:e] = m.squeeze(1) + log_s
+            logp[s:e] = z.gather(1, safe[s:e, None]).squeeze(1) - log_s
         logp = torch.where(mask, logp, torch.zeros_like(logp))
         ctx.save_for_backward(logits, safe, mask, lse)
         ctx.temperature, ctx.chunk_rows = temperature, chunk_rows
@@ -191,3 +197,205 @@ def logps_from_logits(
             raise InvalidInputError(f"chunk_rows must be >= 1, got {chunk_rows}")
         out = _SelectiveLogSoftmaxTorch.apply(x, y, temperature, ignore_index, int(chunk_rows))
     return out.reshape(lead)
+
+
+def _check_positive(value: float | None, name: str, *, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}") from None
+    if not (v > 0.0 and v < float("inf")):
+        raise InvalidInputError(f"{name} must be a finite number > 0, got {value!r}")
+    return v
+
+
+def token_logps(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    bias: torch.Tensor | None = None,
+    temperature: float = 1.0,
+    logit_scale: float = 1.0,
+    softcap: float | None = None,
+    ignore_index: int = -100,
+    return_entropy: bool = False,
+    backend: str = "auto",
+    process_group: object | None = None,
+    chunk_rows: int | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of each label under the LM head, without materializing the logits.
+
+    For token ``i``: ``z = (hidden[i] @ weight.T + bias) * logit_scale``; if ``softcap``,
+    ``z = softcap * tanh(z / softcap)``; ``z = z / temperature``;
+    ``logp[i] = z[labels[i]] - logsumexp(z)``; entropy ``-sum_v p_v log p_v``.
+
+    Tokens whose label is ``ignore_index`` are dropped before any matmul (no work for prompt
+    and padding positions); they get logp 0 (entropy 0) and zero gradient. Gradients flow to
+    ``hidden``, ``weight`` (which may be tied to the input embedding) and ``bias`` for an
+    arbitrary upstream gradient; the backward recomputes logits chunk by chunk.
+
+    Args:
+        hidden: ``[N, H]`` last hidden states (fp32, bf16, fp16 or fp64).
+        weight: ``[V, H]`` LM head, same dtype and device.
+        labels: ``[N]`` integer token ids in ``[0, V)`` or ``ignore_index``.
+        bias: optional ``[V]`` head bias.
+        temperature, logit_scale, softcap: the logit transform above (finite, > 0).
+        ignore_index: label value of positions to skip.
+        return_entropy: also return the per-token entropy (differentiable).
+        backend: ``"auto"`` (Triton on CUDA, chunked torch elsewhere), ``"triton"``,
+            ``"torch"`` or ``"reference"`` (materialized logits).
+        process_group: vocab-parallel heads (each rank holds a contiguous slice of the
+            vocabulary); not supported yet: pass ``None``.
+        chunk_rows: tokens per chunk of the torch path (default: about 32 MB of float32
+            logits per chunk). Results do not depend on it.
+
+    Returns:
+        ``[N]`` float32 log-probs (float64 for float64 inputs), or ``(logps, entropy)``.
+
+    Raises:
+        TypeError: non-tensors, wrong dtypes, dtype mismatch between hidden and weight.
+        ShapeError: inconsistent shapes or devices.
+        InvalidInputError: a label outside ``[0, V)`` other than ``ignore_index``, or a
+            transform parameter that is not finite and > 0.
+
+    NaN or Inf in ``hidden`` / ``weight`` give NaN in the affected rows; nothing is hidden.
+
+    Example:
+        >>> import torch, fastalign
+        >>> h = torch.zeros(3, 4); w = torch.zeros(10, 4)
+        >>> fastalign.token_logps(h, w, torch.tensor([1, 2, -100]))
+        tensor([-2.3026, -2.3026,  0.0000])
+    """
+    _check_float(hidden, "hidden")
+    _check_float(weight, "weight")
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels must be a torch.Tensor, not {type(labels).__name__}")
+    if hidden.ndim != 2 or weight.ndim != 2:
+        raise ShapeError(
+            f"hidden must be [N, H] and weight [V, H]; got {tuple(hidden.shape)} and "
+            f"{tuple(weight.shape)}"
+        )
+    n, h_dim = hidden.shape
+    vocab = weight.shape[0]
+    if weight.shape[1] != h_dim:
+        raise ShapeError(f"weight must be [V, {h_dim}] to match hidden, got {tuple(weight.shape)}")
+    if vocab == 0:
+        raise ShapeError("weight must have at least one row (the vocabulary is empty)")
+    if tuple(labels.shape) != (n,):
+        raise ShapeError(f"labels must be [{n}] to match hidden, got {tuple(labels.shape)}")
+    if hidden.dtype != weight.dtype:
+        raise TypeError(f"hidden ({hidden.dtype}) and weight ({weight.dtype}) must share a dtype")
+    for name, t in (("weight", weight), ("labels", labels)):
+        if t.device != hidden.device:
+            raise ShapeError(f"{name} is on {t.device} but hidden on {hidden.device}")
+    if bias is not None:
+        _check_float(bias, "bias")
+        if tuple(bias.shape) != (vocab,):
+            raise ShapeError(f"bias must be [{vocab}], got {tuple(bias.shape)}")
+        if bias.device != hidden.device:
+            raise ShapeError(f"bias is on {bias.device} but hidden on {hidden.device}")
+    if process_group is not None:
+        raise NotImplementedError(
+            "token_logps(process_group=...) (vocab-parallel heads) is not implemented yet"
+        )
+    transform = Transform(
+        temperature=_check_positive(temperature, "temperature"),  # type: ignore[arg-type]
+        logit_scale=_check_positive(logit_scale, "logit_scale"),  # type: ignore[arg-type]
+        softcap=_check_positive(softcap, "softcap", allow_none=True),
+    )
+    _check_labels(labels, vocab, ignore_index)
+    which = _backend.resolve(backend, hidden.device.type, triton_ok=hidden.dtype != torch.float64)
+    if which == "reference":
+        return _ref.token_logps(
+            hidden,
+            weight,
+            labels,
+            bias=bias,
+            temperature=transform.temperature,
+            logit_scale=transform.logit_scale,
+            softcap=transform.softcap,
+            ignore_index=ignore_index,
+            return_entropy=return_entropy,
+        )
+    keep = (labels != ignore_index).nonzero().squeeze(1)
+    h_c = hidden.index_select(0, keep)
+    y_c = labels.index_select(0, keep).long()
+    if which == "triton":
+        from fastalign._logprobs_triton import fused_logps
+
+        outs = fused_logps(h_c, weight, bias, y_c, transform, return_entropy)
+    else:
+        if chunk_rows is None:
+            rows = chunk_rows_for(vocab, _CHUNK_BYTES)
+        elif isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+            raise InvalidInputError(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
+        else:
+            rows = chunk_rows
+        outs = FusedLogps.apply(
+            h_c.contiguous(), weight, bias, y_c, transform, bool(return_entropy), rows
+        )
+    results = []
+    for o in outs:
+        results.append(torch.zeros(n, dtype=o.dtype, device=o.device).index_copy(0, keep, o))
+    return (results[0], results[1]) if return_entropy else results[0]
+
+
+def sequence_logps(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    reduction: str = "sum",
+    ignore_index: int = -100,
+    return_entropy: bool = False,
+    **options,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Per-sequence log-probs: :func:`token_logps` over ``[B, T]`` positions, reduced.
+
+    ``labels`` must already be aligned with ``hidden`` (label ``t`` is scored from hidden
+    state ``t``; shift them yourself for next-token prediction). ``reduction="sum"`` gives
+    the summed log-prob of the unmasked tokens of each row, ``"mean"`` their mean (0 for a
+    row with no unmasked token), ``"none"`` the ``[B, T]`` token log-probs. Entropies, when
+    requested, are reduced the same way. Other keyword options are those of
+    :func:`token_logps`.
+
+    Example:
+        >>> import torch, fastalign
+        >>> h = torch.zeros(2, 3, 4); w = torch.zeros(10, 4)
+        >>> y = torch.tensor([[1, 2, -100], [-100, -100, 3]])
+        >>> fastalign.sequence_logps(h, w, y)
+        tensor([-4.6052, -2.3026])
+    """
+    if reduction not in ("sum", "mean", "none"):
+        raise InvalidInputError(f"reduction must be 'sum', 'mean' or 'none', got {reduction!r}")
+    _check_float(hidden, "hidden")
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels must be a torch.Tensor, not {type(labels).__name__}")
+    if hidden.ndim != 3 or tuple(labels.shape) != tuple(hidden.shape[:2]):
+        raise ShapeError(
+            f"hidden must be [B, T, H] and labels [B, T]; got {tuple(hidden.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    b, t, h_dim = hidden.shape
+    out = token_logps(
+        hidden.reshape(b * t, h_dim),
+        weight,
+        labels.reshape(b * t),
+        ignore_index=ignore_index,
+        return_entropy=return_entropy,
+        **options,
+    )
+    outs = out if isinstance(out, tuple) else (out,)
+    mask = labels != ignore_index
+    reduced = []
+    for o in outs:
+        o = o.reshape(b, t)
+        if reduction == "sum":
+            o = o.sum(1)
+        elif reduction == "mean":
+            o = o.sum(1) / mask.sum(1).clamp(min=1).to(o.dtype)
+        reduced.append(o)
+    return (reduced[0], reduced[1]) if return_entropy else reduced[0]

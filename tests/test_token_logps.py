@@ -1,0 +1,351 @@
+"""token_logps / sequence_logps: torch (chunked) and triton (interpreter) backends against a
+float64 materialized reference, values and every gradient, plus the spec's properties."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fastalign
+from fastalign.errors import InvalidInputError, ShapeError
+from fastalign.reference.logprobs import token_logps as ref_token_logps
+
+from _numerics import assert_fp32_contract, assert_rel
+
+
+def make_case(n, h, v, seed, *, mask_frac=0.2, bias=False, dtype=torch.float32, scale=2.0):
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(n, h, generator=g, dtype=torch.float64)
+    weight = torch.randn(v, h, generator=g, dtype=torch.float64) * (scale / math.sqrt(h))
+    b = torch.randn(v, generator=g, dtype=torch.float64) if bias else None
+    labels = torch.randint(0, v, (n,), generator=g)
+    labels[torch.rand(n, generator=g) < mask_frac] = -100
+    g_lp = torch.randn(n, generator=g, dtype=torch.float64)
+    g_ent = torch.randn(n, generator=g, dtype=torch.float64)
+
+    def cast(t):
+        return None if t is None else t.to(dtype)
+
+    return cast(hidden), cast(weight), cast(b), labels, g_lp, g_ent
+
+
+def run(fn, hidden, weight, bias, labels, g_lp, g_ent, *, entropy, **kw):
+    """Outputs and gradients (hidden, weight[, bias]) of sum(g_lp*logp [+ g_ent*entropy])."""
+    leaves = [
+        hidden.detach().clone().requires_grad_(True),
+        weight.detach().clone().requires_grad_(True),
+    ]
+    b = None
+    if bias is not None:
+        b = bias.detach().clone().requires_grad_(True)
+        leaves.append(b)
+    out = fn(leaves[0], leaves[1], labels, bias=b, return_entropy=entropy, **kw)
+    outs = out if isinstance(out, tuple) else (out,)
+    loss = (outs[0] * g_lp.to(outs[0].dtype)).sum()
+    if entropy:
+        loss = loss + (outs[1] * g_ent.to(outs[1].dtype)).sum()
+    grads = torch.autograd.grad(loss, leaves)
+    return [o.detach() for o in outs], list(grads)
+
+
+def check_against_float64(case, *, entropy, backend, tol_out, tol_grad, **kw):
+    """fp32 outputs and gradients of ``backend`` vs float64, under the contract of
+    _numerics.assert_fp32_contract (PyTorch's own fp32 path is the fallback yardstick)."""
+    hidden, weight, bias, labels, g_lp, g_ent = case
+    outs, grads = run(
+        fastalign.token_logps,
+        hidden,
+        weight,
+        bias,
+        labels,
+        g_lp,
+        g_ent,
+        entropy=entropy,
+        backend=backend,
+        **kw,
+    )
+    kw.pop("chunk_rows", None)
+
+    def d(t):
+        return None if t is None else t.double()
+
+    ref_outs, ref_grads = run(
+        ref_token_logps, d(hidden), d(weight), d(bias), labels, g_lp, g_ent, entropy=entropy, **kw
+    )
+    nat_outs, nat_grads = run(
+        ref_token_logps, hidden, weight, bias, labels, g_lp, g_ent, entropy=entropy, **kw
+    )
+    for name, got, want, nat in zip(("logps", "entropy"), outs, ref_outs, nat_outs, strict=False):
+        assert_fp32_contract(got, want, nat, tol_out, name)
+    for name, got, want, nat in zip(
+        ("dhidden", "dweight", "dbias"), grads, ref_grads, nat_grads, strict=False
+    ):
+        assert_fp32_contract(got, want, nat, tol_grad, name)
+    return outs, grads
+
+
+transforms = st.sampled_from(
+    [
+        {},
+        {"temperature": 0.7},
+        {"logit_scale": 1.7},
+        {"softcap": 4.0},
+        {"softcap": 2.5, "temperature": 1.3, "logit_scale": 0.6},
+    ]
+)
+
+
+@given(
+    n=st.integers(0, 40),
+    h=st.integers(1, 40),
+    v=st.integers(1, 120),
+    seed=st.integers(0, 2**31 - 1),
+    mask_frac=st.sampled_from([0.0, 0.3, 1.0]),
+    bias=st.booleans(),
+    entropy=st.booleans(),
+    transform=transforms,
+    chunk_rows=st.integers(1, 50),
+)
+def test_torch_backend_fp32_vs_float64(
+    n, h, v, seed, mask_frac, bias, entropy, transform, chunk_rows
+):
+    case = make_case(n, h, v, seed, mask_frac=mask_frac, bias=bias)
+    outs, grads = check_against_float64(
+        case,
+        entropy=entropy,
+        backend="torch",
+        tol_out=1e-5,
+        tol_grad=1e-4,
+        chunk_rows=chunk_rows,
+        **transform,
+    )
+    labels = case[3]
+    masked = labels == -100
+    assert outs[0].dtype == torch.float32
+    assert torch.all(outs[0] <= 0)
+    assert torch.all(outs[0][masked] == 0)
+    assert torch.all(grads[0][masked] == 0)  # exactly zero gradient on masked rows
+    if entropy:
+        ent = outs[1]
+        assert torch.all(ent >= 0)
+        assert torch.all(ent <= math.log(v) + 1e-5)
+        assert torch.all(ent[masked] == 0)
+
+
+@given(
+    n=st.integers(1, 30),
+    v=st.integers(2, 90),
+    seed=st.integers(0, 2**31 - 1),
+    rows_a=st.integers(1, 30),
+    rows_b=st.integers(1, 30),
+)
+def test_chunk_size_independence_float64(n, v, seed, rows_a, rows_b):
+    hidden, weight, bias, labels, g_lp, g_ent = make_case(
+        n, 13, v, seed, bias=True, dtype=torch.float64
+    )
+    res = [
+        run(
+            fastalign.token_logps,
+            hidden,
+            weight,
+            bias,
+            labels,
+            g_lp,
+            g_ent,
+            entropy=True,
+            backend="torch",
+            chunk_rows=r,
+            softcap=3.0,
+        )
+        for r in (rows_a, rows_b)
+    ]
+    for a, b in zip(res[0][0] + res[0][1], res[1][0] + res[1][1], strict=True):
+        assert_rel(a, b, 1e-12, "chunking")
+
+
+@given(n=st.integers(1, 25), seed=st.integers(0, 2**31 - 1))
+def test_row_permutation_permutes_outputs(n, seed):
+    hidden, weight, _, labels, _, _ = make_case(n, 9, 31, seed, dtype=torch.float64)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    lp, ent = fastalign.token_logps(hidden, weight, labels, return_entropy=True, backend="torch")
+    lp_p, ent_p = fastalign.token_logps(
+        hidden[perm], weight, labels[perm], return_entropy=True, backend="torch"
+    )
+    assert_rel(lp_p, lp[perm], 1e-13, "logps")
+    assert_rel(ent_p, ent[perm], 1e-13, "entropy")
+
+
+@given(seed=st.integers(0, 2**31 - 1), temperature=st.floats(0.2, 5.0))
+def test_temperature_equals_scaling_the_weight(seed, temperature):
+    hidden, weight, _, labels, _, _ = make_case(17, 8, 29, seed, dtype=torch.float64)
+    a = fastalign.token_logps(hidden, weight, labels, temperature=temperature, backend="torch")
+    b = fastalign.token_logps(hidden, weight / temperature, labels, backend="torch")
+    assert_rel(a, b, 1e-12, "temperature")
+
+
+@given(seed=st.integers(0, 2**31 - 1), reduction=st.sampled_from(["sum", "mean", "none"]))
+def test_sequence_logps_reduces_token_logps(seed, reduction):
+    hidden, weight, _, labels, _, _ = make_case(
+        4 * 9, 6, 23, seed, mask_frac=0.4, dtype=torch.float64
+    )
+    tok = fastalign.token_logps(hidden, weight, labels, backend="torch").reshape(4, 9)
+    seq = fastalign.sequence_logps(
+        hidden.reshape(4, 9, 6), weight, labels.reshape(4, 9), reduction=reduction, backend="torch"
+    )
+    mask = labels.reshape(4, 9) != -100
+    want = {"none": tok, "sum": tok.sum(1), "mean": tok.sum(1) / mask.sum(1).clamp(min=1)}
+    assert_rel(seq, want[reduction], 1e-13, reduction)
+
+
+def test_sequence_logps_entropy_and_reference_backend():
+    hidden, weight, _, labels, _, _ = make_case(3 * 5, 7, 11, 0, mask_frac=0.3)
+    args = (hidden.reshape(3, 5, 7), weight, labels.reshape(3, 5))
+    lp, ent = fastalign.sequence_logps(*args, reduction="mean", return_entropy=True)
+    lp_r, ent_r = fastalign.sequence_logps(
+        *args, reduction="mean", return_entropy=True, backend="reference"
+    )
+    assert_rel(lp, lp_r, 1e-6, "logps")
+    assert_rel(ent, ent_r, 1e-6, "entropy")
+
+
+def test_all_masked_returns_zeros_connected_to_the_graph():
+    hidden = torch.randn(4, 5, requires_grad=True)
+    weight = torch.randn(7, 5, requires_grad=True)
+    lp, ent = fastalign.token_logps(hidden, weight, torch.full((4,), -100), return_entropy=True)
+    assert torch.equal(lp, torch.zeros(4))
+    assert torch.equal(ent, torch.zeros(4))
+    (lp.sum() + ent.sum()).backward()
+    assert torch.equal(hidden.grad, torch.zeros(4, 5))
+    assert torch.equal(weight.grad, torch.zeros(7, 5))
+
+
+def test_tied_weight_gets_both_gradients():
+    emb = torch.nn.Embedding(11, 6)
+    ids = torch.tensor([1, 4, 7, 2])
+    hidden = torch.tanh(emb(ids))
+    lp = fastalign.token_logps(hidden, emb.weight, torch.tensor([4, 7, 2, 9]))
+    lp.sum().backward()
+    g_fast = emb.weight.grad.clone()
+    emb.weight.grad = None
+    hidden = torch.tanh(emb(ids))
+    ref_token_logps(hidden, emb.weight, torch.tensor([4, 7, 2, 9])).sum().backward()
+    assert_rel(g_fast, emb.weight.grad, 1e-5, "tied weight grad")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_error_within_2x_of_torch(dtype):
+    """bf16/fp16: fastalign's error vs float64 is within 2x of PyTorch's own path in that
+    dtype (materialized logits, log_softmax in that dtype), plus a small atol."""
+    hidden, weight, _, labels, g_lp, _ = make_case(64, 48, 300, 1, dtype=dtype)
+    outs, grads = run(
+        fastalign.token_logps,
+        hidden,
+        weight,
+        None,
+        labels,
+        g_lp,
+        None,
+        entropy=False,
+        backend="torch",
+    )
+    ref_outs, ref_grads = run(
+        ref_token_logps, hidden.double(), weight.double(), None, labels, g_lp, None, entropy=False
+    )
+
+    def torch_native(h, w, y, bias=None, return_entropy=False):
+        logits = h @ w.t()
+        lp = torch.log_softmax(logits, -1).gather(-1, y.clamp(min=0)[:, None])[:, 0]
+        return torch.where(y != -100, lp, torch.zeros_like(lp))
+
+    nat_outs, nat_grads = run(torch_native, hidden, weight, None, labels, g_lp, None, entropy=False)
+
+    def err(a, b):
+        return float((a.double() - b).abs().max())
+
+    assert err(outs[0], ref_outs[0]) <= 2 * err(nat_outs[0], ref_outs[0]) + 1e-6
+    for got, nat, want in zip(grads, nat_grads, ref_grads, strict=True):
+        assert got.dtype == dtype
+        assert err(got, want) <= 2 * err(nat, want) + 1e-6
+
+
+def test_nan_hidden_propagates_to_its_row_only():
+    hidden, weight, _, labels, _, _ = make_case(5, 4, 9, 0, mask_frac=0.0)
+    hidden[2, 1] = float("nan")
+    lp = fastalign.token_logps(hidden, weight, labels, backend="torch")
+    assert torch.isnan(lp[2])
+    assert torch.isfinite(lp[[0, 1, 3, 4]]).all()
+
+
+def test_bad_input():
+    h, w = torch.randn(4, 3), torch.randn(6, 3)
+    y = torch.tensor([0, 1, 2, 3])
+    with pytest.raises(InvalidInputError, match=r"outside \[0, 6\)"):
+        fastalign.token_logps(h, w, torch.tensor([0, 6, 1, -100]))
+    with pytest.raises(InvalidInputError, match=r"outside \[0, 6\)"):
+        fastalign.token_logps(h, w, torch.tensor([0, -1, 1, 2]))
+    with pytest.raises(ShapeError, match=r"weight must be \[V, 3\]"):
+        fastalign.token_logps(h, torch.randn(6, 4), y)
+    with pytest.raises(ShapeError, match=r"labels must be \[4\]"):
+        fastalign.token_logps(h, w, y[:3])
+    with pytest.raises(ShapeError, match=r"hidden must be \[N, H\]"):
+        fastalign.token_logps(h[None], w, y)
+    with pytest.raises(ShapeError, match=r"bias must be \[6\]"):
+        fastalign.token_logps(h, w, y, bias=torch.zeros(5))
+    with pytest.raises(TypeError, match="must share a dtype"):
+        fastalign.token_logps(h, w.double(), y)
+    with pytest.raises(TypeError, match="integer tensor"):
+        fastalign.token_logps(h, w, y.float())
+    for name in ("temperature", "logit_scale", "softcap"):
+        with pytest.raises(InvalidInputError, match=name):
+            fastalign.token_logps(h, w, y, **{name: -1.0})
+        with pytest.raises(InvalidInputError, match=name):
+            fastalign.token_logps(h, w, y, **{name: float("inf")})
+    with pytest.raises(InvalidInputError, match="chunk_rows"):
+        fastalign.token_logps(h, w, y, chunk_rows=0)
+    with pytest.raises(NotImplementedError, match="vocab-parallel"):
+        fastalign.token_logps(h, w, y, process_group=object())
+    with pytest.raises(InvalidInputError, match="reduction"):
+        fastalign.sequence_logps(h[None], w, y[None], reduction="max")
+    with pytest.raises(ShapeError, match=r"\[B, T, H\]"):
+        fastalign.sequence_logps(h, w, y)
+
+
+@pytest.mark.interpreter
+@given(
+    n=st.integers(0, 40),
+    h=st.integers(1, 40),
+    v=st.integers(1, 100),
+    seed=st.integers(0, 2**31 - 1),
+    mask_frac=st.sampled_from([0.0, 0.3, 1.0]),
+    bias=st.booleans(),
+    entropy=st.booleans(),
+    transform=transforms,
+)
+def test_triton_backend_fp32_vs_float64(n, h, v, seed, mask_frac, bias, entropy, transform):
+    case = make_case(n, h, v, seed, mask_frac=mask_frac, bias=bias)
+    outs, grads = check_against_float64(
+        case, entropy=entropy, backend="triton", tol_out=1e-5, tol_grad=1e-4, **transform
+    )
+    masked = case[3] == -100
+    assert torch.all(outs[0][masked] == 0)
+    assert torch.all(grads[0][masked] == 0)
+
+
+@pytest.mark.interpreter
+def test_triton_backend_vocab_split_and_backward_chunks(monkeypatch):
+    """Enough vocab tiles for the forward to split V across programs, and a backward chunk
+    smaller than N, so the partial merge and the fp32 dW accumulation across chunks run."""
+    from fastalign.kernels import fused_logprobs as k
+
+    real_backward = k.backward
+    monkeypatch.setattr(
+        k, "backward", lambda *a, **kw: real_backward(*a, **kw, chunk_bytes=16 * 4 * 300)
+    )
+    case = make_case(50, 20, 300, 7, mask_frac=0.1, bias=True)
+    check_against_float64(
+        case, entropy=True, backend="triton", tol_out=1e-5, tol_grad=1e-4, softcap=5.0
+    )
