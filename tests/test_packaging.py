@@ -132,3 +132,28 @@ def test_wheel_installs_and_imports_kernels_in_a_fresh_venv(tmp_path):
         cwd=tmp_path,
     )
     assert "Triton: installed" in info.stdout
+
+
+@pytest.mark.interpreter
+def test_gpu_script_runs_at_tiny_size_in_the_interpreter(tmp_path):
+    """benches/gpu_logprobs.py is ready for the one GPU run: here it runs end to end on CPU
+    (Triton interpreter, tiny sizes) and writes its table with a correct Triton row."""
+    env = dict(os.environ, TRITON_INTERPRET="1", OUT=str(tmp_path))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benches" / "gpu_logprobs.py"),
+            "--size",
+            "tiny",
+            "--skip-tests",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (md,) = tmp_path.glob("gpu_logprobs_*.md")
+    text = md.read_text()
+    assert "fastalign triton" in text
+    assert "FAIL" not in text

@@ -1,8 +1,8 @@
 """The portable fused log-prob path: chunked over tokens, recompute backward.
 
 Per chunk of ``rows`` tokens the ``[rows, V]`` logits are formed with one matmul into a
-reused float32 buffer, transformed, reduced to (logsumexp, target logit[, entropy]) and
-dropped; the backward recomputes the chunk's logits and turns them into the chunk's
+reused float32 buffer, transformed and reduced in place to (logsumexp, target logit[,
+entropy]); the backward recomputes the chunk's logits and turns them into the chunk's
 ``G = dL/dlogits`` in place, then ``dX = G W`` and ``dW += G^T X`` (fp32 accumulation).
 Live memory is a couple of chunk buffers (``chunk_bytes`` each) on top of inputs and
 gradients; the work is the four ``N x V x H`` matmuls plus a few elementwise passes.
@@ -80,17 +80,21 @@ class FusedLogps(torch.autograd.Function):
         for s in range(0, n, rows):
             e = min(n, s + rows)
             z = transform.apply_(_chunk_logits(h[s:e], w, b, buf[: e - s]))
-            # shift by the row max first (as log_softmax does): logp = (z - m) - log(sum-exp)
-            # is exact for the max logit, where z - logsumexp(z) would cancel
+            # Shift by the row max first, as log_softmax does: logp = (z - m) - log(sum-exp)
+            # is exact for the max logit where z - logsumexp(z) would cancel. Every step runs
+            # in place on the one chunk buffer (no [rows, V] temporaries).
             m = z.amax(dim=1, keepdim=True)
             z.sub_(m)
-            log_s = torch.logsumexp(z, dim=1)
-            lse[s:e] = m.squeeze(1) + log_s
-            logp[s:e] = z.gather(1, labels[s:e, None]).squeeze(1) - log_s
+            target = z.gather(1, labels[s:e, None]).squeeze(1)
             if want_entropy:
-                p = torch.sub(z, log_s[:, None], out=pbuf[: e - s]).exp_()
-                # H = log(sum-exp) - sum_v p_v (z_v - m)
-                ent[s:e] = log_s - p.mul_(z).sum(1)
+                zs = pbuf[: e - s].copy_(z)
+            sum_exp = z.exp_().sum(1)
+            log_s = sum_exp.log()
+            lse[s:e] = m.squeeze(1) + log_s
+            logp[s:e] = target - log_s
+            if want_entropy:
+                # H = log(sum-exp) - sum_v p_v (z_v - m), with p = exp(z - m) / sum-exp
+                ent[s:e] = log_s - zs.mul_(z).sum(1) / sum_exp
         ctx.save_for_backward(h, w, b, labels, lse, ent)
         ctx.transform, ctx.chunk_rows = transform, rows
         ctx.mark_non_differentiable(lse)

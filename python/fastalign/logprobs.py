@@ -22,8 +22,10 @@ from fastalign.reference import logprobs as _ref
 
 __all__ = ["logps_from_logits", "sequence_logps", "token_logps"]
 
-# Live temporary of the chunked torch path, in bytes of float32 (per chunk of rows).
-_CHUNK_BYTES = 32 * 2**20
+# Live temporary of the chunked torch paths, in bytes of float32 (per chunk of rows). Large
+# enough that the chunk GEMMs run at full speed (K = rows for the dW update), small next to
+# the inputs and gradients of a real LM head.
+_CHUNK_BYTES = 128 * 2**20
 
 
 def _check_temperature(temperature: float) -> float:
@@ -146,7 +148,7 @@ def logps_from_logits(
         ignore_index: label value whose positions give logp 0 and receive zero gradient.
         backend: ``"auto"`` (Triton on CUDA, else chunked torch), ``"triton"``, ``"torch"``,
             or ``"reference"``.
-        chunk_rows: rows per chunk of the torch path (default: about 32 MB of float32).
+        chunk_rows: rows per chunk of the torch path (default: about 128 MB of float32).
 
     Returns:
         ``[...]`` float32 log-probs (float64 for float64 logits).
@@ -249,7 +251,7 @@ def token_logps(
             ``"torch"`` or ``"reference"`` (materialized logits).
         process_group: vocab-parallel heads (each rank holds a contiguous slice of the
             vocabulary); not supported yet: pass ``None``.
-        chunk_rows: tokens per chunk of the torch path (default: about 32 MB of float32
+        chunk_rows: tokens per chunk of the torch path (default: about 128 MB of float32
             logits per chunk). Results do not depend on it.
 
     Returns:

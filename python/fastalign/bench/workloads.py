@@ -141,3 +141,11 @@ def logps_from_logits(size: str) -> list[Row]:
         except Exception as e:  # a peer that breaks is reported, not fatal
             rows.append(Row("logps_from_logits", wl, name, None, error=f"{type(e).__name__}: {e}"))
     return rows
+
+
+@workload("token_logps")
+def token_logps(size: str) -> list[Row]:
+    """Fused LM-head log-probs fwd+bwd; every row in its own process (peak memory)."""
+    from fastalign.bench import logprob_rows
+
+    return logprob_rows.rows(size)

@@ -19,7 +19,8 @@ def logps_from_logits(
     compute = torch.float64 if logits.dtype == torch.float64 else torch.float32
     mask = labels != ignore_index
     safe = torch.where(mask, labels, torch.zeros_like(labels))
-    logp = torch.log_softmax(logits.to(compute) / temperature, dim=-1)
+    z = logits.to(compute)
+    logp = torch.log_softmax(z if temperature == 1.0 else z / temperature, dim=-1)
     picked = logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
     return torch.where(mask, picked, torch.zeros_like(picked))
 
@@ -45,10 +46,12 @@ def token_logps(
     z = hidden.to(compute) @ weight.to(compute).t()
     if bias is not None:
         z = z + bias.to(compute)
-    z = z * logit_scale
+    if logit_scale != 1.0:
+        z = z * logit_scale
     if softcap is not None:
         z = softcap * torch.tanh(z / softcap)
-    z = z / temperature
+    if temperature != 1.0:
+        z = z / temperature
     mask = labels != ignore_index
     safe = torch.where(mask, labels, torch.zeros_like(labels))
     logp_all = torch.log_softmax(z, dim=-1)

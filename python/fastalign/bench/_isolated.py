@@ -1,0 +1,102 @@
+"""One benchmark row in its own process, so that its peak memory is its own.
+
+``python -m fastalign.bench._isolated OP IMPL SIZE OUT`` builds the seeded inputs of ``OP``
+at ``SIZE``, runs ``IMPL`` once to warm up, ``repeat`` times for the median time, and once
+more for memory: the peak resident set size of that run above the RSS before it (Linux
+``VmHWM``, reset through ``/proc/self/clear_refs``; on CUDA ``max_memory_allocated`` above
+the allocated bytes before it). It saves the outputs and the measurements to ``OUT`` for
+the parent to check against its float64 reference.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak_rss() -> None:
+    # Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _malloc_returns_large_blocks() -> None:
+    """Make glibc serve every large block with mmap and give it back on free (its default
+    threshold grows after frees and keeps freed tensors resident), and trim what it holds,
+    so that the resident set tracks live memory from here on."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    m_mmap_threshold = -3
+    libc.mallopt(m_mmap_threshold, 1 << 20)
+    libc.malloc_trim(0)
+
+
+def measure(step: Callable[[], Any], repeat: int, device: str) -> dict[str, Any]:
+    """One warm-up run (loads code, JIT-compiles kernels), ``repeat`` timed runs, then one
+    run whose peak memory above what was resident before it (inputs, loaded code) is the
+    row's memory: the memory the op itself needs."""
+    import gc
+
+    import torch
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    out = step()
+    times = []
+    for _ in range(max(1, repeat)):
+        out = None
+        sync()
+        t0 = time.perf_counter()
+        out = step()
+        sync()
+        times.append(time.perf_counter() - t0)
+    out = None
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated() / 2**20
+    else:
+        _malloc_returns_large_blocks()
+        _reset_peak_rss()
+        base = _status_mb("VmRSS")
+    out = step()
+    sync()
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20 - base
+    else:
+        peak = _status_mb("VmHWM") - base
+    return {"median_s": statistics.median(times), "peak_mb": peak, "out": out}
+
+
+def main(argv: list[str]) -> int:
+    import torch
+
+    from fastalign.bench import logprob_rows
+
+    op, impl, size, out_path = argv
+    result = logprob_rows.run_impl(op, impl, size, measure)
+    outs = result.pop("out")
+    torch.save([o.detach().cpu() for o in outs], out_path + ".pt")
+    with open(out_path + ".json", "w") as f:
+        json.dump(result, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

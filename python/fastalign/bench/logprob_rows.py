@@ -1,0 +1,227 @@
+"""The ``token_logps`` workload: fused LM-head log-probs, forward + backward with an
+arbitrary upstream gradient, each implementation in its own process (peak memory is its own).
+
+Rows: the compute floor (the four ``N x V x H`` matmuls a recompute backward needs, timed
+with ``torch.mm`` in full), naive torch (materialized logits; the baseline), torch's
+``linear_cross_entropy`` (where it exists), TRL's ``ChunkedLogProbFunction`` (what TRL's
+trainers run with ``fused_lm_head=True``), Liger-Kernel's fused linear cross-entropy (where
+importable), fastalign's torch path and, on CUDA, fastalign's Triton path. Errors are the max
+normwise relative error of (logps, dhidden, dweight) against one float64 reference.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from fastalign.bench._harness import Row
+
+# (N, H, V) per size; CPU sizes follow BENCHMARKS.md, GPU sizes the GPU workload there.
+# "tiny" exists for checking the GPU script itself under the Triton interpreter.
+CPU_SIZES = {
+    "tiny": (64, 32, 100),
+    "quick": (1024, 512, 8000),
+    "default": (4096, 1024, 32000),
+    "full": (8192, 2048, 64000),
+}
+GPU_SIZES = {
+    "tiny": (64, 32, 100),
+    "quick": (4096, 2048, 32000),
+    "default": (16384, 4096, 128256),
+    "full": (32768, 4096, 128256),
+}
+REPEAT = {"tiny": 1, "quick": 2, "default": 1, "full": 3}
+TRL_CHUNK = 32768  # TRL's _CHUNKED_LOGPROB_CHUNK_SIZE (trl.trainer.utils)
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def shape(size: str) -> tuple[int, int, int]:
+    return (GPU_SIZES if _device() == "cuda" else CPU_SIZES)[size]
+
+
+def inputs(size: str) -> dict[str, Any]:
+    import torch
+
+    n, h, v = shape(size)
+    device = _device()
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    g = torch.Generator().manual_seed(0)
+    return {
+        "hidden": torch.randn(n, h, generator=g).to(device, dtype),
+        "weight": (torch.randn(v, h, generator=g) * (2.0 / h**0.5)).to(device, dtype),
+        "labels": torch.randint(0, v, (n,), generator=g).to(device),
+        "grad": torch.randn(n, generator=g).to(device),
+    }
+
+
+def _have(mod: str) -> bool:
+    return importlib.util.find_spec(mod) is not None
+
+
+def impls(size: str = "default") -> list[str]:
+    import torch.nn.functional as F
+
+    from fastalign import _backend
+
+    names = ["floor (4 x torch.mm)", "naive torch"]
+    if hasattr(F, "linear_cross_entropy"):
+        names.append("torch linear_cross_entropy")
+    if _have("trl"):
+        names.append("TRL ChunkedLogProbFunction")
+    if _have("liger_kernel"):
+        names.append("Liger fused linear CE")
+    names.append("fastalign torch")
+    interpreted = _backend.triton_interpreter() and size == "tiny"
+    if _backend.triton_installed() and (_device() == "cuda" or interpreted):
+        names.append("fastalign triton")
+    return names
+
+
+def _logp_fn(impl: str, x: dict[str, Any]) -> Callable[[Any, Any], Any]:
+    import torch.nn.functional as F
+
+    import fastalign
+    from fastalign.reference.logprobs import token_logps as naive
+
+    y = x["labels"]
+    if impl == "naive torch":
+        return lambda h, w: naive(h, w, y)
+    if impl == "torch linear_cross_entropy":
+        return lambda h, w: -F.linear_cross_entropy(h, w, y, reduction="none")
+    if impl == "TRL ChunkedLogProbFunction":
+        from trl.kernels import ChunkedLogProbFunction
+
+        return lambda h, w: ChunkedLogProbFunction.apply(
+            h, w, None, y, 1.0, TRL_CHUNK, None, 1.0, ()
+        )[0]
+    if impl == "Liger fused linear CE":
+        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+        loss = LigerFusedLinearCrossEntropyLoss(reduction="none")
+        return lambda h, w: -loss(w, h, y)
+    if impl == "fastalign torch":
+        return lambda h, w: fastalign.token_logps(h, w, y, backend="torch")
+    if impl == "fastalign triton":
+        return lambda h, w: fastalign.token_logps(h, w, y, backend="triton")
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def run_impl(op: str, impl: str, size: str, measure: Callable[..., dict[str, Any]]):
+    """Child side: time one implementation (see fastalign.bench._isolated)."""
+    import torch
+
+    x = inputs(size)
+    device = _device()
+    if impl.startswith("floor"):
+        h, w = x["hidden"], x["weight"]
+        g = torch.randn(h.shape[0], w.shape[0], device=device, dtype=h.dtype)
+
+        def step():
+            torch.mm(h, w.t())
+            torch.mm(h, w.t())
+            torch.mm(g, w)
+            torch.mm(g.t(), h)
+            return ()
+
+        return measure(step, REPEAT[size], device)
+    fn = _logp_fn(impl, x)
+
+    def step():
+        h = x["hidden"].detach().requires_grad_(True)
+        w = x["weight"].detach().requires_grad_(True)
+        lp = fn(h, w)
+        dh, dw = torch.autograd.grad(lp, [h, w], x["grad"].to(lp.dtype))
+        return lp.detach(), dh, dw
+
+    return measure(step, REPEAT[size], device)
+
+
+def _reference(size: str):
+    """float64 logps and gradients (materialized path, in chunks of rows for memory)."""
+    import torch
+
+    from fastalign.reference.logprobs import token_logps as naive
+
+    x = inputs(size)
+    h = x["hidden"].double().cpu().requires_grad_(True)
+    w = x["weight"].double().cpu().requires_grad_(True)
+    y, g = x["labels"].cpu(), x["grad"].double().cpu()
+    lps = []
+    rows = max(1, 2**27 // (8 * w.shape[0]))
+    for s in range(0, h.shape[0], rows):
+        lp = naive(h[s : s + rows], w, y[s : s + rows])
+        lp.backward(g[s : s + rows])
+        lps.append(lp.detach())
+    return torch.cat(lps), h.grad, w.grad
+
+
+def rows(size: str, progress: Callable[[str], None] | None = None) -> list[Row]:
+    """Parent side: every implementation in a fresh process, errors vs float64."""
+    import torch
+
+    n, h, v = shape(size)
+    device = _device()
+    dtype = "bf16" if device == "cuda" else "fp32"
+    wl = f"N={n:,} H={h:,} V={v:,} {dtype} {device} fwd+bwd"
+    ref = None
+    out: list[Row] = []
+    grads_mb = (n * h + v * h) * (2 if device == "cuda" else 4) / 2**20
+    for impl in impls(size):
+        if progress:
+            progress(impl)
+        with tempfile.TemporaryDirectory() as tmp:
+            base = os.path.join(tmp, "row")
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "fastalign.bench._isolated",
+                    "token_logps",
+                    impl,
+                    size,
+                    base,
+                ],
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode != 0:
+                last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+                out.append(Row("token_logps", wl, impl, None, error=last[:120]))
+                continue
+            with open(base + ".json") as f:
+                meas = json.load(f)
+            outs = torch.load(base + ".pt")
+        row = Row(
+            "token_logps",
+            wl,
+            impl,
+            meas["median_s"],
+            peak_mb=meas["peak_mb"],
+            baseline=impl == "naive torch",
+        )
+        if outs:
+            if ref is None:
+                ref = _reference(size)
+            errs = [
+                float((o.double() - r).abs().max() / r.abs().max())
+                for o, r in zip(outs, ref, strict=True)
+            ]
+            row.max_err, row.tol = max(errs), (1e-4 if device == "cpu" else 3e-2)
+        else:
+            row.note = f"{8 * n * h * v / 1e12:.2f} TFLOP"
+        out.append(row)
+    for r in out:
+        if r.impl.startswith("fastalign") and r.peak_mb is not None:
+            r.note = f"grads {grads_mb:.0f} MB"
+    return out
