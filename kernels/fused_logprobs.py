@@ -28,6 +28,33 @@ import triton.language as tl
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+def _tuned(configs: list[tuple[dict[str, int], int, int]], key: list[str], **kw):
+    """``triton.autotune`` over a short config list on a GPU; in the interpreter (CPU tests)
+    the kernel runs with the small fixed tiles that the launchers pass explicitly."""
+    if _INTERPRET:
+        return lambda fn: fn
+    return triton.autotune(
+        [triton.Config(c, num_warps=w, num_stages=st) for c, w, st in configs], key=key, **kw
+    )
+
+
+# (tiles, num_warps, num_stages): a short list around the tile shapes that suit Hopper and
+# Ampere tensor cores for an [N, H] x [H, V] GEMM with a reduction epilogue.
+_GEMM_CONFIGS = [
+    ({"BLOCK_N": 128, "BLOCK_V": 128, "BLOCK_K": 64}, 8, 3),
+    ({"BLOCK_N": 128, "BLOCK_V": 256, "BLOCK_K": 64}, 8, 3),
+    ({"BLOCK_N": 64, "BLOCK_V": 256, "BLOCK_K": 64}, 4, 4),
+    ({"BLOCK_N": 128, "BLOCK_V": 128, "BLOCK_K": 32}, 4, 4),
+]
+_DW_CONFIGS = [
+    ({"BLOCK_V": 128, "BLOCK_H": 128, "BLOCK_M": 32}, 8, 3),
+    ({"BLOCK_V": 128, "BLOCK_H": 64, "BLOCK_M": 64}, 4, 4),
+    ({"BLOCK_V": 64, "BLOCK_H": 128, "BLOCK_M": 64}, 4, 4),
+]
+_INTERPRET_GEMM = {"BLOCK_N": 16, "BLOCK_V": 32, "BLOCK_K": 16}
+_INTERPRET_DW = {"BLOCK_V": 32, "BLOCK_H": 16, "BLOCK_M": 16}
+
+
 @triton.jit
 def _logits_tile(
     X,
@@ -78,6 +105,7 @@ def _transform(a, logit_scale, inv_softcap, softcap_over_t, inv_t, HAS_SOFTCAP: 
     return a
 
 
+@_tuned(_GEMM_CONFIGS, key=["H", "V"])
 @triton.jit
 def _fwd_kernel(
     X,
@@ -93,7 +121,7 @@ def _fwd_kernel(
     H,
     stride_x,
     stride_w,
-    v_per_split,
+    num_splits,
     logit_scale,
     inv_softcap,
     softcap_over_t,
@@ -116,6 +144,8 @@ def _fwd_kernel(
     s = tl.zeros([BLOCK_N], dtype=tl.float32)
     t = tl.zeros([BLOCK_N], dtype=tl.float32)
     sz = tl.zeros([BLOCK_N], dtype=tl.float32)
+    # each split takes a whole number of vocab tiles; trailing splits may be empty
+    v_per_split = tl.cdiv(tl.cdiv(V, num_splits), BLOCK_V) * BLOCK_V
     v_start = pid_v * v_per_split
     v_end = tl.minimum(v_start + v_per_split, V)
     for v0 in range(v_start, v_end, BLOCK_V):
@@ -160,6 +190,7 @@ def _fwd_kernel(
         tl.store(SZ_part + out, sz, mask=row_ok)
 
 
+@_tuned(_GEMM_CONFIGS, key=["H", "V"])
 @triton.jit
 def _bwd_grad_kernel(
     X,
@@ -239,6 +270,7 @@ def _bwd_grad_kernel(
     )
 
 
+@_tuned(_DW_CONFIGS, key=["V", "H"], restore_value=["DW"])
 @triton.jit
 def _dw_kernel(
     G,
@@ -289,13 +321,6 @@ def _precision(dtype: torch.dtype) -> str:
     return "ieee" if dtype == torch.float32 else "tf32"
 
 
-def _tiles(n: int, v: int, h: int) -> tuple[int, int, int, int, int]:
-    """(BLOCK_N, BLOCK_V, BLOCK_K, num_warps, num_stages). The interpreter gets small tiles."""
-    if _INTERPRET:
-        return 16, 32, 16, 1, 1
-    return 128, 128, 64, 8, 3
-
-
 def _num_sms(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).multi_processor_count
@@ -322,18 +347,17 @@ def forward(
     """(logp [N], lse [N], entropy [N] or None), float32, for unmasked rows x [N, H]."""
     n, h = x.shape
     v = w.shape[0]
-    bn, bv, bk, warps, stages = _tiles(n, v, h)
-    n_blocks = triton.cdiv(n, bn)
-    v_blocks = triton.cdiv(v, bv)
-    split = max(1, min(v_blocks, triton.cdiv(2 * _num_sms(x.device), max(n_blocks, 1))))
-    v_per_split = triton.cdiv(v_blocks, split) * bv
-    split = triton.cdiv(v, v_per_split)
+    # Split the vocabulary across programs when the row blocks alone (counted with the
+    # largest BLOCK_N of the configs) cannot fill the GPU twice over.
+    n_blocks = triton.cdiv(n, 128 if not _INTERPRET else _INTERPRET_GEMM["BLOCK_N"])
+    split = max(1, min(triton.cdiv(v, 128), triton.cdiv(2 * _num_sms(x.device), max(n_blocks, 1))))
     f32 = dict(dtype=torch.float32, device=x.device)
     m_p, s_p, t_p = (torch.empty(split, n, **f32) for _ in range(3))
     sz_p = torch.empty(split, n, **f32) if want_entropy else s_p
     inv_c, c_over_t, inv_t = _params(softcap, temperature)
     if n:
-        _fwd_kernel[(n_blocks, split)](
+        meta = _INTERPRET_GEMM if _INTERPRET else {}
+        _fwd_kernel[lambda m: (triton.cdiv(n, m["BLOCK_N"]), split)](
             x,
             w,
             b if b is not None else x,
@@ -347,7 +371,7 @@ def forward(
             h,
             x.stride(0),
             w.stride(0),
-            v_per_split,
+            split,
             logit_scale,
             inv_c,
             c_over_t,
@@ -355,12 +379,8 @@ def forward(
             HAS_BIAS=b is not None,
             HAS_SOFTCAP=softcap is not None,
             WANT_ENTROPY=want_entropy,
-            BLOCK_N=bn,
-            BLOCK_V=bv,
-            BLOCK_K=bk,
             DOT_PRECISION=_precision(x.dtype),
-            num_warps=warps,
-            num_stages=stages,
+            **meta,
         )
     # merge the per-split partials: M = max m_i, S = sum e^(m_i - M) s_i; log-probs as
     # (target - M) - log S and entropy as log S - A / S, both free of cancellation
@@ -397,11 +417,10 @@ def backward(
     """(dx, dw, db) for the unmasked rows; dw and db accumulate in float32."""
     n, h = x.shape
     v = w.shape[0]
-    bn, bv, bk, warps, stages = _tiles(n, v, h)
     dx = torch.empty_like(x) if need_x else None
     dw32 = torch.zeros(v, h, dtype=torch.float32, device=x.device) if need_w else None
     db32 = torch.zeros(v, dtype=torch.float32, device=x.device) if need_b else None
-    rows = max(bn, (chunk_bytes // (x.element_size() * v)) // bn * bn)
+    rows = max(128, (chunk_bytes // (x.element_size() * v)) // 128 * 128)
     inv_c, c_over_t, inv_t = _params(softcap, temperature)
     chain = logit_scale / temperature
     t_over_c = 0.0 if softcap is None else temperature / softcap
@@ -409,11 +428,15 @@ def backward(
     g_logp = grad_logp.float().contiguous()
     g_ent = grad_ent.float().contiguous() if has_ent else g_logp
     gbuf = torch.empty(min(rows, max(n, 1)), v, dtype=x.dtype, device=x.device)
+    gemm_meta = _INTERPRET_GEMM if _INTERPRET else {}
+    dw_meta = _INTERPRET_DW if _INTERPRET else {}
     for s in range(0, n, rows):
         e = min(n, s + rows)
         mrows = e - s
         g = gbuf[:mrows]
-        _bwd_grad_kernel[(triton.cdiv(mrows, bn), triton.cdiv(v, bv))](
+        _bwd_grad_kernel[
+            lambda m, mrows=mrows: (triton.cdiv(mrows, m["BLOCK_N"]), triton.cdiv(v, m["BLOCK_V"]))
+        ](
             x[s:e],
             w,
             b if b is not None else x,
@@ -438,18 +461,13 @@ def backward(
             HAS_BIAS=b is not None,
             HAS_SOFTCAP=softcap is not None,
             HAS_ENT_GRAD=has_ent,
-            BLOCK_N=bn,
-            BLOCK_V=bv,
-            BLOCK_K=bk,
             DOT_PRECISION=_precision(x.dtype),
-            num_warps=warps,
-            num_stages=stages,
+            **gemm_meta,
         )
         if need_x:
             torch.mm(g, w, out=dx[s:e])
         if need_w:
-            bh = 64 if not _INTERPRET else 16
-            _dw_kernel[(triton.cdiv(v, bv), triton.cdiv(h, bh))](
+            _dw_kernel[lambda m: (triton.cdiv(v, m["BLOCK_V"]), triton.cdiv(h, m["BLOCK_H"]))](
                 g,
                 x[s:e],
                 dw32,
@@ -459,12 +477,8 @@ def backward(
                 g.stride(0),
                 x.stride(0),
                 dw32.stride(0),
-                BLOCK_V=bv,
-                BLOCK_H=bh,
-                BLOCK_M=bk,
                 DOT_PRECISION=_precision(x.dtype),
-                num_warps=warps,
-                num_stages=stages,
+                **dw_meta,
             )
         if need_b:
             db32 += g.float().sum(0)
