@@ -9,7 +9,14 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "module", ["fastalign", "fastalign.errors", "fastalign.logprobs", "fastalign.pareto"]
+    "module",
+    [
+        "fastalign",
+        "fastalign.errors",
+        "fastalign.logprobs",
+        "fastalign.losses.preference",
+        "fastalign.pareto",
+    ],
 )
 def test_docstring_examples(module):
     mod = importlib.import_module(module)

@@ -28,7 +28,7 @@ from fastalign.errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from fastalign import pareto
+    from fastalign import losses, pareto
     from fastalign.logprobs import logps_from_logits, sequence_logps, token_logps
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "ShapeError",
     "__version__",
     "logps_from_logits",
+    "losses",
     "pareto",
     "sequence_logps",
     "token_logps",
@@ -48,6 +49,7 @@ __all__ = [
 # name -> (module, attribute or None for the module itself); resolved on first access.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "logps_from_logits": ("fastalign.logprobs", "logps_from_logits"),
+    "losses": ("fastalign.losses", None),
     "pareto": ("fastalign.pareto", None),
     "sequence_logps": ("fastalign.logprobs", "sequence_logps"),
     "token_logps": ("fastalign.logprobs", "token_logps"),
