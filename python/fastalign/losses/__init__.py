@@ -5,6 +5,21 @@ TRL definitions (``shared/spec/LOSSES.md``), autograd-native, returning
 from __future__ import annotations
 
 from fastalign.losses._common import LossOutput
+from fastalign.losses.grpo import (
+    GRPO_LOSS_TYPES,
+    group_advantages,
+    grpo_loss,
+    soft_overlong_penalty,
+)
 from fastalign.losses.preference import F_DIVERGENCES, PREFERENCE_LOSS_TYPES, preference_loss
 
-__all__ = ["F_DIVERGENCES", "PREFERENCE_LOSS_TYPES", "LossOutput", "preference_loss"]
+__all__ = [
+    "F_DIVERGENCES",
+    "GRPO_LOSS_TYPES",
+    "PREFERENCE_LOSS_TYPES",
+    "LossOutput",
+    "group_advantages",
+    "grpo_loss",
+    "preference_loss",
+    "soft_overlong_penalty",
+]

@@ -1,0 +1,247 @@
+"""Token-level RL objectives: group-relative advantages and the GRPO family.
+
+``grpo_loss`` is the clipped surrogate of GRPO / DAPO / Dr. GRPO / GSPO on per-token
+log-probs ``[B, T]`` with a completion mask, with TRL's GRPOTrainer semantics (the tests run
+TRL's own loss code for parity): ratio ``u = exp(lp - lp_old)`` (per token, or per sequence
+for GSPO's ``importance_sampling_level="sequence"``), per-token loss
+``-min(u A, clip(u, 1 - eps_low, 1 + eps_high) A) + beta * k3``,
+``k3 = exp(lp_ref - lp) - (lp_ref - lp) - 1``, then one of four aggregations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from fastalign.errors import InvalidInputError, ShapeError
+from fastalign.losses._common import LossOutput, check_positive
+
+__all__ = ["GRPO_LOSS_TYPES", "group_advantages", "grpo_loss", "soft_overlong_penalty"]
+
+GRPO_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+
+
+def _nanstd(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Bessel-corrected standard deviation ignoring NaNs (NaN when fewer than 2 values)."""
+    mean = torch.nanmean(x, dim=dim, keepdim=True)
+    var = torch.nanmean((x - mean) ** 2, dim=dim, keepdim=True)
+    count = (~torch.isnan(x)).sum(dim=dim, keepdim=True).to(x.dtype)
+    corr = torch.where(count > 1, count / (count - 1), torch.full_like(var, math.nan))
+    out = torch.sqrt(var * corr)
+    return out if dim is None else out.squeeze(dim)
+
+
+def group_advantages(
+    rewards: torch.Tensor,
+    group_size: int,
+    *,
+    scale: str = "group",
+    eps: float = 1e-4,
+) -> torch.Tensor:
+    """Group-relative advantages ``A_i = (r_i - mean_g r) / (std_g r + eps)``.
+
+    Args:
+        rewards: ``[B]`` rewards, ``group_size`` consecutive completions per prompt
+            (``B % group_size == 0``). NaN marks an unscorable completion: it is left out of
+            its group's mean and std and gets advantage 0 (TRL's rule).
+        group_size: completions per prompt (TRL's ``num_generations``).
+        scale: ``"group"`` divides by the group's std (GRPO), ``"batch"`` by the batch std,
+            ``"none"`` does not divide (Dr. GRPO). Stds are Bessel-corrected.
+        eps: added to the std.
+
+    Returns:
+        ``[B]`` advantages (same dtype as ``rewards``).
+
+    Example:
+        >>> import torch
+        >>> group_advantages(torch.tensor([1.0, 0.0, 0.5, 0.5]), 2, scale="none")
+        tensor([ 0.5000, -0.5000,  0.0000,  0.0000])
+    """
+    if not isinstance(rewards, torch.Tensor) or not rewards.is_floating_point():
+        raise TypeError("rewards must be a floating-point torch.Tensor")
+    if rewards.ndim != 1:
+        raise ShapeError(f"rewards must be 1-D [B], got shape {tuple(rewards.shape)}")
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise InvalidInputError(f"group_size must be an int >= 1, got {group_size!r}")
+    if rewards.shape[0] % group_size:
+        raise InvalidInputError(
+            f"{rewards.shape[0]} rewards do not split into groups of {group_size}"
+        )
+    if scale not in ("group", "batch", "none"):
+        raise InvalidInputError(f"scale must be 'group', 'batch' or 'none', got {scale!r}")
+    grouped = rewards.view(-1, group_size)
+    mean = torch.nanmean(grouped, dim=1).repeat_interleave(group_size)
+    adv = rewards - mean
+    if scale == "group":
+        std = (
+            _nanstd(grouped, dim=1)
+            if group_size > 1
+            else torch.zeros(grouped.shape[0], dtype=rewards.dtype, device=rewards.device)
+        )
+        adv = adv / (std.repeat_interleave(group_size) + eps)
+    elif scale == "batch":
+        std = _nanstd(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
+        adv = adv / (std + eps)
+    return torch.where(torch.isnan(rewards), torch.zeros_like(adv), adv)
+
+
+def soft_overlong_penalty(lengths: torch.Tensor, max_length: int, cache_length: int):
+    """DAPO's soft overlong punishment: 0 up to ``max_length - cache_length`` tokens, then a
+    linear ramp to -1 at ``max_length``, and -1 beyond.
+
+    Example:
+        >>> soft_overlong_penalty(torch.tensor([10, 90, 95, 100, 120]), 100, 10)
+        tensor([ 0.0000,  0.0000, -0.5000, -1.0000, -1.0000])
+    """
+    if not (0 < cache_length <= max_length):
+        raise InvalidInputError("need 0 < cache_length <= max_length")
+    lengths = lengths.to(torch.get_default_dtype()) if not lengths.is_floating_point() else lengths
+    start = max_length - cache_length
+    ramp = (start - lengths) / cache_length
+    return torch.where(
+        lengths <= start,
+        torch.zeros_like(ramp),
+        torch.where(lengths <= max_length, ramp, torch.full_like(ramp, -1.0)),
+    )
+
+
+def _check_tokens(name: str, t: torch.Tensor | None, shape: torch.Size) -> None:
+    if t is None:
+        return
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
+    if t.shape != shape:
+        raise ShapeError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
+
+
+def grpo_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor | None,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    ref_logps: torch.Tensor | None = None,
+    beta: float = 0.0,
+    epsilon_low: float = 0.2,
+    epsilon_high: float | None = None,
+    delta: float | None = None,
+    loss_type: str = "grpo",
+    importance_sampling_level: str = "token",
+    max_completion_length: int | None = None,
+    num_items_in_batch: float | torch.Tensor | None = None,
+) -> LossOutput:
+    """The GRPO-family clipped surrogate on per-token log-probs.
+
+    Args:
+        logps: ``[B, T]`` per-token log-probs under the current policy (differentiable).
+        old_logps: ``[B, T]`` under the policy that sampled (``None``: on-policy, i.e.
+            ``logps.detach()``).
+        advantages: ``[B]`` (or ``[B, T]``) advantages, e.g. from :func:`group_advantages`.
+        mask: ``[B, T]`` completion mask (1 for scored tokens).
+        ref_logps: ``[B, T]`` reference log-probs, required when ``beta > 0``.
+        beta: weight of the k3 KL estimator to the reference.
+        epsilon_low, epsilon_high: clip range ``[1 - eps_low, 1 + eps_high]``
+            (``epsilon_high`` defaults to ``epsilon_low``; DAPO's clip-higher uses 0.28).
+        delta: optional upper clip of the unclipped ratio (two-sided clipping).
+        loss_type: aggregation: ``"grpo"`` (mean over sequences of per-sequence token means),
+            ``"bnpo"`` (token sum / token count), ``"dr_grpo"`` (token sum /
+            (B * max_completion_length)), ``"dapo"`` (token sum / ``num_items_in_batch``,
+            the global token count; defaults to the local count).
+        importance_sampling_level: ``"token"`` (GRPO) or ``"sequence"`` (GSPO: the ratio is
+            ``exp(mean_t(lp - lp_old))`` per sequence, broadcast to its tokens).
+
+    Returns:
+        :class:`LossOutput`: ``loss`` aggregated as ``loss_type`` says; ``losses`` the
+        per-sequence token-mean loss ``[B]``; metrics ``clip_ratio/low_mean``,
+        ``clip_ratio/high_mean``, ``clip_ratio/region_mean`` (token means, or sequence
+        means for sequence-level ratios, as TRL logs them),
+        ``ratio/mean``, ``ratio/min``, ``ratio/max`` and ``kl`` when ``beta > 0``.
+    """
+    if not isinstance(logps, torch.Tensor) or not logps.is_floating_point():
+        raise TypeError("logps must be a floating-point torch.Tensor")
+    if logps.ndim != 2:
+        raise ShapeError(f"logps must be [B, T], got shape {tuple(logps.shape)}")
+    shape = logps.shape
+    for name, t in (("old_logps", old_logps), ("mask", mask), ("ref_logps", ref_logps)):
+        _check_tokens(name, t, shape)
+    if mask is None:
+        raise TypeError("mask is required")
+    if not isinstance(advantages, torch.Tensor):
+        raise TypeError("advantages must be a torch.Tensor")
+    if advantages.shape not in ((shape[0],), shape):
+        raise ShapeError(
+            f"advantages must be [{shape[0]}] or {list(shape)}, got {tuple(advantages.shape)}"
+        )
+    if loss_type not in GRPO_LOSS_TYPES:
+        raise InvalidInputError(f"loss_type must be one of {GRPO_LOSS_TYPES}, got {loss_type!r}")
+    if importance_sampling_level not in ("token", "sequence"):
+        raise InvalidInputError("importance_sampling_level must be 'token' or 'sequence'")
+    if beta < 0:
+        raise InvalidInputError(f"beta must be >= 0, got {beta}")
+    if beta > 0 and ref_logps is None:
+        raise InvalidInputError("beta > 0 needs ref_logps")
+    eps_low = check_positive(epsilon_low, "epsilon_low")
+    eps_high = eps_low if epsilon_high is None else check_positive(epsilon_high, "epsilon_high")
+    if loss_type == "dr_grpo" and max_completion_length is None:
+        raise InvalidInputError("loss_type='dr_grpo' needs max_completion_length")
+
+    mask = mask.to(logps.dtype)
+    adv = advantages.unsqueeze(1) if advantages.ndim == 1 else advantages
+    old = logps.detach() if old_logps is None else old_logps
+    log_ratio = logps - old
+    if importance_sampling_level == "sequence":
+        log_w = ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).unsqueeze(-1)
+    else:
+        log_w = log_ratio
+    coef_1 = torch.exp(log_w)
+    coef_2 = torch.clamp(coef_1, 1 - eps_low, 1 + eps_high)
+    unclipped = torch.clamp(coef_1, max=delta) if delta is not None else coef_1
+    per_token = -torch.min(unclipped * adv, coef_2 * adv)
+    kl = None
+    if beta > 0:
+        diff = ref_logps - logps
+        kl = torch.exp(diff) - diff - 1
+        per_token = per_token + beta * kl
+    per_token = per_token.expand(shape)
+
+    token_sum = (per_token * mask).sum(-1)
+    count = mask.sum(-1).clamp(min=1.0)
+    seq_mean = token_sum / count
+    if loss_type == "grpo":
+        loss = seq_mean.mean()
+    elif loss_type == "bnpo":
+        loss = token_sum.sum() / mask.sum().clamp(min=1.0)
+    elif loss_type == "dr_grpo":
+        loss = token_sum.sum() / (shape[0] * max_completion_length)
+    else:
+        denom = (
+            mask.sum()
+            if num_items_in_batch is None
+            else torch.as_tensor(num_items_in_batch, dtype=logps.dtype, device=logps.device)
+        )
+        loss = token_sum.sum() / denom.clamp(min=1.0)
+
+    with torch.no_grad():
+        total = mask.sum().clamp(min=1.0)
+
+        def tok_mean(x: torch.Tensor) -> torch.Tensor:
+            if x.shape[1] == 1:  # sequence-level ratios: one value per sequence (as TRL)
+                return x.to(logps.dtype).mean()
+            return (x.to(logps.dtype) * mask).sum() / total
+
+        low = (coef_1 < 1 - eps_low) & (adv < 0)
+        high = (coef_1 > 1 + eps_high) & (adv > 0)
+        ratio = coef_1.detach().expand(shape)
+        sel = mask.bool()
+        metrics = {
+            "clip_ratio/low_mean": tok_mean(low),
+            "clip_ratio/high_mean": tok_mean(high),
+            "clip_ratio/region_mean": tok_mean(low | high),
+            "ratio/mean": tok_mean(coef_1.detach()),
+            "ratio/min": ratio[sel].min() if sel.any() else ratio.new_tensor(math.nan),
+            "ratio/max": ratio[sel].max() if sel.any() else ratio.new_tensor(math.nan),
+        }
+        if kl is not None:
+            metrics["kl"] = tok_mean(kl)
+    return LossOutput(loss, seq_mean, metrics)

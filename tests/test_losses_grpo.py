@@ -1,0 +1,248 @@
+"""GRPO family: parity with TRL's GRPOTrainer loss code (run on a stand-in trainer whose
+model returns our per-token log-probs), group advantages vs the straightforward formula and
+the spec's properties."""
+
+from __future__ import annotations
+
+import types
+from collections import defaultdict
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fastalign.errors import InvalidInputError, ShapeError
+from fastalign.losses import GRPO_LOSS_TYPES, group_advantages, grpo_loss, soft_overlong_penalty
+
+grpo_trainer = pytest.importorskip("trl.trainer.grpo_trainer")
+
+
+class _Accelerator:
+    num_processes = 1
+    sync_gradients = True
+
+    @staticmethod
+    def reduce(x, reduction="sum"):
+        return x
+
+    @staticmethod
+    def gather(x):
+        return x
+
+    gather_for_metrics = gather
+
+
+def trl_grpo(
+    logps,
+    old,
+    ref,
+    adv,
+    mask,
+    *,
+    loss_type,
+    beta,
+    eps_low,
+    eps_high,
+    delta,
+    level,
+    max_len,
+    num_items,
+):
+    b, t = logps.shape
+    trainer = types.SimpleNamespace(
+        top_entropy_quantile=1.0,
+        off_policy_mask_threshold=None,
+        importance_sampling_level=level,
+        beta=beta,
+        loss_type=loss_type,
+        epsilon_low=eps_low,
+        epsilon_high=eps_high,
+        use_vllm=False,
+        vllm_importance_sampling_correction=False,
+        model=types.SimpleNamespace(training=True),
+        current_gradient_accumulation_steps=1,
+        max_completion_length=max_len,
+        accelerator=_Accelerator(),
+        aux_loss_enabled=False,
+        _entropy_bonus_enabled=False,
+        args=types.SimpleNamespace(
+            use_bias_correction_kl=False, delta=delta, steps_per_generation=1
+        ),
+        _metrics={"train": defaultdict(list)},
+    )
+    trainer._get_per_token_logps_and_entropies = lambda *a, **k: (
+        logps,
+        torch.zeros_like(logps),
+        None,
+    )
+    inputs = {
+        "prompt_ids": torch.zeros(b, 1, dtype=torch.long),
+        "prompt_mask": torch.ones(b, 1, dtype=torch.long),
+        "completion_ids": torch.zeros(b, t, dtype=torch.long),
+        "completion_mask": mask,
+        "advantages": adv,
+        "old_per_token_logps": old,
+        "num_items_in_batch": torch.tensor(float(num_items)),
+    }
+    if beta:
+        inputs["ref_per_token_logps"] = ref
+    loss = grpo_trainer.GRPOTrainer._compute_loss(trainer, None, inputs)
+    return loss, {k: v[-1] for k, v in trainer._metrics["train"].items()}
+
+
+def random_rl_batch(seed, b, t, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    mask = (torch.rand(b, t, generator=g) < 0.8).long()
+    mask[:, 0] = 1
+    logps = -torch.rand(b, t, generator=g, dtype=dtype) * 3
+    old = logps + torch.randn(b, t, generator=g, dtype=dtype) * 0.3
+    ref = logps + torch.randn(b, t, generator=g, dtype=dtype) * 0.3
+    adv = torch.randn(b, generator=g, dtype=dtype)
+    return logps, old, ref, adv, mask
+
+
+@pytest.mark.parametrize("loss_type", GRPO_LOSS_TYPES)
+@pytest.mark.parametrize("level", ["token", "sequence"])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    b=st.integers(1, 6),
+    t=st.integers(1, 7),
+    beta=st.sampled_from([0.0, 0.04]),
+    eps_high=st.sampled_from([0.2, 0.28]),
+    delta=st.sampled_from([None, 1.5]),
+)
+def test_float64_parity_with_trl(loss_type, level, seed, b, t, beta, eps_high, delta):
+    if level == "sequence" and loss_type in ("bnpo", "dr_grpo", "dapo"):
+        return  # TRL refuses these combinations at construction time
+    logps, old, ref, adv, mask = random_rl_batch(seed, b, t)
+    num_items = int(mask.sum()) + 3
+    kw = dict(loss_type=loss_type, beta=beta, delta=delta)
+    ours = grpo_loss(
+        logps,
+        old,
+        adv,
+        mask,
+        ref_logps=ref,
+        epsilon_low=0.2,
+        epsilon_high=eps_high,
+        importance_sampling_level=level,
+        max_completion_length=t + 2,
+        num_items_in_batch=num_items,
+        **kw,
+    )
+    theirs, metrics = trl_grpo(
+        logps,
+        old,
+        ref,
+        adv,
+        mask,
+        eps_low=0.2,
+        eps_high=eps_high,
+        level=level,
+        max_len=t + 2,
+        num_items=num_items,
+        **kw,
+    )
+    assert ours.loss.item() == pytest.approx(theirs.item(), rel=1e-10, abs=1e-12)
+    for name in ("clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean"):
+        assert ours.metrics[name].item() == pytest.approx(metrics[name], rel=1e-6, abs=1e-7)
+    if beta:
+        assert ours.metrics["kl"].item() == pytest.approx(metrics["kl"], rel=1e-10)
+
+
+def test_gradients_match_trl():
+    logps, old, ref, adv, mask = random_rl_batch(5, 4, 6)
+    a = logps.clone().requires_grad_(True)
+    b = logps.clone().requires_grad_(True)
+    grpo_loss(a, old, adv, mask, ref_logps=ref, beta=0.04).loss.backward()
+    theirs, _ = trl_grpo(
+        b,
+        old,
+        ref,
+        adv,
+        mask,
+        loss_type="grpo",
+        beta=0.04,
+        eps_low=0.2,
+        eps_high=0.2,
+        delta=None,
+        level="token",
+        max_len=6,
+        num_items=1,
+    )
+    theirs.backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=1e-14)
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    groups=st.integers(1, 5),
+    g=st.integers(1, 6),
+    scale=st.sampled_from(["group", "batch", "none"]),
+)
+def test_group_advantages_formula(seed, groups, g, scale):
+    gen = torch.Generator().manual_seed(seed)
+    r = torch.randn(groups * g, generator=gen, dtype=torch.float64)
+    got = group_advantages(r, g, scale=scale)
+    want = []
+    for i in range(groups):
+        grp = r[i * g : (i + 1) * g].tolist()
+        mean = sum(grp) / g
+        std = (sum((x - mean) ** 2 for x in grp) / (g - 1)) ** 0.5 if g > 1 else 0.0
+        for x in grp:
+            want.append(x - mean)
+        if scale == "group":
+            want[-g:] = [w / (std + 1e-4) for w in want[-g:]]
+    want_t = torch.tensor(want, dtype=torch.float64)
+    if scale == "batch":
+        # (TRL's nanstd forms its Bessel factor in float32; this is the exact float64 one)
+        bstd = r.std() if r.numel() > 1 else torch.tensor(0.0, dtype=r.dtype)
+        want_t = want_t / (bstd + 1e-4)
+    torch.testing.assert_close(got, want_t, rtol=1e-12, atol=1e-12)
+
+
+def test_group_advantages_nan_rewards_are_left_out():
+    r = torch.tensor([1.0, float("nan"), 3.0, 2.0, 2.0, 5.0], dtype=torch.float64)
+    adv = group_advantages(r, 3, scale="none")
+    torch.testing.assert_close(
+        adv, torch.tensor([-1.0, 0.0, 1.0, -1.0, -1.0, 2.0], dtype=torch.float64)
+    )
+
+
+@given(seed=st.integers(0, 2**31 - 1), loss_type=st.sampled_from(GRPO_LOSS_TYPES))
+def test_on_policy_without_kl_is_minus_advantage_aggregated(seed, loss_type):
+    logps, _, _, adv, mask = random_rl_batch(seed, 5, 6)
+    out = grpo_loss(logps, None, adv, mask, loss_type=loss_type, max_completion_length=6)
+    m = mask.double()
+    per_token = -adv[:, None] * m
+    want = {
+        "grpo": (per_token.sum(1) / m.sum(1)).mean(),
+        "bnpo": per_token.sum() / m.sum(),
+        "dr_grpo": per_token.sum() / (5 * 6),
+        "dapo": per_token.sum() / m.sum(),
+    }[loss_type]
+    torch.testing.assert_close(out.loss, want)
+
+
+def test_soft_overlong_penalty_spec_cases():
+    got = soft_overlong_penalty(torch.tensor([0, 80, 85, 90, 100, 101]), 100, 20)
+    torch.testing.assert_close(got, torch.tensor([0.0, 0.0, -0.25, -0.5, -1.0, -1.0]))
+
+
+def test_bad_input():
+    logps, old, _ref, adv, mask = random_rl_batch(0, 4, 5)
+    with pytest.raises(ShapeError, match="mask must have shape"):
+        grpo_loss(logps, old, adv, mask[:, :3])
+    with pytest.raises(ShapeError, match="advantages"):
+        grpo_loss(logps, old, adv[:3], mask)
+    with pytest.raises(InvalidInputError, match="needs ref_logps"):
+        grpo_loss(logps, old, adv, mask, beta=0.1)
+    with pytest.raises(InvalidInputError, match="max_completion_length"):
+        grpo_loss(logps, old, adv, mask, loss_type="dr_grpo")
+    with pytest.raises(InvalidInputError, match="loss_type"):
+        grpo_loss(logps, old, adv, mask, loss_type="ppo")
+    with pytest.raises(InvalidInputError, match="do not split into groups of 3"):
+        group_advantages(torch.zeros(4), 3)
+    with pytest.raises(InvalidInputError, match="scale"):
+        group_advantages(torch.zeros(4), 2, scale="std")
