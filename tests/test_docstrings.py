@@ -16,6 +16,7 @@ import pytest
         "fastalign.logprobs",
         "fastalign.losses.grpo",
         "fastalign.losses.preference",
+        "fastalign.losses.reference_free",
         "fastalign.pareto",
     ],
 )

@@ -11,15 +11,24 @@ from fastalign.losses.grpo import (
     grpo_loss,
     soft_overlong_penalty,
 )
+from fastalign.losses.kto import kto
 from fastalign.losses.preference import F_DIVERGENCES, PREFERENCE_LOSS_TYPES, preference_loss
+from fastalign.losses.reference_free import cpo, mappo, orpo, rpo, simpo, slic
 
 __all__ = [
     "F_DIVERGENCES",
     "GRPO_LOSS_TYPES",
     "PREFERENCE_LOSS_TYPES",
     "LossOutput",
+    "cpo",
     "group_advantages",
     "grpo_loss",
+    "kto",
+    "mappo",
+    "orpo",
     "preference_loss",
+    "rpo",
+    "simpo",
+    "slic",
     "soft_overlong_penalty",
 ]

@@ -85,3 +85,22 @@ def check_lengths(lengths: torch.Tensor | None, name: str, batch: int) -> torch.
     if bool((lengths < 0).any()):
         raise InvalidInputError(f"{name} must be non-negative token counts")
     return lengths
+
+
+def pair_metrics(
+    reward_chosen: torch.Tensor,
+    reward_rejected: torch.Tensor,
+    chosen_logps: torch.Tensor,
+    rejected_logps: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """TRL's pairwise metrics from per-pair rewards (detached here)."""
+    with torch.no_grad():
+        rw, rl = reward_chosen.detach(), reward_rejected.detach()
+        return {
+            "rewards/chosen": rw.mean(),
+            "rewards/rejected": rl.mean(),
+            "rewards/accuracies": (rw > rl).to(rw.dtype).mean(),
+            "rewards/margins": (rw - rl).mean(),
+            "logps/chosen": chosen_logps.detach().mean(),
+            "logps/rejected": rejected_logps.detach().mean(),
+        }

@@ -22,6 +22,7 @@ from fastalign.losses._common import (
     check_lengths,
     check_positive,
     check_range,
+    pair_metrics,
 )
 
 __all__ = ["F_DIVERGENCES", "PREFERENCE_LOSS_TYPES", "preference_loss"]
@@ -241,14 +242,5 @@ def preference_loss(
         total = per if total is None else total + per
     assert total is not None
 
-    with torch.no_grad():
-        rw, rl = beta * rho_w.detach(), beta * rho_l.detach()
-        metrics = {
-            "rewards/chosen": rw.mean(),
-            "rewards/rejected": rl.mean(),
-            "rewards/accuracies": (rw > rl).to(rw.dtype).mean(),
-            "rewards/margins": (rw - rl).mean(),
-            "logps/chosen": policy_chosen_logps.detach().mean(),
-            "logps/rejected": policy_rejected_logps.detach().mean(),
-        }
+    metrics = pair_metrics(beta * rho_w, beta * rho_l, policy_chosen_logps, policy_rejected_logps)
     return LossOutput(total.mean(), total, metrics)
