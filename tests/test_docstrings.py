@@ -14,6 +14,7 @@ import pytest
         "fastalign",
         "fastalign.errors",
         "fastalign.logprobs",
+        "fastalign.losses.fused_linear",
         "fastalign.losses.grpo",
         "fastalign.losses.preference",
         "fastalign.losses.reference_free",

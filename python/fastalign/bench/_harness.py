@@ -32,6 +32,14 @@ class Row:
     error: str | None = None  # an exception message: the row failed to run
 
     @property
+    def fails_run(self) -> bool:
+        """A wrong result anywhere, or a fastalign row that did not run, fails the bench; a
+        peer that cannot run here is shown with its error but does not."""
+        if self.error is not None:
+            return self.impl.startswith("fastalign")
+        return not self.ok
+
+    @property
     def ok(self) -> bool:
         if self.error is not None:
             return False

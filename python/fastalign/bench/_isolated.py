@@ -10,12 +10,21 @@ the parent to check against its float64 reference.
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from fastalign.bench._harness import Row
+
+# op name -> module with ``run_impl(op, impl, size, measure)`` (the child side)
+OPS = {"token_logps": "fastalign.bench.logprob_rows", "fused_dpo": "fastalign.bench.dpo_rows"}
 
 
 def _status_mb(field: str) -> float:
@@ -84,13 +93,60 @@ def measure(step: Callable[[], Any], repeat: int, device: str) -> dict[str, Any]
     return {"median_s": statistics.median(times), "peak_mb": peak, "out": out}
 
 
+def isolated_rows(
+    op: str,
+    workload: str,
+    impls: Sequence[str],
+    size: str,
+    *,
+    baseline: str,
+    reference: Callable[[], Sequence[Any]],
+    tol: float,
+    progress: Callable[[str], None] | None = None,
+) -> list[Row]:
+    """Parent side: run each implementation in a fresh process and check its outputs against
+    ``reference()`` (computed once, lazily): max normwise relative error over the outputs."""
+    import torch
+
+    ref = None
+    out: list[Row] = []
+    for impl in impls:
+        if progress:
+            progress(impl)
+        with tempfile.TemporaryDirectory() as tmp:
+            base = os.path.join(tmp, "row")
+            proc = subprocess.run(
+                [sys.executable, "-m", "fastalign.bench._isolated", op, impl, size, base],
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode != 0:
+                last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+                out.append(Row(op, workload, impl, None, error=last[:120]))
+                continue
+            with open(base + ".json") as f:
+                meas = json.load(f)
+            outs = torch.load(base + ".pt")
+        row = Row(
+            op, workload, impl, meas["median_s"], peak_mb=meas["peak_mb"], baseline=impl == baseline
+        )
+        if outs:
+            if ref is None:
+                ref = reference()
+            errs = [
+                float((o.double() - r).abs().max() / r.abs().max().clamp(min=1e-300))
+                for o, r in zip(outs, ref, strict=True)
+            ]
+            row.max_err, row.tol = max(errs), tol
+        out.append(row)
+    return out
+
+
 def main(argv: list[str]) -> int:
     import torch
 
-    from fastalign.bench import logprob_rows
-
     op, impl, size, out_path = argv
-    result = logprob_rows.run_impl(op, impl, size, measure)
+    result = importlib.import_module(OPS[op]).run_impl(op, impl, size, measure)
     outs = result.pop("out")
     torch.save([o.detach().cpu() for o in outs], out_path + ".pt")
     with open(out_path + ".json", "w") as f:

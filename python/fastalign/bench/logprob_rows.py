@@ -12,15 +12,11 @@ normwise relative error of (logps, dhidden, dweight) against one float64 referen
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
 from fastalign.bench._harness import Row
+from fastalign.bench._isolated import isolated_rows
 
 # (N, H, V) per size; CPU sizes follow BENCHMARKS.md, GPU sizes the GPU workload there.
 # "tiny" exists for checking the GPU script itself under the Triton interpreter.
@@ -79,7 +75,7 @@ def impls(size: str = "default") -> list[str]:
         names.append("torch linear_cross_entropy")
     if _have("trl"):
         names.append("TRL ChunkedLogProbFunction")
-    if _have("liger_kernel"):
+    if _have("liger_kernel") and _device() == "cuda":  # Triton kernels: CUDA only
         names.append("Liger fused linear CE")
     names.append("fastalign torch")
     interpreted = _backend.triton_interpreter() and size == "tiny"
@@ -168,60 +164,24 @@ def _reference(size: str):
 
 def rows(size: str, progress: Callable[[str], None] | None = None) -> list[Row]:
     """Parent side: every implementation in a fresh process, errors vs float64."""
-    import torch
-
     n, h, v = shape(size)
     device = _device()
     dtype = "bf16" if device == "cuda" else "fp32"
     wl = f"N={n:,} H={h:,} V={v:,} {dtype} {device} fwd+bwd"
-    ref = None
-    out: list[Row] = []
     grads_mb = (n * h + v * h) * (2 if device == "cuda" else 4) / 2**20
-    for impl in impls(size):
-        if progress:
-            progress(impl)
-        with tempfile.TemporaryDirectory() as tmp:
-            base = os.path.join(tmp, "row")
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "fastalign.bench._isolated",
-                    "token_logps",
-                    impl,
-                    size,
-                    base,
-                ],
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0:
-                last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
-                out.append(Row("token_logps", wl, impl, None, error=last[:120]))
-                continue
-            with open(base + ".json") as f:
-                meas = json.load(f)
-            outs = torch.load(base + ".pt")
-        row = Row(
-            "token_logps",
-            wl,
-            impl,
-            meas["median_s"],
-            peak_mb=meas["peak_mb"],
-            baseline=impl == "naive torch",
-        )
-        if outs:
-            if ref is None:
-                ref = _reference(size)
-            errs = [
-                float((o.double() - r).abs().max() / r.abs().max())
-                for o, r in zip(outs, ref, strict=True)
-            ]
-            row.max_err, row.tol = max(errs), (1e-4 if device == "cpu" else 3e-2)
-        else:
-            row.note = f"{8 * n * h * v / 1e12:.2f} TFLOP"
-        out.append(row)
+    out = isolated_rows(
+        "token_logps",
+        wl,
+        impls(size),
+        size,
+        baseline="naive torch",
+        reference=lambda: _reference(size),
+        tol=1e-4 if device == "cpu" else 3e-2,
+        progress=progress,
+    )
     for r in out:
-        if r.impl.startswith("fastalign") and r.peak_mb is not None:
+        if r.impl.startswith("floor"):
+            r.note = f"{8 * n * h * v / 1e12:.2f} TFLOP"
+        elif r.impl.startswith("fastalign") and r.peak_mb is not None:
             r.note = f"grads {grads_mb:.0f} MB"
     return out

@@ -149,3 +149,11 @@ def token_logps(size: str) -> list[Row]:
     from fastalign.bench import logprob_rows
 
     return logprob_rows.rows(size)
+
+
+@workload("fused_dpo")
+def fused_dpo(size: str) -> list[Row]:
+    """A DPO step from hidden states and the LM head; every row in its own process."""
+    from fastalign.bench import dpo_rows
+
+    return dpo_rows.rows(size)

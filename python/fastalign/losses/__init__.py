@@ -5,6 +5,7 @@ TRL definitions (``shared/spec/LOSSES.md``), autograd-native, returning
 from __future__ import annotations
 
 from fastalign.losses._common import LossOutput
+from fastalign.losses.fused_linear import FusedLinearPreferenceLoss
 from fastalign.losses.grpo import (
     GRPO_LOSS_TYPES,
     group_advantages,
@@ -19,6 +20,7 @@ __all__ = [
     "F_DIVERGENCES",
     "GRPO_LOSS_TYPES",
     "PREFERENCE_LOSS_TYPES",
+    "FusedLinearPreferenceLoss",
     "LossOutput",
     "cpo",
     "group_advantages",

@@ -1,0 +1,174 @@
+"""The ``fused_dpo`` workload: a DPO step from hidden states and the LM head (forward +
+backward to hidden and head), each implementation in its own process.
+
+B pairs of T tokens, the first ``prompt`` positions of every row masked (prompt), reference
+log-probs given (zeros, so every row computes the same loss; Liger's module takes no
+precomputed reference). Rows: the compute floor (three matmul passes over the unmasked tokens:
+forward, dX, dW), naive torch (materialized logits; the baseline), TRL's path (its
+``ChunkedLogProbFunction`` on the completion tokens + its DPO formula), Liger-Kernel's
+``LigerFusedLinearDPOLoss`` (uncompiled) where importable, and fastalign's
+``FusedLinearPreferenceLoss``. Error: max normwise relative error of (loss, dhidden, dweight)
+against one float64 reference.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+from fastalign.bench._harness import Row
+from fastalign.bench._isolated import isolated_rows
+
+# (pairs B, T, prompt, H, V)
+SIZES = {
+    "tiny": (2, 16, 4, 32, 100),
+    "quick": (2, 256, 32, 512, 8000),
+    "default": (4, 512, 64, 1024, 32000),
+    "full": (8, 1024, 128, 2048, 64000),
+}
+REPEAT = {"tiny": 1, "quick": 2, "default": 1, "full": 3}
+BETA = 0.1
+
+
+def _have(mod: str) -> bool:
+    return importlib.util.find_spec(mod) is not None
+
+
+def impls() -> list[str]:
+    names = ["floor (3 passes, unmasked tokens)", "naive torch"]
+    if _have("trl"):
+        names.append("TRL chunked + DPO")
+    if _have("liger_kernel"):
+        names.append("Liger FusedLinearDPO")
+    names.append("fastalign FusedLinearPreferenceLoss")
+    return names
+
+
+def inputs(size: str, dtype=None) -> dict[str, Any]:
+    import torch
+
+    b, t, prompt, h, v = SIZES[size]
+    dtype = dtype or torch.float32
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, v, (2 * b, t), generator=g)
+    labels[:, :prompt] = -100
+    return {
+        "hidden": torch.randn(2 * b, t, h, generator=g).to(dtype),
+        "weight": (torch.randn(v, h, generator=g) * (2.0 / h**0.5)).to(dtype),
+        "labels": labels,
+        "ref": torch.zeros(2 * b, dtype=dtype),
+    }
+
+
+def _naive(h, w, labels, ref):
+    import torch
+    import torch.nn.functional as F
+
+    logits = h @ w.t()
+    lp = torch.log_softmax(logits.float(), -1)
+    mask = labels != -100
+    tok = lp.gather(-1, labels.clamp(min=0)[..., None])[..., 0] * mask
+    s = tok.sum(1)
+    b = s.shape[0] // 2
+    return -F.logsigmoid(BETA * ((s[:b] - ref[:b]) - (s[b:] - ref[b:]))).mean()
+
+
+def _loss_fn(impl: str, x: dict[str, Any]) -> Callable[[Any, Any], Any]:
+    import torch
+    import torch.nn.functional as F
+
+    labels, ref = x["labels"], x["ref"]
+    b = labels.shape[0] // 2
+    if impl == "naive torch":
+        return lambda h, w: _naive(h, w, labels, ref)
+    if impl == "TRL chunked + DPO":
+        from trl.kernels import ChunkedLogProbFunction
+
+        mask = labels != -100
+
+        def trl(h, w):
+            lp = ChunkedLogProbFunction.apply(
+                h[mask], w, None, labels[mask], 1.0, 32768, None, 1.0, ()
+            )[0]
+            per_tok = torch.zeros(mask.shape, dtype=lp.dtype).masked_scatter(mask, lp)
+            s = per_tok.sum(1)
+            return -F.logsigmoid(BETA * ((s[:b] - ref[:b]) - (s[b:] - ref[b:]))).mean()
+
+        return trl
+    if impl == "Liger FusedLinearDPO":
+        from liger_kernel.chunked_loss import LigerFusedLinearDPOLoss
+
+        mod = LigerFusedLinearDPOLoss(beta=BETA, compiled=False, use_ref_model=False)
+        return lambda h, w: mod(w, h, labels)[0]
+    if impl == "fastalign FusedLinearPreferenceLoss":
+        from fastalign.losses import FusedLinearPreferenceLoss
+
+        mod = FusedLinearPreferenceLoss("sigmoid", beta=BETA)
+        return lambda h, w: mod(h, w, labels, ref[:b], ref[b:]).loss
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def run_impl(op: str, impl: str, size: str, measure: Callable[..., dict[str, Any]]):
+    import torch
+
+    x = inputs(size)
+    if impl.startswith("floor"):
+        mask = x["labels"].reshape(-1) != -100
+        h = x["hidden"].reshape(-1, x["hidden"].shape[-1])[mask]
+        w = x["weight"]
+        g = torch.randn(h.shape[0], w.shape[0])
+
+        def step():
+            torch.mm(h, w.t())
+            torch.mm(g, w)
+            torch.mm(g.t(), h)
+            return ()
+
+        return measure(step, REPEAT[size], "cpu")
+    fn = _loss_fn(impl, x)
+
+    def step():
+        h = x["hidden"].detach().requires_grad_(True)
+        w = x["weight"].detach().requires_grad_(True)
+        loss = fn(h, w)
+        dh, dw = torch.autograd.grad(loss, [h, w])
+        return loss.detach().reshape(1), dh, dw
+
+    return measure(step, REPEAT[size], "cpu")
+
+
+def _reference(size: str):
+    import torch
+
+    x = inputs(size, torch.float64)
+    h = x["hidden"].requires_grad_(True)
+    w = x["weight"].requires_grad_(True)
+    logits = h @ w.t()  # float64 throughout (the naive path upcasts to float32 only)
+    lp = torch.log_softmax(logits, -1)
+    mask = x["labels"] != -100
+    s = (lp.gather(-1, x["labels"].clamp(min=0)[..., None])[..., 0] * mask).sum(1)
+    b = s.shape[0] // 2
+    loss = -torch.nn.functional.logsigmoid(BETA * (s[:b] - s[b:])).mean()
+    dh, dw = torch.autograd.grad(loss, [h, w])
+    return loss.detach().reshape(1), dh, dw
+
+
+def rows(size: str, progress: Callable[[str], None] | None = None) -> list[Row]:
+    b, t, prompt, h, v = SIZES[size]
+    wl = f"B={b} pairs T={t} (prompt {prompt}) H={h:,} V={v:,} fp32 cpu"
+    out = isolated_rows(
+        "fused_dpo",
+        wl,
+        impls(),
+        size,
+        baseline="naive torch",
+        reference=lambda: _reference(size),
+        tol=1e-4,
+        progress=progress,
+    )
+    grads_mb = (2 * b * t * h + v * h) * 4 / 2**20
+    for r in out:
+        if r.impl.startswith("fastalign") and r.peak_mb is not None:
+            r.note = f"grads {grads_mb:.0f} MB"
+    return out

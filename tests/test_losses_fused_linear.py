@@ -1,0 +1,164 @@
+"""FusedLinearPreferenceLoss equals the composition reference (materialized logits ->
+log_softmax -> per-sequence sums -> preference_loss) in float64, loss and every gradient,
+for separable loss types (gradient formed in the forward, pair groups) and the others
+(recompute path), with reference log-probs given or computed from a reference head."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fastalign.errors import InvalidInputError, ShapeError
+from fastalign.losses import FusedLinearPreferenceLoss, preference_loss
+from fastalign.reference.logprobs import token_logps as ref_token_logps
+
+from _numerics import assert_rel
+
+
+def make(seed, b, t, h, v, *, prompt=2, dtype=torch.float64, bias=False):
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(2 * b, t, h, generator=g, dtype=dtype)
+    weight = torch.randn(v, h, generator=g, dtype=dtype) / h**0.5
+    bvec = torch.randn(v, generator=g, dtype=dtype) if bias else None
+    labels = torch.randint(0, v, (2 * b, t), generator=g)
+    labels[:, :prompt] = -100
+    pad = torch.randint(0, t - prompt, (2 * b,), generator=g)
+    for r in range(2 * b):  # right padding of random length
+        if pad[r]:
+            labels[r, t - int(pad[r]) :] = -100
+    ref_w = -torch.rand(b, generator=g, dtype=dtype) * 5 * t
+    ref_l = -torch.rand(b, generator=g, dtype=dtype) * 5 * t
+    return hidden, weight, bvec, labels, ref_w, ref_l
+
+
+def composition(hidden, weight, bias, labels, ref_w, ref_l, loss_kw, transform=None):
+    two_b, t, h = hidden.shape
+    lp = ref_token_logps(
+        hidden.reshape(-1, h), weight, labels.reshape(-1), bias=bias, **(transform or {})
+    ).reshape(two_b, t)
+    s = lp.sum(1)
+    lengths = (labels != -100).sum(1)
+    b = two_b // 2
+    return preference_loss(
+        s[:b],
+        s[b:],
+        ref_w,
+        ref_l,
+        chosen_lengths=lengths[:b],
+        rejected_lengths=lengths[b:],
+        **loss_kw,
+    )
+
+
+def grads(fn, hidden, weight, bias):
+    leaves = [hidden.clone().requires_grad_(True), weight.clone().requires_grad_(True)]
+    b = None
+    if bias is not None:
+        b = bias.clone().requires_grad_(True)
+        leaves.append(b)
+    out = fn(leaves[0], leaves[1], b)
+    gs = torch.autograd.grad(out.loss, leaves)
+    return out, gs
+
+
+@pytest.mark.parametrize("loss_type", ["sigmoid", "ipo", "robust", "discopop", "aot", "sft"])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    b=st.integers(1, 4),
+    t=st.integers(3, 9),
+    chunk_bytes=st.sampled_from([8 * 8 * 40, 10**9]),
+    bias=st.booleans(),
+)
+def test_equals_composition_float64(loss_type, seed, b, t, chunk_bytes, bias):
+    hidden, weight, bvec, labels, ref_w, ref_l = make(seed, b, t, 6, 40, bias=bias)
+    kw = {"beta": 0.3}
+    if loss_type == "robust":
+        kw["label_smoothing"] = 0.1
+    module = FusedLinearPreferenceLoss(
+        loss_type,
+        chunk_bytes=chunk_bytes,
+        **{k: v for k, v in kw.items() if k != "beta"},
+        beta=kw["beta"],
+    )
+    fused, g_fused = grads(
+        lambda h, w, bb: module(h, w, labels, ref_w, ref_l, bias=bb), hidden, weight, bvec
+    )
+    ref, g_ref = grads(
+        lambda h, w, bb: composition(h, w, bb, labels, ref_w, ref_l, dict(kw, loss_type=loss_type)),
+        hidden,
+        weight,
+        bvec,
+    )
+    assert fused.loss.item() == pytest.approx(ref.loss.item(), rel=1e-12, abs=1e-12)
+    assert_rel(fused.losses, ref.losses.detach(), 1e-12, "losses")
+    for a, r in zip(g_fused, g_ref, strict=True):
+        assert_rel(a, r, 1e-11, "gradient")
+    for name, value in ref.metrics.items():
+        assert fused.metrics[name].item() == pytest.approx(value.item(), rel=1e-12, abs=1e-12)
+
+
+def test_softcap_temperature_and_reference_head():
+    hidden, weight, _, labels, _, _ = make(3, 3, 7, 5, 30)
+    ref_hidden = hidden + 0.1
+    ref_weight = weight * 0.9
+    tf = {"softcap": 3.0, "temperature": 0.8}
+    module = FusedLinearPreferenceLoss("sigmoid", beta=0.2, **tf)
+    fused, g_fused = grads(
+        lambda h, w, _: module(h, w, labels, ref_hidden=ref_hidden, ref_weight=ref_weight),
+        hidden,
+        weight,
+        None,
+    )
+    two_b, t, h = hidden.shape
+    ref_seq = (
+        ref_token_logps(ref_hidden.reshape(-1, h), ref_weight, labels.reshape(-1), **tf)
+        .reshape(two_b, t)
+        .sum(1)
+    )
+    ref, g_ref = grads(
+        lambda hh, w, _: composition(
+            hh, w, None, labels, ref_seq[:3], ref_seq[3:], {"beta": 0.2}, tf
+        ),
+        hidden,
+        weight,
+        None,
+    )
+    assert fused.loss.item() == pytest.approx(ref.loss.item(), rel=1e-12)
+    for a, r in zip(g_fused, g_ref, strict=True):
+        assert_rel(a, r, 1e-11, "gradient")
+
+
+def test_float32_against_float64():
+    hidden, weight, _, labels, ref_w, ref_l = make(5, 2, 16, 32, 500, prompt=4, dtype=torch.float32)
+    module = FusedLinearPreferenceLoss("sigmoid", beta=0.1)
+    fused, g_fused = grads(lambda h, w, _: module(h, w, labels, ref_w, ref_l), hidden, weight, None)
+    ref, g_ref = grads(
+        lambda h, w, _: composition(
+            h, w, None, labels, ref_w.double(), ref_l.double(), {"beta": 0.1}
+        ),
+        hidden.double(),
+        weight.double(),
+        None,
+    )
+    assert fused.loss.item() == pytest.approx(ref.loss.item(), rel=1e-5)
+    for a, r in zip(g_fused, g_ref, strict=True):
+        assert_rel(a, r, 1e-4, "gradient")
+
+
+def test_no_grad_and_bad_input():
+    hidden, weight, _, labels, ref_w, ref_l = make(1, 2, 5, 4, 20)
+    module = FusedLinearPreferenceLoss()
+    with torch.no_grad():
+        out = module(hidden, weight, labels, ref_w, ref_l)
+    ref = composition(hidden, weight, None, labels, ref_w, ref_l, {"beta": 0.1})
+    assert out.loss.item() == pytest.approx(ref.loss.item(), rel=1e-12)
+    with pytest.raises(ShapeError, match="2B"):
+        module(hidden[:3], weight, labels[:3], ref_w, ref_l)
+    with pytest.raises(ShapeError, match="labels must be"):
+        module(hidden, weight, labels[:, :3], ref_w, ref_l)
+    with pytest.raises(InvalidInputError, match="ref_hidden"):
+        module(hidden, weight, labels)
+    with pytest.raises(InvalidInputError, match="unknown loss_type"):
+        FusedLinearPreferenceLoss("dpo")
