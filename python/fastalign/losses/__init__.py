@@ -5,7 +5,19 @@ TRL definitions (``shared/spec/LOSSES.md``), autograd-native, returning
 from __future__ import annotations
 
 from fastalign.losses._common import LossOutput
+from fastalign.losses.beta_dpo import BetaDPO
 from fastalign.losses.fused_linear import FusedLinearPreferenceLoss
+from fastalign.losses.game import (
+    copg,
+    dpa_reward,
+    ema_update_,
+    inpo,
+    jbond,
+    mnpo,
+    nash_md,
+    p3o,
+    pro,
+)
 from fastalign.losses.grpo import (
     GRPO_LOSS_TYPES,
     group_advantages,
@@ -20,15 +32,25 @@ __all__ = [
     "F_DIVERGENCES",
     "GRPO_LOSS_TYPES",
     "PREFERENCE_LOSS_TYPES",
+    "BetaDPO",
     "FusedLinearPreferenceLoss",
     "LossOutput",
+    "copg",
     "cpo",
+    "dpa_reward",
+    "ema_update_",
     "group_advantages",
     "grpo_loss",
+    "inpo",
+    "jbond",
     "kto",
     "mappo",
+    "mnpo",
+    "nash_md",
     "orpo",
+    "p3o",
     "preference_loss",
+    "pro",
     "rpo",
     "simpo",
     "slic",
