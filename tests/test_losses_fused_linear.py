@@ -162,3 +162,88 @@ def test_no_grad_and_bad_input():
         module(hidden, weight, labels)
     with pytest.raises(InvalidInputError, match="unknown loss_type"):
         FusedLinearPreferenceLoss("dpo")
+
+
+def test_fused_linear_grpo_equals_composition():
+    from fastalign.losses import FusedLinearGRPOLoss, grpo_loss
+
+    hidden, weight, _, labels, _, _ = make(2, 2, 6, 5, 30)  # 4 sequences
+    g = torch.Generator().manual_seed(0)
+    adv = torch.randn(4, generator=g, dtype=torch.float64)
+    old = -torch.rand(4, 6, generator=g, dtype=torch.float64)
+    ref_hidden, ref_weight = hidden * 0.9, weight * 1.1
+    mod = FusedLinearGRPOLoss("bnpo", beta=0.04, epsilon_high=0.28)
+    fused, g_fused = grads(
+        lambda h, w, _: mod(h, w, labels, adv, old, ref_hidden=ref_hidden, ref_weight=ref_weight),
+        hidden,
+        weight,
+        None,
+    )
+
+    def comp(h, w, _):
+        lp = ref_token_logps(h.reshape(-1, 5), w, labels.reshape(-1)).reshape(4, 6)
+        ref = ref_token_logps(ref_hidden.reshape(-1, 5), ref_weight, labels.reshape(-1)).reshape(
+            4, 6
+        )
+        return grpo_loss(
+            lp,
+            old,
+            adv,
+            labels != -100,
+            ref_logps=ref,
+            beta=0.04,
+            loss_type="bnpo",
+            epsilon_high=0.28,
+        )
+
+    ref_out, g_ref = grads(comp, hidden, weight, None)
+    assert fused.loss.item() == pytest.approx(ref_out.loss.item(), rel=1e-12)
+    for a, r in zip(g_fused, g_ref, strict=True):
+        assert_rel(a, r, 1e-11, "gradient")
+
+
+def test_fused_linear_kto_equals_composition():
+    from fastalign.losses import FusedLinearKTOLoss, kto
+
+    hidden, weight, _, labels, _, _ = make(4, 2, 6, 5, 30)
+    kl_hidden, _, _, kl_labels, _, _ = make(5, 2, 6, 5, 30)
+    desirable = torch.tensor([True, True, False, True])
+    g = torch.Generator().manual_seed(1)
+    ref = -torch.rand(4, generator=g, dtype=torch.float64) * 30
+    kl_ref = -torch.rand(4, generator=g, dtype=torch.float64) * 30
+    mod = FusedLinearKTOLoss(beta=0.2, undesirable_weight=3.0)
+    fused, g_fused = grads(
+        lambda h, w, _: mod(
+            h,
+            w,
+            labels,
+            desirable,
+            ref,
+            kl_hidden=kl_hidden,
+            kl_labels=kl_labels,
+            kl_ref_logps=kl_ref,
+        ),
+        hidden,
+        weight,
+        None,
+    )
+
+    def seqs(h, w, y):
+        return ref_token_logps(h.reshape(-1, 5), w, y.reshape(-1)).reshape(4, 6).sum(1)
+
+    def comp(h, w, _):
+        kl_pol = seqs(kl_hidden, w, kl_labels).detach()
+        return kto(
+            seqs(h, w, labels),
+            ref,
+            desirable,
+            kl_policy_logps=kl_pol,
+            kl_ref_logps=kl_ref,
+            beta=0.2,
+            undesirable_weight=3.0,
+        )
+
+    ref_out, g_ref = grads(comp, hidden, weight, None)
+    assert fused.loss.item() == pytest.approx(ref_out.loss.item(), rel=1e-12)
+    for a, r in zip(g_fused, g_ref, strict=True):
+        assert_rel(a, r, 1e-11, "gradient")

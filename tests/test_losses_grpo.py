@@ -246,3 +246,22 @@ def test_bad_input():
         group_advantages(torch.zeros(4), 3)
     with pytest.raises(InvalidInputError, match="scale"):
         group_advantages(torch.zeros(4), 2, scale="std")
+
+
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 4))
+def test_pama_loss_is_grpo_with_the_projected_advantage(seed, n):
+    from fastalign.losses import pama_loss
+
+    logps, old, _, _, mask = random_rl_batch(seed, 5, 6)
+    g = torch.Generator().manual_seed(seed)
+    adv = torch.randn(5, n, generator=g, dtype=torch.float64)
+    out = pama_loss(logps, old, adv, mask)
+    clipped = adv.clamp(min=0)
+    lo, hi = clipped.min(1).values, clipped.max(1).values
+    s_star = torch.where(lo > 0, lo, torch.where(hi < 0, hi, torch.zeros_like(lo)))
+    want = grpo_loss(logps, old, s_star, mask)
+    torch.testing.assert_close(out.loss, want.loss, rtol=0, atol=0)
+    raw = pama_loss(logps, old, adv, mask, clip_advantages=False)
+    lo, hi = adv.min(1).values, adv.max(1).values
+    s_raw = torch.where(lo > 0, lo, torch.where(hi < 0, hi, torch.zeros_like(lo)))
+    torch.testing.assert_close(raw.loss, grpo_loss(logps, old, s_raw, mask).loss, rtol=0, atol=0)

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from fastalign.losses._common import LossOutput
 from fastalign.losses.beta_dpo import BetaDPO
-from fastalign.losses.fused_linear import FusedLinearPreferenceLoss
+from fastalign.losses.fused_linear import (
+    FusedLinearGRPOLoss,
+    FusedLinearKTOLoss,
+    FusedLinearPreferenceLoss,
+)
 from fastalign.losses.game import (
     copg,
     dpa_reward,
@@ -22,6 +26,7 @@ from fastalign.losses.grpo import (
     GRPO_LOSS_TYPES,
     group_advantages,
     grpo_loss,
+    pama_loss,
     soft_overlong_penalty,
 )
 from fastalign.losses.kto import kto
@@ -33,6 +38,8 @@ __all__ = [
     "GRPO_LOSS_TYPES",
     "PREFERENCE_LOSS_TYPES",
     "BetaDPO",
+    "FusedLinearGRPOLoss",
+    "FusedLinearKTOLoss",
     "FusedLinearPreferenceLoss",
     "LossOutput",
     "copg",
@@ -49,6 +56,7 @@ __all__ = [
     "nash_md",
     "orpo",
     "p3o",
+    "pama_loss",
     "preference_loss",
     "pro",
     "rpo",

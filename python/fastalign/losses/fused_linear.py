@@ -23,7 +23,7 @@ from fastalign.errors import InvalidInputError, ShapeError
 from fastalign.losses._common import LossOutput
 from fastalign.losses.preference import PREFERENCE_LOSS_TYPES, preference_loss
 
-__all__ = ["FusedLinearPreferenceLoss"]
+__all__ = ["FusedLinearGRPOLoss", "FusedLinearKTOLoss", "FusedLinearPreferenceLoss"]
 
 _NOT_SEPARABLE = {"aot", "aot_unpaired", "sft"}
 _CHUNK_BYTES = 128 * 2**20
@@ -306,3 +306,180 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
             **kw,
         ).metrics
         return LossOutput(loss, losses, metrics)
+
+
+class _FusedLinearBase(torch.nn.Module):
+    """Shared option handling of the fused-linear modules."""
+
+    def __init__(
+        self, *, ignore_index: int, temperature: float, logit_scale: float, softcap: float | None
+    ) -> None:
+        super().__init__()
+        self.ignore_index = ignore_index
+        self.transform = Transform(temperature, logit_scale, softcap)
+
+    def _opts(self) -> dict[str, Any]:
+        tf = self.transform
+        return dict(
+            temperature=tf.temperature,
+            logit_scale=tf.logit_scale,
+            softcap=tf.softcap,
+            ignore_index=self.ignore_index,
+        )
+
+    def _logps(self, hidden, weight, labels, bias, reduction):
+        from fastalign.logprobs import sequence_logps
+
+        return sequence_logps(
+            hidden, weight, labels, bias=bias, reduction=reduction, **self._opts()
+        )
+
+    def _ref(self, given, ref_hidden, ref_weight, ref_bias, labels, reduction, what):
+        if given is not None:
+            return given.detach()
+        if ref_hidden is None or ref_weight is None:
+            raise InvalidInputError(f"pass {what}, or ref_hidden and ref_weight")
+        with torch.no_grad():
+            return self._logps(ref_hidden, ref_weight, labels, ref_bias, reduction)
+
+
+class FusedLinearGRPOLoss(_FusedLinearBase):
+    """GRPO-family loss (:func:`~fastalign.losses.grpo_loss`) from hidden states and the LM
+    head: per-token log-probs through :func:`fastalign.token_logps` (no ``[N, V]`` logits;
+    prompt and padding positions, ``labels == ignore_index``, are skipped before any matmul).
+
+    ``forward(hidden [B, T, H], weight [V, H], labels [B, T], advantages [B],
+    old_logps=None [B, T], ref_logps=None [B, T], *, bias=None, ref_hidden=None,
+    ref_weight=None, ref_bias=None, num_items_in_batch=None)``; the completion mask is
+    ``labels != ignore_index``; reference log-probs (needed when ``beta > 0``) are given or
+    computed from ``ref_hidden`` / ``ref_weight`` without gradient.
+    """
+
+    def __init__(
+        self,
+        loss_type: str = "grpo",
+        beta: float = 0.0,
+        *,
+        ignore_index: int = -100,
+        temperature: float = 1.0,
+        logit_scale: float = 1.0,
+        softcap: float | None = None,
+        **grpo_options: Any,
+    ) -> None:
+        super().__init__(
+            ignore_index=ignore_index,
+            temperature=temperature,
+            logit_scale=logit_scale,
+            softcap=softcap,
+        )
+        self.loss_type, self.beta, self.grpo_options = loss_type, beta, grpo_options
+
+    def forward(
+        self,
+        hidden,
+        weight,
+        labels,
+        advantages,
+        old_logps=None,
+        ref_logps=None,
+        *,
+        bias=None,
+        ref_hidden=None,
+        ref_weight=None,
+        ref_bias=None,
+        num_items_in_batch=None,
+    ) -> LossOutput:
+        from fastalign.losses.grpo import grpo_loss
+
+        logps = self._logps(hidden, weight, labels, bias, "none")
+        if self.beta > 0:
+            ref_logps = self._ref(
+                ref_logps, ref_hidden, ref_weight, ref_bias, labels, "none", "ref_logps"
+            )
+        mask = labels != self.ignore_index
+        return grpo_loss(
+            logps,
+            old_logps,
+            advantages,
+            mask,
+            ref_logps=ref_logps,
+            beta=self.beta,
+            loss_type=self.loss_type,
+            num_items_in_batch=num_items_in_batch,
+            **self.grpo_options,
+        )
+
+
+class FusedLinearKTOLoss(_FusedLinearBase):
+    """KTO (:func:`~fastalign.losses.kto`) from hidden states and the LM head.
+
+    ``forward(hidden [B, T, H], weight, labels [B, T], desirable [B], ref_logps=None [B], *,
+    z0=None, kl_hidden=None [M, T', H], kl_labels=None [M, T'], kl_ref_logps=None [M],
+    bias=None, ref_hidden=None, ref_weight=None, ref_bias=None)``. The reference point is
+    ``z0``, or comes from the mismatched sequences ``kl_hidden`` / ``kl_labels`` (policy,
+    without gradient, as TRL) and their reference log-probs ``kl_ref_logps``.
+    """
+
+    def __init__(
+        self,
+        beta: float = 0.1,
+        *,
+        desirable_weight: float = 1.0,
+        undesirable_weight: float = 1.0,
+        loss_type: str = "kto",
+        ignore_index: int = -100,
+        temperature: float = 1.0,
+        logit_scale: float = 1.0,
+        softcap: float | None = None,
+    ) -> None:
+        super().__init__(
+            ignore_index=ignore_index,
+            temperature=temperature,
+            logit_scale=logit_scale,
+            softcap=softcap,
+        )
+        self.kto_options = dict(
+            beta=beta,
+            desirable_weight=desirable_weight,
+            undesirable_weight=undesirable_weight,
+            loss_type=loss_type,
+        )
+
+    def forward(
+        self,
+        hidden,
+        weight,
+        labels,
+        desirable,
+        ref_logps=None,
+        *,
+        z0=None,
+        kl_hidden=None,
+        kl_labels=None,
+        kl_ref_logps=None,
+        bias=None,
+        ref_hidden=None,
+        ref_weight=None,
+        ref_bias=None,
+    ) -> LossOutput:
+        from fastalign.losses.kto import kto
+
+        logps = self._logps(hidden, weight, labels, bias, "sum")
+        ref = self._ref(ref_logps, ref_hidden, ref_weight, ref_bias, labels, "sum", "ref_logps")
+        kl_policy = None
+        if z0 is None and self.kto_options["loss_type"] == "kto":
+            if kl_hidden is None or kl_labels is None or kl_ref_logps is None:
+                raise InvalidInputError(
+                    "pass z0, or kl_hidden, kl_labels and kl_ref_logps (mismatched pairs)"
+                )
+            with torch.no_grad():
+                kl_policy = self._logps(kl_hidden, weight, kl_labels, bias, "sum")
+        return kto(
+            logps,
+            ref.to(logps.dtype),
+            desirable,
+            kl_policy_logps=kl_policy,
+            kl_ref_logps=None if kl_ref_logps is None else kl_ref_logps.to(logps.dtype),
+            z0=z0,
+            **self.kto_options,
+        )

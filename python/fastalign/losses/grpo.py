@@ -17,7 +17,13 @@ import torch
 from fastalign.errors import InvalidInputError, ShapeError
 from fastalign.losses._common import LossOutput, check_positive
 
-__all__ = ["GRPO_LOSS_TYPES", "group_advantages", "grpo_loss", "soft_overlong_penalty"]
+__all__ = [
+    "GRPO_LOSS_TYPES",
+    "group_advantages",
+    "grpo_loss",
+    "pama_loss",
+    "soft_overlong_penalty",
+]
 
 GRPO_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 
@@ -245,3 +251,37 @@ def grpo_loss(
         if kl is not None:
             metrics["kl"] = tok_mean(kl)
     return LossOutput(loss, seq_mean, metrics)
+
+
+def pama_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor | None,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    clip_advantages: bool = True,
+    **grpo_options,
+) -> LossOutput:
+    """PAMA (Pareto multi-objective alignment): the clipped surrogate of :func:`grpo_loss`
+    with the combined advantage ``s*`` of ``n`` objectives.
+
+    ``advantages [B, n]`` holds one advantage per objective; with ``clip_advantages`` (Noon
+    PPO) they are clipped to ``max(A, 0)`` first. ``s*`` is the projection of 0 onto
+    ``[min_i a_i, max_i a_i]`` per sample, computed by the Rust core
+    (:func:`fastalign.pareto.pama`). Other options go to :func:`grpo_loss`. Metrics add
+    ``pama/advantage_mean`` and ``pama/zero_fraction`` (samples whose objectives disagree).
+    """
+    from fastalign.pareto import pama
+
+    if not isinstance(advantages, torch.Tensor) or advantages.ndim != 2:
+        raise ShapeError("advantages must be a [B, n] tensor (one column per objective)")
+    a = advantages.detach()
+    if clip_advantages:
+        a = a.clamp(min=0)
+    s_star = torch.from_numpy(pama(a.double().cpu().numpy())).to(
+        device=logps.device, dtype=logps.dtype
+    )
+    out = grpo_loss(logps, old_logps, s_star, mask, **grpo_options)
+    out.metrics["pama/advantage_mean"] = s_star.mean()
+    out.metrics["pama/zero_fraction"] = (s_star == 0).to(logps.dtype).mean()
+    return out
