@@ -20,6 +20,7 @@ import pytest
         "fastalign.losses.grpo",
         "fastalign.losses.preference",
         "fastalign.losses.reference_free",
+        "fastalign.losses.token_preference",
         "fastalign.pareto",
     ],
 )

@@ -32,11 +32,16 @@ from fastalign.losses.grpo import (
 from fastalign.losses.kto import kto
 from fastalign.losses.preference import F_DIVERGENCES, PREFERENCE_LOSS_TYPES, preference_loss
 from fastalign.losses.reference_free import cpo, mappo, orpo, rpo, simpo, slic
+from fastalign.losses.token_preference import (
+    TOKEN_PREFERENCE_LOSS_TYPES,
+    token_preference_loss,
+)
 
 __all__ = [
     "F_DIVERGENCES",
     "GRPO_LOSS_TYPES",
     "PREFERENCE_LOSS_TYPES",
+    "TOKEN_PREFERENCE_LOSS_TYPES",
     "BetaDPO",
     "FusedLinearGRPOLoss",
     "FusedLinearKTOLoss",
@@ -63,4 +68,5 @@ __all__ = [
     "simpo",
     "slic",
     "soft_overlong_penalty",
+    "token_preference_loss",
 ]

@@ -1,0 +1,195 @@
+"""One-launch DPO-family loss from per-token log-probs.
+
+One program per pair: it segment-reduces the chosen row ``b`` and the rejected row ``B + b``
+of the per-token policy log-probs (under their masks) to sequence sums and token counts, forms
+``rho = s - s_ref``, the pair's loss and ``dL/drho`` for the chosen and rejected side, and
+writes the loss and the per-token gradient of the batch-mean loss (zero on masked tokens). The
+autograd wrapper scales that gradient by the upstream one in backward: the loss costs one
+launch forward and nothing but a multiply backward.
+
+Loss ids (``LOSS``): 0 sigmoid (cDPO smoothing ``eps``), 1 hinge, 2 ipo, 3 robust,
+4 sigmoid_norm, 5 bco_pair, 6 sppo_hard, 7 apo_zero, 8 apo_down, 9 nca_pair. ``MEAN``
+normalizes each side's log-ratio by its token count (IPO's TRL form and sigmoid_norm).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+LOSS_IDS = {
+    "sigmoid": 0,
+    "hinge": 1,
+    "ipo": 2,
+    "robust": 3,
+    "sigmoid_norm": 4,
+    "bco_pair": 5,
+    "sppo_hard": 6,
+    "apo_zero": 7,
+    "apo_down": 8,
+    "nca_pair": 9,
+}
+
+
+@triton.jit
+def _log1p(y):
+    # Kahan's log1p from log: exact to a few ulps for small y (tl has no log1p everywhere)
+    u = 1.0 + y
+    exact = u == 1.0
+    return tl.where(exact, y, tl.log(u) * y / tl.where(exact, 1.0, u - 1.0))
+
+
+@triton.jit
+def _softplus(x):
+    return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
+
+
+@triton.jit
+def _pair_kernel(
+    LP,
+    MASK,
+    REF,
+    LOSS,
+    GRAD,
+    B,
+    T,
+    stride_lp,
+    stride_m,
+    stride_g,
+    beta,
+    eps,
+    inv_b,
+    LOSS_TYPE: tl.constexpr,
+    MEAN: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+):
+    pair = tl.program_id(0).to(tl.int64)
+    row_w = pair
+    row_l = pair + B
+    sw = 0.0
+    sl = 0.0
+    nw = 0.0
+    nl = 0.0
+    for t0 in range(0, T, BLOCK_T):
+        offs = t0 + tl.arange(0, BLOCK_T)
+        ok = offs < T
+        mw = tl.load(MASK + row_w * stride_m + offs, mask=ok, other=0).to(tl.float32)
+        ml = tl.load(MASK + row_l * stride_m + offs, mask=ok, other=0).to(tl.float32)
+        lw = tl.load(LP + row_w * stride_lp + offs, mask=ok, other=0.0).to(tl.float32)
+        ll = tl.load(LP + row_l * stride_lp + offs, mask=ok, other=0.0).to(tl.float32)
+        sw += tl.sum(tl.where(mw > 0, lw, 0.0), axis=0)
+        sl += tl.sum(tl.where(ml > 0, ll, 0.0), axis=0)
+        nw += tl.sum(mw, axis=0)
+        nl += tl.sum(ml, axis=0)
+    rho_w = sw - tl.load(REF + row_w).to(tl.float32)
+    rho_l = sl - tl.load(REF + row_l).to(tl.float32)
+    scale_w = 1.0
+    scale_l = 1.0
+    if MEAN:
+        scale_w = 1.0 / tl.maximum(nw, 1.0)
+        scale_l = 1.0 / tl.maximum(nl, 1.0)
+    h = rho_w * scale_w - rho_l * scale_l
+    x = beta * h
+    if LOSS_TYPE == 0:  # sigmoid with label smoothing
+        loss = (1.0 - eps) * _softplus(-x) + eps * _softplus(x)
+        dh = beta * (-(1.0 - eps) * tl.sigmoid(-x) + eps * tl.sigmoid(x))
+        gw = dh
+        gl = -dh
+    elif LOSS_TYPE == 1:  # hinge
+        loss = tl.maximum(1.0 - x, 0.0)
+        dh = tl.where(1.0 - x > 0.0, -beta, 0.0)
+        gw = dh
+        gl = -dh
+    elif LOSS_TYPE == 2:  # ipo
+        d = h - 0.5 / beta
+        loss = d * d
+        gw = 2.0 * d
+        gl = -2.0 * d
+    elif LOSS_TYPE == 3:  # robust
+        loss = ((1.0 - eps) * _softplus(-x) - eps * _softplus(x)) / (1.0 - 2.0 * eps)
+        dh = beta * (-(1.0 - eps) * tl.sigmoid(-x) - eps * tl.sigmoid(x)) / (1.0 - 2.0 * eps)
+        gw = dh
+        gl = -dh
+    elif LOSS_TYPE == 4:  # sigmoid_norm
+        loss = _softplus(-x)
+        dh = -beta * tl.sigmoid(-x)
+        gw = dh
+        gl = -dh
+    elif LOSS_TYPE == 5:  # bco_pair
+        cw = beta * rho_w
+        cl = beta * rho_l
+        loss = _softplus(-cw) + _softplus(cl)
+        gw = -beta * tl.sigmoid(-cw)
+        gl = beta * tl.sigmoid(cl)
+    elif LOSS_TYPE == 6:  # sppo_hard
+        a = rho_w - 0.5 / beta
+        c = rho_l + 0.5 / beta
+        loss = a * a + c * c
+        gw = 2.0 * a
+        gl = 2.0 * c
+    elif LOSS_TYPE == 7:  # apo_zero
+        s_w = tl.sigmoid(beta * rho_w)
+        s_l = tl.sigmoid(beta * rho_l)
+        loss = (1.0 - s_w) + s_l
+        gw = -beta * s_w * (1.0 - s_w)
+        gl = beta * s_l * (1.0 - s_l)
+    elif LOSS_TYPE == 8:  # apo_down
+        s_w = tl.sigmoid(beta * rho_w)
+        s_d = tl.sigmoid(beta * (rho_w - rho_l))
+        loss = s_w + (1.0 - s_d)
+        gw = beta * s_w * (1.0 - s_w) - beta * s_d * (1.0 - s_d)
+        gl = beta * s_d * (1.0 - s_d)
+    else:  # nca_pair
+        cw = beta * rho_w
+        cl = beta * rho_l
+        loss = _softplus(-cw) + 0.5 * _softplus(cw) + 0.5 * _softplus(cl)
+        gw = beta * (-tl.sigmoid(-cw) + 0.5 * tl.sigmoid(cw))
+        gl = beta * 0.5 * tl.sigmoid(cl)
+    tl.store(LOSS + pair, loss)
+    gw = gw * scale_w * inv_b
+    gl = gl * scale_l * inv_b
+    for t0 in range(0, T, BLOCK_T):
+        offs = t0 + tl.arange(0, BLOCK_T)
+        ok = offs < T
+        mw = tl.load(MASK + row_w * stride_m + offs, mask=ok, other=0)
+        ml = tl.load(MASK + row_l * stride_m + offs, mask=ok, other=0)
+        tl.store(GRAD + row_w * stride_g + offs, tl.where(mw > 0, gw, 0.0), mask=ok)
+        tl.store(GRAD + row_l * stride_g + offs, tl.where(ml > 0, gl, 0.0), mask=ok)
+
+
+def pair_loss(
+    token_logps: torch.Tensor,
+    mask: torch.Tensor,
+    ref_logps: torch.Tensor,
+    *,
+    loss_type: str,
+    beta: float,
+    label_smoothing: float,
+    mean: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-pair losses [B] float32, d(mean loss)/d(token_logps) [2B, T] float32)."""
+    two_b, t = token_logps.shape
+    b = two_b // 2
+    losses = torch.empty(b, dtype=torch.float32, device=token_logps.device)
+    grad = torch.empty(two_b, t, dtype=torch.float32, device=token_logps.device)
+    if b:
+        _pair_kernel[(b,)](
+            token_logps,
+            mask,
+            ref_logps,
+            losses,
+            grad,
+            b,
+            t,
+            token_logps.stride(0),
+            mask.stride(0),
+            grad.stride(0),
+            beta,
+            label_smoothing,
+            1.0 / b,
+            LOSS_TYPE=LOSS_IDS[loss_type],
+            MEAN=mean,
+            BLOCK_T=min(1024, triton.next_power_of_2(max(t, 1))),
+        )
+    return losses, grad

@@ -1,0 +1,1 @@
+../../../kernels/preference_loss.py

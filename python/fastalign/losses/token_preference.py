@@ -1,0 +1,121 @@
+"""The DPO family from per-token log-probs: segment-reduce to sequences and form the loss,
+in one Triton launch on CUDA (``fastalign/kernels/preference_loss.py``) or as the torch
+composition ``sums -> preference_loss`` elsewhere (the reference)."""
+
+from __future__ import annotations
+
+import torch
+
+from fastalign import _backend
+from fastalign.errors import InvalidInputError, ShapeError
+from fastalign.losses._common import LossOutput, check_positive, check_range
+from fastalign.losses.preference import preference_loss
+
+__all__ = ["TOKEN_PREFERENCE_LOSS_TYPES", "token_preference_loss"]
+
+TOKEN_PREFERENCE_LOSS_TYPES = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "robust",
+    "sigmoid_norm",
+    "bco_pair",
+    "sppo_hard",
+    "apo_zero",
+    "apo_down",
+    "nca_pair",
+)
+
+
+class _KernelLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, token_logps, mask, ref, loss_type, beta, eps, mean):
+        from fastalign.kernels import preference_loss as k
+
+        losses, grad = k.pair_loss(
+            token_logps.contiguous(),
+            mask.contiguous(),
+            ref.contiguous(),
+            loss_type=loss_type,
+            beta=beta,
+            label_smoothing=eps,
+            mean=mean,
+        )
+        ctx.save_for_backward(grad)
+        ctx.dtype = token_logps.dtype
+        ctx.mark_non_differentiable(losses)
+        return losses.mean(), losses
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_losses=None):
+        (grad,) = ctx.saved_tensors
+        return (grad * grad_loss).to(ctx.dtype), None, None, None, None, None, None
+
+
+def token_preference_loss(
+    policy_token_logps: torch.Tensor,
+    mask: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    *,
+    loss_type: str = "sigmoid",
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+    normalize: str = "mean",
+    backend: str = "auto",
+) -> LossOutput:
+    """DPO-family loss from per-token policy log-probs ``[2B, T]`` (chosen rows first, then
+    rejected rows) and their mask, with per-sequence reference log-probs ``[B]`` each.
+
+    Equals :func:`preference_loss` on the masked per-sequence sums (token counts from the
+    mask for ``ipo`` with ``normalize="mean"`` and ``sigmoid_norm``). ``backend="triton"``
+    (the default on CUDA) forms the loss and its gradient in one kernel launch; the torch
+    path is the composition. Supported types: :data:`TOKEN_PREFERENCE_LOSS_TYPES`.
+    """
+    if loss_type not in TOKEN_PREFERENCE_LOSS_TYPES:
+        raise InvalidInputError(
+            f"loss_type must be one of {TOKEN_PREFERENCE_LOSS_TYPES}, got {loss_type!r}"
+        )
+    if not isinstance(policy_token_logps, torch.Tensor) or policy_token_logps.ndim != 2:
+        raise ShapeError("policy_token_logps must be a [2B, T] tensor")
+    two_b = policy_token_logps.shape[0]
+    if two_b % 2:
+        raise ShapeError(f"policy_token_logps has {two_b} rows: need chosen then rejected")
+    if not isinstance(mask, torch.Tensor) or mask.shape != policy_token_logps.shape:
+        raise ShapeError(f"mask must have shape {list(policy_token_logps.shape)}")
+    b = two_b // 2
+    for name, r in (
+        ("ref_chosen_logps", ref_chosen_logps),
+        ("ref_rejected_logps", ref_rejected_logps),
+    ):
+        if not isinstance(r, torch.Tensor) or r.shape != (b,):
+            raise ShapeError(f"{name} must be [{b}]")
+    beta = check_positive(beta, "beta")
+    eps = check_range(label_smoothing, "label_smoothing", 0.0, 0.5)
+    if normalize not in ("mean", "sum"):
+        raise InvalidInputError(f"normalize must be 'mean' or 'sum', got {normalize!r}")
+    mean = loss_type == "sigmoid_norm" or (loss_type == "ipo" and normalize == "mean")
+    which = _backend.resolve(
+        backend, policy_token_logps.device.type, triton_ok=policy_token_logps.dtype != torch.float64
+    )
+    m = mask.bool()
+    if which == "triton":
+        ref = torch.cat([ref_chosen_logps, ref_rejected_logps]).detach().float()
+        loss, losses = _KernelLoss.apply(
+            policy_token_logps, m.to(torch.int8), ref, loss_type, beta, eps, mean
+        )
+        return LossOutput(loss, losses, {})
+    s = (policy_token_logps * m).sum(1)
+    lengths = m.sum(1)
+    return preference_loss(
+        s[:b],
+        s[b:],
+        ref_chosen_logps,
+        ref_rejected_logps,
+        loss_type=loss_type,
+        beta=beta,
+        label_smoothing=eps,
+        chosen_lengths=lengths[:b],
+        rejected_lengths=lengths[b:],
+        normalize=normalize,
+    )
