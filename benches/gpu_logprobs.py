@@ -2,6 +2,8 @@
 
 1. Correctness at real sizes: ``pytest tests/gpu`` (fp32 / bf16 / fp16 against float64,
    within 2x of PyTorch's own path in that dtype).
+3. The fused-linear DPO step (B=8 pairs, T=2048, H=4096, V=128256 bf16): naive / TRL
+   chunked + DPO / Liger's fused linear DPO / fastalign FusedLinearPreferenceLoss.
 2. The table, each row in its own process: naive torch, TRL's chunked function, Liger's
    fused linear CE, torch's linear_cross_entropy, fastalign triton and torch; median ms of
    forward + backward with an arbitrary upstream gradient, peak allocated memory above the
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-tests", action="store_true", help="only the table")
     args = p.parse_args(argv)
 
-    from fastalign.bench import format_table, logprob_rows
+    from fastalign.bench import dpo_rows, format_table, logprob_rows
 
     name, peak = card()
     tests_rc = 0
@@ -56,14 +58,24 @@ def main(argv: list[str] | None = None) -> int:
         ).returncode
     n, h, v = logprob_rows.shape(args.size)
     flops = 8 * n * h * v
-    rows = logprob_rows.rows(
-        args.size, progress=lambda s: print(f"  running {s} ...", file=sys.stderr)
+
+    def progress(s: str) -> None:
+        print(f"  running {s} ...", file=sys.stderr)
+
+    def add_mfu(rows, op_flops):
+        for r in rows:
+            if r.median_s and peak:
+                r.note = (r.note + " " if r.note else "") + (
+                    f"MFU {op_flops / r.median_s / (peak * 1e12):.0%}"
+                )
+        return rows
+
+    rows = add_mfu(logprob_rows.rows(args.size, progress=progress), flops)
+    # the fused-linear DPO step: 3 matmul passes over the unmasked tokens = 6 N H V FLOPs
+    b, t, prompt, dh, dv = dpo_rows.shape(args.size)
+    rows += add_mfu(
+        dpo_rows.rows(args.size, progress=progress), 6 * (2 * b * (t - prompt)) * dh * dv
     )
-    for r in rows:
-        if r.median_s and peak:
-            r.note = (r.note + " " if r.note else "") + (
-                f"MFU {flops / r.median_s / (peak * 1e12):.0%}"
-            )
     table = format_table(rows)
     header = (
         f"# fused log-probs on {name}\n\nN={n} H={h} V={v}; FLOPs 8*N*H*V = {flops / 1e12:.2f} "

@@ -27,8 +27,25 @@ SIZES = {
     "default": (4, 512, 64, 1024, 32000),
     "full": (8, 1024, 128, 2048, 64000),
 }
+# on CUDA: the GPU workload of the issue (bf16)
+GPU_SIZES = {
+    "tiny": (2, 16, 4, 32, 100),
+    "quick": (4, 1024, 128, 2048, 32000),
+    "default": (8, 2048, 256, 4096, 128256),
+    "full": (16, 2048, 256, 4096, 128256),
+}
 REPEAT = {"tiny": 1, "quick": 2, "default": 1, "full": 3}
 BETA = 0.1
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def shape(size: str) -> tuple[int, int, int, int, int]:
+    return (GPU_SIZES if _device() == "cuda" else SIZES)[size]
 
 
 def _have(mod: str) -> bool:
@@ -45,19 +62,20 @@ def impls() -> list[str]:
     return names
 
 
-def inputs(size: str, dtype=None) -> dict[str, Any]:
+def inputs(size: str, dtype=None, device: str | None = None) -> dict[str, Any]:
     import torch
 
-    b, t, prompt, h, v = SIZES[size]
-    dtype = dtype or torch.float32
+    b, t, prompt, h, v = shape(size)
+    device = device or _device()
+    dtype = dtype or (torch.bfloat16 if device == "cuda" else torch.float32)
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, v, (2 * b, t), generator=g)
     labels[:, :prompt] = -100
     return {
-        "hidden": torch.randn(2 * b, t, h, generator=g).to(dtype),
-        "weight": (torch.randn(v, h, generator=g) * (2.0 / h**0.5)).to(dtype),
-        "labels": labels,
-        "ref": torch.zeros(2 * b, dtype=dtype),
+        "hidden": torch.randn(2 * b, t, h, generator=g).to(device, dtype),
+        "weight": (torch.randn(v, h, generator=g) * (2.0 / h**0.5)).to(device, dtype),
+        "labels": labels.to(device),
+        "ref": torch.zeros(2 * b, dtype=dtype, device=device),
     }
 
 
@@ -113,11 +131,12 @@ def run_impl(op: str, impl: str, size: str, measure: Callable[..., dict[str, Any
     import torch
 
     x = inputs(size)
+    device = _device()
     if impl.startswith("floor"):
         mask = x["labels"].reshape(-1) != -100
         h = x["hidden"].reshape(-1, x["hidden"].shape[-1])[mask]
         w = x["weight"]
-        g = torch.randn(h.shape[0], w.shape[0])
+        g = torch.randn(h.shape[0], w.shape[0], device=device, dtype=h.dtype)
 
         def step():
             torch.mm(h, w.t())
@@ -125,7 +144,7 @@ def run_impl(op: str, impl: str, size: str, measure: Callable[..., dict[str, Any
             torch.mm(g.t(), h)
             return ()
 
-        return measure(step, REPEAT[size], "cpu")
+        return measure(step, REPEAT[size], device)
     fn = _loss_fn(impl, x)
 
     def step():
@@ -133,15 +152,15 @@ def run_impl(op: str, impl: str, size: str, measure: Callable[..., dict[str, Any
         w = x["weight"].detach().requires_grad_(True)
         loss = fn(h, w)
         dh, dw = torch.autograd.grad(loss, [h, w])
-        return loss.detach().reshape(1), dh, dw
+        return loss.detach().float().reshape(1), dh, dw
 
-    return measure(step, REPEAT[size], "cpu")
+    return measure(step, REPEAT[size], device)
 
 
 def _reference(size: str):
     import torch
 
-    x = inputs(size, torch.float64)
+    x = inputs(size, torch.float64, "cpu")
     h = x["hidden"].requires_grad_(True)
     w = x["weight"].requires_grad_(True)
     logits = h @ w.t()  # float64 throughout (the naive path upcasts to float32 only)
@@ -155,8 +174,10 @@ def _reference(size: str):
 
 
 def rows(size: str, progress: Callable[[str], None] | None = None) -> list[Row]:
-    b, t, prompt, h, v = SIZES[size]
-    wl = f"B={b} pairs T={t} (prompt {prompt}) H={h:,} V={v:,} fp32 cpu"
+    b, t, prompt, h, v = shape(size)
+    device = _device()
+    dtype = "bf16" if device == "cuda" else "fp32"
+    wl = f"B={b} pairs T={t} (prompt {prompt}) H={h:,} V={v:,} {dtype} {device}"
     out = isolated_rows(
         "fused_dpo",
         wl,
@@ -164,10 +185,10 @@ def rows(size: str, progress: Callable[[str], None] | None = None) -> list[Row]:
         size,
         baseline="naive torch",
         reference=lambda: _reference(size),
-        tol=1e-4,
+        tol=1e-4 if device == "cpu" else 3e-2,
         progress=progress,
     )
-    grads_mb = (2 * b * t * h + v * h) * 4 / 2**20
+    grads_mb = (2 * b * t * h + v * h) * (2 if device == "cuda" else 4) / 2**20
     for r in out:
         if r.impl.startswith("fastalign") and r.peak_mb is not None:
             r.note = f"grads {grads_mb:.0f} MB"
