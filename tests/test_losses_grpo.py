@@ -4,6 +4,7 @@ the spec's properties."""
 
 from __future__ import annotations
 
+import math
 import types
 from collections import defaultdict
 
@@ -265,3 +266,55 @@ def test_pama_loss_is_grpo_with_the_projected_advantage(seed, n):
     lo, hi = adv.min(1).values, adv.max(1).values
     s_raw = torch.where(lo > 0, lo, torch.where(hi < 0, hi, torch.zeros_like(lo)))
     torch.testing.assert_close(raw.loss, grpo_loss(logps, old, s_raw, mask).loss, rtol=0, atol=0)
+
+
+def _rank_grpo_loop(logps, old, items, rel, g, reward, eps_low=0.2, eps_high=0.2):
+    b, k = rel.shape
+    if reward == "dcg":
+        r = [
+            [sum(float(rel[i, j]) / math.log2(j + 2) for j in range(kk, k)) for kk in range(k)]
+            for i in range(b)
+        ]
+    else:
+        r = rel.tolist()
+    adv = [[0.0] * k for _ in range(b)]
+    for start in range(0, b, g):
+        for kk in range(k):
+            col = [r[i][kk] for i in range(start, start + g)]
+            m = sum(col) / g
+            sd = (sum((c - m) ** 2 for c in col) / (g - 1)) ** 0.5
+            for i in range(start, start + g):
+                adv[i][kk] = (r[i][kk] - m) / (sd + 1e-4)
+    terms, per_seq = [], []
+    for i in range(b):
+        row = []
+        for kk in range(k):
+            toks = [t for t in range(logps.shape[1]) if int(items[i, t]) == kk]
+            if not toks:
+                continue
+            u = math.exp(sum(float(logps[i, t] - old[i, t]) for t in toks) / len(toks))
+            a = adv[i][kk]
+            row.append(-min(u * a, min(max(u, 1 - eps_low), 1 + eps_high) * a))
+        terms += row
+        per_seq.append(sum(row) / max(len(row), 1))
+    return sum(terms) / max(len(terms), 1), per_seq
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    reward=st.sampled_from(["dcg", "relevance"]),
+    k=st.integers(1, 4),
+)
+def test_rank_grpo_against_loop(seed, reward, k):
+    from fastalign.losses import rank_grpo_loss
+
+    g = torch.Generator().manual_seed(seed)
+    b, t, group = 4, 9, 2
+    logps = -torch.rand(b, t, generator=g, dtype=torch.float64) * 3
+    old = logps + torch.randn(b, t, generator=g, dtype=torch.float64) * 0.3
+    items = torch.randint(-1, k, (b, t), generator=g)
+    rel = torch.rand(b, k, generator=g, dtype=torch.float64)
+    out = rank_grpo_loss(logps, old, items, rel, group, reward=reward)
+    want, per_seq = _rank_grpo_loop(logps, old, items, rel, group, reward)
+    assert out.loss.item() == pytest.approx(want, rel=1e-10, abs=1e-12)
+    torch.testing.assert_close(out.losses, torch.tensor(per_seq, dtype=torch.float64))

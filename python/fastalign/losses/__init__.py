@@ -27,6 +27,7 @@ from fastalign.losses.grpo import (
     group_advantages,
     grpo_loss,
     pama_loss,
+    rank_grpo_loss,
     soft_overlong_penalty,
 )
 from fastalign.losses.kto import kto
@@ -64,6 +65,7 @@ __all__ = [
     "pama_loss",
     "preference_loss",
     "pro",
+    "rank_grpo_loss",
     "rpo",
     "simpo",
     "slic",

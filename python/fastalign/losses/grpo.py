@@ -22,6 +22,7 @@ __all__ = [
     "group_advantages",
     "grpo_loss",
     "pama_loss",
+    "rank_grpo_loss",
     "soft_overlong_penalty",
 ]
 
@@ -285,3 +286,80 @@ def pama_loss(
     out.metrics["pama/advantage_mean"] = s_star.mean()
     out.metrics["pama/zero_fraction"] = (s_star == 0).to(logps.dtype).mean()
     return out
+
+
+def rank_grpo_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor | None,
+    item_ids: torch.Tensor,
+    relevance: torch.Tensor,
+    group_size: int,
+    *,
+    reward: str = "dcg",
+    epsilon_low: float = 0.2,
+    epsilon_high: float | None = None,
+    eps: float = 1e-4,
+) -> LossOutput:
+    """Rank-GRPO for ranked-list outputs (e.g. LLM recommenders): the item, not the token or
+    the sequence, is the unit of the importance ratio and of the advantage.
+
+    Each completion lists ``K`` items; ``item_ids [B, T]`` says which item (0..K-1) each
+    token belongs to (-1: no item). Per completion ``i`` and rank ``k``:
+
+    - reward ``r_ik``: ``relevance[i, k]`` (``reward="relevance"``) or the causal DCG
+      ``sum_{j >= k} rel_ij / log2(j + 2)`` (0-based ``j``; ``reward="dcg"``);
+    - advantage: ``r_ik`` normalized per rank position across the ``group_size`` completions
+      of the same prompt, ``(r_ik - mean) / (std + eps)`` (Bessel-corrected std);
+    - ratio ``u_ik = exp(mean over item-k tokens of (lp - lp_old))``;
+    - loss ``-min(u A, clip(u, 1 - eps_low, 1 + eps_high) A)``,
+
+    averaged over the items that have at least one token. ``losses`` is the per-completion
+    mean over its items.
+    """
+    if logps.ndim != 2:
+        raise ShapeError(f"logps must be [B, T], got {list(logps.shape)}")
+    shape = logps.shape
+    _check_tokens("old_logps", old_logps, shape)
+    _check_tokens("item_ids", item_ids, shape)
+    if relevance.ndim != 2 or relevance.shape[0] != shape[0]:
+        raise ShapeError(f"relevance must be [{shape[0]}, K], got {list(relevance.shape)}")
+    b, k = relevance.shape
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 2:
+        raise InvalidInputError(f"group_size must be an int >= 2, got {group_size!r}")
+    if b % group_size:
+        raise InvalidInputError(f"{b} completions do not split into groups of {group_size}")
+    if bool(((item_ids < -1) | (item_ids >= k)).any()):
+        raise InvalidInputError(f"item_ids must be in [-1, {k})")
+    if reward not in ("dcg", "relevance"):
+        raise InvalidInputError(f"reward must be 'dcg' or 'relevance', got {reward!r}")
+    eps_low = check_positive(epsilon_low, "epsilon_low")
+    eps_high = eps_low if epsilon_high is None else check_positive(epsilon_high, "epsilon_high")
+
+    rel = relevance.to(logps.dtype)
+    if reward == "dcg":
+        disc = 1.0 / torch.log2(torch.arange(k, device=rel.device, dtype=rel.dtype) + 2.0)
+        r = torch.flip(torch.cumsum(torch.flip(rel * disc, [1]), 1), [1])
+    else:
+        r = rel
+    grouped = r.view(-1, group_size, k)
+    mean = grouped.mean(1, keepdim=True)
+    std = grouped.std(1, keepdim=True)
+    adv = ((grouped - mean) / (std + eps)).view(b, k)
+
+    old = logps.detach() if old_logps is None else old_logps
+    onehot = (item_ids[:, :, None] == torch.arange(k, device=item_ids.device)).to(logps.dtype)
+    count = onehot.sum(1)  # [B, K] tokens per item
+    mean_lr = torch.einsum("bt,btk->bk", logps - old, onehot) / count.clamp(min=1.0)
+    u = torch.exp(mean_lr)
+    per_item = -torch.min(u * adv, u.clamp(1 - eps_low, 1 + eps_high) * adv)
+    present = (count > 0).to(logps.dtype)
+    loss = (per_item * present).sum() / present.sum().clamp(min=1.0)
+    losses = (per_item * present).sum(1) / present.sum(1).clamp(min=1.0)
+    with torch.no_grad():
+        clipped = ((u < 1 - eps_low) & (adv < 0)) | ((u > 1 + eps_high) & (adv > 0))
+        n = present.sum().clamp(min=1.0)
+        metrics = {
+            "clip_ratio/region_mean": (clipped.to(logps.dtype) * present).sum() / n,
+            "reward/mean": r.mean(),
+        }
+    return LossOutput(loss, losses, metrics)
