@@ -3,11 +3,21 @@
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["__version__", "_debug_fail", "cpu_features", "num_threads", "pama"]
+__all__ = [
+    "__version__",
+    "_debug_fail",
+    "cpu_features",
+    "mgda_weights",
+    "num_threads",
+    "pama",
+]
 
 __version__: str
 
 def pama(advantages: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
+def mgda_weights(
+    gram: npt.NDArray[np.float64], tol: float, max_iter: int
+) -> npt.NDArray[np.float64]: ...
 def _debug_fail(kind: str) -> None: ...
 def cpu_features() -> list[str]: ...
 def num_threads() -> int: ...

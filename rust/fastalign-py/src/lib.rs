@@ -4,7 +4,7 @@
 //! through [`run`] (which releases the GIL, catches panics and maps core errors to Python
 //! exceptions), and hand the owned result back to NumPy without copying.
 
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 mod errors;
@@ -20,6 +20,29 @@ fn pama<'py>(
     let (rows, cols) = (advantages.shape()[0], advantages.shape()[1]);
     let data = errors::contiguous(&advantages, "advantages")?;
     let out = run(py, || fastalign_core::pareto::pama(data, rows, cols))?;
+    Ok(out.into_pyarray(py))
+}
+
+/// MGDA min-norm simplex weights for a batch of Gram matrices ``[B, n, n]`` (flat ``[B * n]``).
+#[pyfunction]
+#[pyo3(signature = (gram, tol, max_iter))]
+fn mgda_weights<'py>(
+    py: Python<'py>,
+    gram: PyReadonlyArray3<'py, f64>,
+    tol: f64,
+    max_iter: usize,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (batch, n) = (gram.shape()[0], gram.shape()[1]);
+    if gram.shape()[2] != n {
+        return Err(errors::to_pyerr(fastalign_core::Error::shape(format!(
+            "gram must be [B, n, n], got {:?}",
+            gram.shape()
+        ))));
+    }
+    let data = errors::contiguous(&gram, "gram")?;
+    let out = run(py, || {
+        fastalign_core::pareto::mgda_weights(data, batch, n, tol, max_iter)
+    })?;
     Ok(out.into_pyarray(py))
 }
 
@@ -47,6 +70,7 @@ fn num_threads() -> usize {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(pama, m)?)?;
+    m.add_function(wrap_pyfunction!(mgda_weights, m)?)?;
     m.add_function(wrap_pyfunction!(_debug_fail, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
