@@ -7,7 +7,10 @@ __all__ = [
     "__version__",
     "_debug_fail",
     "cpu_features",
+    "crowding_distance",
+    "hypervolume",
     "mgda_weights",
+    "non_dominated_sort",
     "num_threads",
     "pama",
 ]
@@ -21,3 +24,10 @@ def mgda_weights(
 def _debug_fail(kind: str) -> None: ...
 def cpu_features() -> list[str]: ...
 def num_threads() -> int: ...
+def non_dominated_sort(
+    f: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64] | None = None
+) -> npt.NDArray[np.int64]: ...
+def crowding_distance(
+    f: npt.NDArray[np.float64], fronts: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]: ...
+def hypervolume(f: npt.NDArray[np.float64], reference: npt.NDArray[np.float64]) -> float: ...

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
 from fastalign import _core
 from fastalign._validate import as_float_array
-from fastalign.errors import ShapeError
+from fastalign.errors import InvalidInputError, ShapeError
 
-__all__ = ["mgda_weights", "pama"]
+__all__ = [
+    "crowding_distance",
+    "hypervolume",
+    "mgda_weights",
+    "non_dominated_sort",
+    "pama",
+]
 
 
 def pama(advantages: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -77,3 +85,105 @@ def mgda_weights(
         raise TypeError(f"max_iter must be an int >= 1, got {max_iter!r}")
     w = _core.mgda_weights(g, float(tol), max_iter).reshape(g.shape[0], g.shape[1])
     return w[0] if single else w
+
+
+def _minimize(F: npt.ArrayLike, sense: str | Sequence[str]) -> npt.NDArray[np.float64]:
+    """``F`` as a C-contiguous float64 ``[n, m]`` matrix with maximized columns negated."""
+    f = as_float_array(F, "F", ndim=2)
+    m = f.shape[1]
+    senses = [sense] * m if isinstance(sense, str) else list(sense)
+    if len(senses) != m:
+        raise ShapeError(f"sense has {len(senses)} entries for {m} objectives")
+    flip = []
+    for j, s in enumerate(senses):
+        if s not in ("min", "max"):
+            raise InvalidInputError(f"sense[{j}] must be 'min' or 'max', got {s!r}")
+        flip.append(s == "max")
+    if any(flip):
+        f = f.copy()
+        f[:, flip] *= -1.0
+    return f
+
+
+def _offsets(offsets: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    if isinstance(offsets, (str, bytes)):
+        raise TypeError("offsets must be an array of integers")
+    o = np.asarray(offsets)
+    if o.ndim != 1 or o.dtype.kind not in "iu":
+        raise TypeError("offsets must be a 1-D array of integers (int64 [groups + 1])")
+    return np.ascontiguousarray(o, dtype=np.int64)
+
+
+def non_dominated_sort(
+    F: npt.ArrayLike,
+    *,
+    sense: str | Sequence[str] = "min",
+    offsets: npt.ArrayLike | None = None,
+) -> npt.NDArray[np.int64]:
+    """Front index of every row (0 = the non-dominated set, 1 = non-dominated once front 0
+    is removed, ...). Identical points share a front.
+
+    Two objectives: O(n log n); more: ENS with a binary search over fronts. With
+    ``offsets`` (int64 ``[groups + 1]``, rows ``offsets[g]:offsets[g + 1]`` form group g),
+    every group is sorted on its own, in parallel: the RL case of many small groups.
+
+    Args:
+        F: ``[n, m]`` objectives. sense: ``"min"``, ``"max"``, or one per objective.
+
+    Raises:
+        InvalidInputError: a NaN (with its row), bad offsets or sense. ShapeError: not 2-D.
+
+    Example:
+        >>> non_dominated_sort([[1, 2], [2, 1], [2, 2], [3, 3]])
+        array([0, 0, 1, 2])
+    """
+    f = _minimize(F, sense)
+    return _core.non_dominated_sort(f, None if offsets is None else _offsets(offsets))
+
+
+def crowding_distance(
+    F: npt.ArrayLike,
+    fronts: npt.ArrayLike | None = None,
+    *,
+    sense: str | Sequence[str] = "min",
+) -> npt.NDArray[np.float64]:
+    """NSGA-II crowding distance of every row within its front (fronts computed with
+    :func:`non_dominated_sort` unless given). Boundary points of a front get ``inf``.
+
+    Example:
+        >>> crowding_distance([[0, 4], [1, 2], [3, 1], [4, 0]])
+        array([ inf, 1.5 , 1.25,  inf])
+    """
+    f = _minimize(F, sense)
+    fr = (
+        _core.non_dominated_sort(f, None)
+        if fronts is None
+        else np.ascontiguousarray(np.asarray(fronts), dtype=np.int64)
+    )
+    return _core.crowding_distance(f, fr)
+
+
+def hypervolume(
+    F: npt.ArrayLike,
+    ref: npt.ArrayLike,
+    *,
+    sense: str | Sequence[str] = "min",
+) -> float:
+    """Exact hypervolume of the region dominated by the rows of ``F`` and bounded by the
+    reference point ``ref`` (for maximized objectives the reference is the lower corner).
+    Points that do not strictly dominate ``ref`` add nothing.
+
+    2 objectives: O(n log n); 3: O(n log n) sweep; more: recursive slicing (exponential in
+    the number of objectives; fine for a handful).
+
+    Example:
+        >>> hypervolume([[1, 2], [2, 1]], [3, 3])
+        3.0
+    """
+    f = _minimize(F, sense)
+    r = as_float_array(np.asarray(ref)[None], "ref", ndim=2)[0].copy()
+    if r.shape[0] != f.shape[1]:
+        raise ShapeError(f"ref has {r.shape[0]} values for {f.shape[1]} objectives")
+    senses = [sense] * f.shape[1] if isinstance(sense, str) else list(sense)
+    r[[s == "max" for s in senses]] *= -1.0
+    return float(_core.hypervolume(f, np.ascontiguousarray(r)))

@@ -6,6 +6,7 @@
 
 pub mod debug;
 pub mod error;
+pub mod fronts;
 pub mod pareto;
 pub mod sys;
 

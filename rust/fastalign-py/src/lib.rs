@@ -4,7 +4,10 @@
 //! through [`run`] (which releases the GIL, catches panics and maps core errors to Python
 //! exceptions), and hand the owned result back to NumPy without copying.
 
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
+    PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 
 mod errors;
@@ -46,6 +49,53 @@ fn mgda_weights<'py>(
     Ok(out.into_pyarray(py))
 }
 
+/// Front index per row (0 = non-dominated), minimization; batched by ``offsets`` when given.
+#[pyfunction]
+#[pyo3(signature = (f, offsets=None))]
+fn non_dominated_sort<'py>(
+    py: Python<'py>,
+    f: PyReadonlyArray2<'py, f64>,
+    offsets: Option<PyReadonlyArray1<'py, i64>>,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let (n, m) = (f.shape()[0], f.shape()[1]);
+    let data = errors::contiguous(&f, "F")?;
+    let out = match &offsets {
+        None => run(py, || fastalign_core::fronts::non_dominated_sort(data, n, m))?,
+        Some(o) => {
+            let o = errors::contiguous(o, "offsets")?;
+            run(py, || fastalign_core::fronts::non_dominated_sort_batched(data, n, m, o))?
+        }
+    };
+    Ok(out.into_pyarray(py))
+}
+
+/// NSGA-II crowding distance of each row within its front.
+#[pyfunction]
+fn crowding_distance<'py>(
+    py: Python<'py>,
+    f: PyReadonlyArray2<'py, f64>,
+    fronts: PyReadonlyArray1<'py, i64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (n, m) = (f.shape()[0], f.shape()[1]);
+    let data = errors::contiguous(&f, "F")?;
+    let fr = errors::contiguous(&fronts, "fronts")?;
+    let out = run(py, || fastalign_core::fronts::crowding_distance(data, n, m, fr))?;
+    Ok(out.into_pyarray(py))
+}
+
+/// Exact hypervolume (minimization) bounded by ``reference``.
+#[pyfunction]
+fn hypervolume<'py>(
+    py: Python<'py>,
+    f: PyReadonlyArray2<'py, f64>,
+    reference: PyReadonlyArray1<'py, f64>,
+) -> PyResult<f64> {
+    let (n, m) = (f.shape()[0], f.shape()[1]);
+    let data = errors::contiguous(&f, "F")?;
+    let r = errors::contiguous(&reference, "reference")?;
+    run(py, || fastalign_core::fronts::hypervolume(data, n, m, r))
+}
+
 /// Test-only hook: fails the way `kind` names ("ok", "invalid", "shape", "nonfinite",
 /// "convergence", "panic"), through the same path as every real entry point.
 #[pyfunction]
@@ -71,6 +121,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(pama, m)?)?;
     m.add_function(wrap_pyfunction!(mgda_weights, m)?)?;
+    m.add_function(wrap_pyfunction!(non_dominated_sort, m)?)?;
+    m.add_function(wrap_pyfunction!(crowding_distance, m)?)?;
+    m.add_function(wrap_pyfunction!(hypervolume, m)?)?;
     m.add_function(wrap_pyfunction!(_debug_fail, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;

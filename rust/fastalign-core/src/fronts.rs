@@ -1,0 +1,466 @@
+//! Non-dominated sorting, crowding distance and hypervolume (minimization; the Python facade
+//! flips the sign of objectives to maximize).
+//!
+//! Points are rows of a row-major ``n x m`` matrix. ``p`` dominates ``q`` when it is no worse
+//! in every objective and better in at least one; identical points do not dominate each other
+//! (they share a front).
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+
+use crate::{Error, Result};
+
+fn check(what: &'static str, f: &[f64], n: usize, m: usize) -> Result<()> {
+    if n.checked_mul(m) != Some(f.len()) {
+        return Err(Error::shape(format!(
+            "{what}: {} values cannot form a {n} x {m} matrix",
+            f.len()
+        )));
+    }
+    if m == 0 {
+        return Err(Error::invalid(format!(
+            "{what}: need at least one objective"
+        )));
+    }
+    if let Some(k) = f.iter().position(|v| v.is_nan()) {
+        return Err(Error::NonFinite {
+            what,
+            location: format!("row {}, column {}", k / m, k % m),
+            value: f[k],
+        });
+    }
+    Ok(())
+}
+
+#[inline]
+fn dominates(p: &[f64], q: &[f64]) -> bool {
+    let mut strict = false;
+    for (a, b) in p.iter().zip(q) {
+        if a > b {
+            return false;
+        }
+        if a < b {
+            strict = true;
+        }
+    }
+    strict
+}
+
+fn lex(a: &[f64], b: &[f64]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        match x.total_cmp(y) {
+            Ordering::Equal => continue,
+            o => return o,
+        }
+    }
+    Ordering::Equal
+}
+
+/// The front index (0 = non-dominated) of every row of ``f`` (``n x m``).
+///
+/// Two objectives: O(n log n) (sweep in lexicographic order with a binary search over the
+/// fronts' smallest second objective). More: ENS-BS (lexicographic order, then a binary
+/// search for the first front with no member dominating the point), O(m n log n) front
+/// tests, each against the members of one front.
+pub fn non_dominated_sort(f: &[f64], n: usize, m: usize) -> Result<Vec<i64>> {
+    check("F", f, n, m)?;
+    Ok(sort_rows(f, n, m))
+}
+
+fn sort_rows(f: &[f64], n: usize, m: usize) -> Vec<i64> {
+    let row = |i: usize| &f[i * m..(i + 1) * m];
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| lex(row(a), row(b)).then(a.cmp(&b)));
+    let mut front = vec![0i64; n];
+    if m == 1 {
+        // fronts are the distinct values in increasing order
+        let mut k = -1i64;
+        let mut last: Option<f64> = None;
+        for &i in &order {
+            if last != Some(f[i]) {
+                k += 1;
+                last = Some(f[i]);
+            }
+            front[i] = k;
+        }
+        return front;
+    }
+    let mut prev: Option<usize> = None;
+    if m == 2 {
+        // min_f2[k]: smallest second objective in front k (increasing in k)
+        let mut min_f2: Vec<f64> = Vec::new();
+        for &i in &order {
+            if let Some(p) = prev {
+                if row(p) == row(i) {
+                    front[i] = front[p];
+                    continue;
+                }
+            }
+            let y = f[i * 2 + 1];
+            // first front whose members do not dominate i: min_f2 > y
+            let k = min_f2.partition_point(|&v| v <= y);
+            if k == min_f2.len() {
+                min_f2.push(y);
+            } else {
+                min_f2[k] = y;
+            }
+            front[i] = k as i64;
+            prev = Some(i);
+        }
+        return front;
+    }
+    let mut fronts: Vec<Vec<usize>> = Vec::new();
+    for &i in &order {
+        if let Some(p) = prev {
+            if row(p) == row(i) {
+                front[i] = front[p];
+                fronts[front[i] as usize].push(i);
+                continue;
+            }
+        }
+        let p = row(i);
+        // is i dominated by some member of front k? (members added later are more likely to
+        // dominate: scan them from the back)
+        let dominated_by = |k: usize| fronts[k].iter().rev().any(|&q| dominates(row(q), p));
+        let (mut lo, mut hi) = (0usize, fronts.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if dominated_by(mid) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo == fronts.len() {
+            fronts.push(Vec::new());
+        }
+        fronts[lo].push(i);
+        front[i] = lo as i64;
+        prev = Some(i);
+    }
+    front
+}
+
+fn check_offsets(offsets: &[i64], n: usize) -> Result<Vec<(usize, usize)>> {
+    if offsets.is_empty() || offsets[0] != 0 || offsets[offsets.len() - 1] != n as i64 {
+        return Err(Error::invalid(format!(
+            "offsets must start at 0 and end at the number of rows ({n})"
+        )));
+    }
+    offsets
+        .windows(2)
+        .enumerate()
+        .map(|(g, w)| {
+            if w[1] < w[0] {
+                Err(Error::invalid(format!("offsets decrease at group {g}")))
+            } else {
+                Ok((w[0] as usize, w[1] as usize))
+            }
+        })
+        .collect()
+}
+
+/// Fronts of each group of rows ``offsets[g]..offsets[g + 1]``, independently and in parallel.
+pub fn non_dominated_sort_batched(
+    f: &[f64],
+    n: usize,
+    m: usize,
+    offsets: &[i64],
+) -> Result<Vec<i64>> {
+    check("F", f, n, m)?;
+    let groups = check_offsets(offsets, n)?;
+    let parts: Vec<Vec<i64>> = groups
+        .par_iter()
+        .map(|&(s, e)| sort_rows(&f[s * m..e * m], e - s, m))
+        .collect();
+    Ok(parts.concat())
+}
+
+/// NSGA-II crowding distance of every row within its front: per objective, the boundary rows
+/// of a front get infinity and the others the normalized gap between their neighbours
+/// (objectives with zero range in the front add nothing). Ties keep row order.
+pub fn crowding_distance(f: &[f64], n: usize, m: usize, fronts: &[i64]) -> Result<Vec<f64>> {
+    check("F", f, n, m)?;
+    if fronts.len() != n {
+        return Err(Error::shape(format!(
+            "fronts has {} entries for {n} rows",
+            fronts.len()
+        )));
+    }
+    let mut by_front: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (i, &k) in fronts.iter().enumerate() {
+        by_front.entry(k).or_default().push(i);
+    }
+    let mut dist = vec![0.0; n];
+    for members in by_front.values() {
+        if members.len() <= 2 {
+            for &i in members {
+                dist[i] = f64::INFINITY;
+            }
+            continue;
+        }
+        for j in 0..m {
+            let mut idx = members.clone();
+            idx.sort_by(|&a, &b| f[a * m + j].total_cmp(&f[b * m + j]).then(a.cmp(&b)));
+            let lo = f[idx[0] * m + j];
+            let hi = f[idx[idx.len() - 1] * m + j];
+            dist[idx[0]] = f64::INFINITY;
+            dist[idx[idx.len() - 1]] = f64::INFINITY;
+            let range = hi - lo;
+            if range > 0.0 && range.is_finite() {
+                for w in idx.windows(3) {
+                    dist[w[1]] += (f[w[2] * m + j] - f[w[0] * m + j]) / range;
+                }
+            }
+        }
+    }
+    Ok(dist)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+struct Key(f64);
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// Exact hypervolume dominated by the rows of ``f`` and bounded by ``reference``
+/// (minimization). Rows that do not strictly dominate the reference add nothing. 2 objectives:
+/// O(n log n) sweep; 3: O(n log n) sweep over the third objective with a balanced-tree
+/// staircase; more: recursive slicing down to the 3-objective case.
+pub fn hypervolume(f: &[f64], n: usize, m: usize, reference: &[f64]) -> Result<f64> {
+    check("F", f, n, m)?;
+    if reference.len() != m {
+        return Err(Error::shape(format!(
+            "reference has {} values for {m} objectives",
+            reference.len()
+        )));
+    }
+    if reference.iter().any(|v| !v.is_finite()) {
+        return Err(Error::invalid("reference must be finite"));
+    }
+    let pts: Vec<&[f64]> = (0..n)
+        .map(|i| &f[i * m..(i + 1) * m])
+        .filter(|p| p.iter().zip(reference).all(|(a, r)| a < r))
+        .collect();
+    Ok(hv(&pts, reference))
+}
+
+fn hv(pts: &[&[f64]], r: &[f64]) -> f64 {
+    if pts.is_empty() {
+        return 0.0;
+    }
+    match r.len() {
+        1 => r[0] - pts.iter().map(|p| p[0]).fold(f64::INFINITY, f64::min),
+        2 => hv2(pts, r),
+        3 => hv3(pts, r),
+        d => {
+            // slice along the last objective: between consecutive values, the volume is the
+            // (d-1)-dimensional hypervolume of the points at or below the slice
+            let mut order: Vec<&[f64]> = pts.to_vec();
+            order.sort_by(|a, b| a[d - 1].total_cmp(&b[d - 1]));
+            let mut total = 0.0;
+            let mut active: Vec<&[f64]> = Vec::with_capacity(order.len());
+            for (k, p) in order.iter().enumerate() {
+                active.push(&p[..d - 1]);
+                let next = if k + 1 < order.len() {
+                    order[k + 1][d - 1]
+                } else {
+                    r[d - 1]
+                };
+                let h = next - p[d - 1];
+                if h > 0.0 {
+                    total += hv(&active, &r[..d - 1]) * h;
+                }
+            }
+            total
+        }
+    }
+}
+
+fn hv2(pts: &[&[f64]], r: &[f64]) -> f64 {
+    let mut order: Vec<(f64, f64)> = pts.iter().map(|p| (p[0], p[1])).collect();
+    order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut area = 0.0;
+    let mut y_min = r[1];
+    for (x, y) in order {
+        if y < y_min {
+            area += (r[0] - x) * (y_min - y);
+            y_min = y;
+        }
+    }
+    area
+}
+
+fn hv3(pts: &[&[f64]], r: &[f64]) -> f64 {
+    let mut order: Vec<&[f64]> = pts.to_vec();
+    order.sort_by(|a, b| a[2].total_cmp(&b[2]));
+    // staircase of the (x, y) front so far: x ascending, y strictly descending
+    let mut stair: BTreeMap<Key, f64> = BTreeMap::new();
+    let mut area = 0.0;
+    let mut volume = 0.0;
+    for (k, p) in order.iter().enumerate() {
+        let (px, py) = (p[0], p[1]);
+        // y bound just left of px: the predecessor with x < px (r_y when none)
+        let pred_y = stair.range(..Key(px)).next_back().map_or(r[1], |(_, &y)| y);
+        // a staircase point at the same x with y <= py dominates (or equals) p
+        let same_x_y = stair.get(&Key(px)).copied().unwrap_or(f64::INFINITY);
+        if pred_y > py && same_x_y > py {
+            // p adds area: walk the successors (x >= px), removing those p dominates
+            let mut x0 = px;
+            let mut y_cur = pred_y;
+            let mut remove = Vec::new();
+            let mut stop_x = r[0];
+            for (&Key(qx), &qy) in stair.range(Key(px)..) {
+                area += (qx - x0) * (y_cur - py);
+                if qy < py {
+                    stop_x = qx;
+                    break;
+                }
+                remove.push(Key(qx));
+                x0 = qx;
+                y_cur = qy;
+                stop_x = r[0];
+            }
+            if stop_x == r[0] {
+                area += (r[0] - x0) * (y_cur - py);
+            }
+            for key in remove {
+                stair.remove(&key);
+            }
+            stair.insert(Key(px), py);
+        }
+        let next = if k + 1 < order.len() {
+            order[k + 1][2]
+        } else {
+            r[2]
+        };
+        volume += area * (next - p[2]);
+    }
+    volume
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn brute_fronts(f: &[f64], n: usize, m: usize) -> Vec<i64> {
+        let mut front = vec![-1i64; n];
+        let mut k = 0;
+        let mut left: Vec<usize> = (0..n).collect();
+        while !left.is_empty() {
+            let cur: Vec<usize> = left
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    !left
+                        .iter()
+                        .any(|&j| dominates(&f[j * m..(j + 1) * m], &f[i * m..(i + 1) * m]))
+                })
+                .collect();
+            for &i in &cur {
+                front[i] = k;
+            }
+            left.retain(|i| !cur.contains(i));
+            k += 1;
+        }
+        front
+    }
+
+    fn hv_inclusion_exclusion(f: &[f64], n: usize, m: usize, r: &[f64]) -> f64 {
+        let pts: Vec<&[f64]> = (0..n)
+            .map(|i| &f[i * m..(i + 1) * m])
+            .filter(|p| p.iter().zip(r).all(|(a, b)| a < b))
+            .collect();
+        let k = pts.len();
+        let mut total = 0.0;
+        for mask in 1u32..(1 << k) {
+            let mut corner = vec![f64::NEG_INFINITY; m];
+            for (i, p) in pts.iter().enumerate() {
+                if mask & (1 << i) != 0 {
+                    for j in 0..m {
+                        corner[j] = corner[j].max(p[j]);
+                    }
+                }
+            }
+            let vol: f64 = (0..m).map(|j| r[j] - corner[j]).product();
+            total += if mask.count_ones() % 2 == 1 {
+                vol
+            } else {
+                -vol
+            };
+        }
+        total
+    }
+
+    fn grid(seed: u64, len: usize, levels: u64) -> Vec<f64> {
+        let mut s = seed | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s % levels) as f64
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn fronts_match_brute_force(seed in any::<u64>(), n in 0usize..60, m in 1usize..5,
+                                    levels in 2u64..12) {
+            let f = grid(seed, n * m, levels); // few levels: many ties and duplicates
+            prop_assert_eq!(non_dominated_sort(&f, n, m).expect("valid"), brute_fronts(&f, n, m));
+        }
+
+        #[test]
+        fn hypervolume_matches_inclusion_exclusion(seed in any::<u64>(), n in 0usize..9,
+                                                   m in 1usize..6) {
+            let f = grid(seed, n * m, 10);
+            let r = vec![9.5; m];
+            let got = hypervolume(&f, n, m, &r).expect("valid");
+            let want = hv_inclusion_exclusion(&f, n, m, &r);
+            prop_assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "{} vs {}", got, want);
+        }
+
+        #[test]
+        fn batched_equals_per_group(seed in any::<u64>(), sizes in prop::collection::vec(0usize..12, 1..6)) {
+            let n: usize = sizes.iter().sum();
+            let f = grid(seed, n * 3, 5);
+            let mut offsets = vec![0i64];
+            for s in &sizes { offsets.push(offsets[offsets.len() - 1] + *s as i64); }
+            let got = non_dominated_sort_batched(&f, n, 3, &offsets).expect("valid");
+            for w in offsets.windows(2) {
+                let (s, e) = (w[0] as usize, w[1] as usize);
+                prop_assert_eq!(&got[s..e], &brute_fronts(&f[s * 3..e * 3], e - s, 3)[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn crowding_examples() {
+        let f = [0.0, 4.0, 1.0, 2.0, 3.0, 1.0, 4.0, 0.0];
+        let d = crowding_distance(&f, 4, 2, &[0, 0, 0, 0]).expect("valid");
+        assert!(d[0].is_infinite() && d[3].is_infinite());
+        assert!((d[1] - (3.0 / 4.0 + 3.0 / 4.0)).abs() < 1e-15);
+        assert!((d[2] - (3.0 / 4.0 + 2.0 / 4.0)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn nan_rows_are_rejected() {
+        match non_dominated_sort(&[1.0, f64::NAN], 1, 2) {
+            Err(Error::NonFinite { location, .. }) => assert_eq!(location, "row 0, column 1"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+"""Non-dominated sorting, crowding distance and hypervolume against brute-force references
+(O(N^2 M) fronts, inclusion-exclusion volumes), with ties, duplicates and max/min senses."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from fastalign.errors import InvalidInputError, ShapeError
+from fastalign.pareto import crowding_distance, hypervolume, non_dominated_sort
+
+
+def brute_fronts(f):
+    n = len(f)
+    front = np.full(n, -1)
+    left = set(range(n))
+    k = 0
+    while left:
+        cur = [
+            i for i in left if not any(np.all(f[j] <= f[i]) and np.any(f[j] < f[i]) for j in left)
+        ]
+        for i in cur:
+            front[i] = k
+        left -= set(cur)
+        k += 1
+    return front
+
+
+def brute_hv(f, ref):
+    pts = [p for p in f if np.all(p < ref)]
+    total = 0.0
+    for k in range(1, len(pts) + 1):
+        for combo in itertools.combinations(pts, k):
+            corner = np.max(combo, axis=0)
+            total += (-1) ** (k + 1) * float(np.prod(ref - corner))
+    return total
+
+
+grids = st.integers(1, 5).flatmap(
+    lambda m: hnp.arrays(
+        np.float64, st.tuples(st.integers(0, 40), st.just(m)), elements=st.integers(0, 6).map(float)
+    )
+)
+
+
+@given(grids)
+def test_fronts_match_brute_force(f):
+    np.testing.assert_array_equal(non_dominated_sort(f), brute_fronts(f))
+
+
+@given(grids)
+def test_max_sense_is_min_of_negated(f):
+    m = f.shape[1]
+    senses = ["max" if j % 2 else "min" for j in range(m)]
+    flipped = f * np.array([-1.0 if s == "max" else 1.0 for s in senses])
+    np.testing.assert_array_equal(non_dominated_sort(f, sense=senses), non_dominated_sort(flipped))
+    np.testing.assert_array_equal(non_dominated_sort(f, sense="max"), brute_fronts(-f))
+
+
+@given(st.lists(st.integers(0, 15), min_size=1, max_size=8), st.integers(0, 2**32 - 1))
+def test_batched_equals_per_group(sizes, seed):
+    f = np.random.default_rng(seed).integers(0, 5, size=(sum(sizes), 3)).astype(float)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    got = non_dominated_sort(f, offsets=offsets)
+    for s, e in itertools.pairwise(offsets):
+        np.testing.assert_array_equal(got[s:e], brute_fronts(f[s:e]))
+
+
+@given(
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(0, 9), st.integers(1, 5)),
+        elements=st.integers(0, 9).map(float),
+    )
+)
+def test_hypervolume_matches_inclusion_exclusion(f):
+    ref = np.full(f.shape[1], 9.5)
+    assert hypervolume(f, ref) == pytest.approx(brute_hv(f, ref), rel=1e-12, abs=1e-12)
+
+
+def test_hypervolume_large_2d_3d_against_slices():
+    rng = np.random.default_rng(0)
+    f2 = rng.random((2000, 2))
+    order = np.argsort(f2[:, 0], kind="stable")
+    area, ymin = 0.0, 1.0
+    for x, y in f2[order]:
+        if y < ymin:
+            area += (1.0 - x) * (ymin - y)
+            ymin = y
+    assert hypervolume(f2, [1.0, 1.0]) == pytest.approx(area, rel=1e-12)
+    f3 = rng.random((300, 3))
+    # 3-D as a sum of exact 2-D slices between consecutive third coordinates
+    zs = np.sort(np.unique(np.concatenate([f3[:, 2], [1.0]])))
+    vol = sum(
+        hypervolume(f3[f3[:, 2] <= z0][:, :2], [1.0, 1.0]) * (z1 - z0)
+        for z0, z1 in itertools.pairwise(zs)
+    )
+    assert hypervolume(f3, [1.0, 1.0, 1.0]) == pytest.approx(vol, rel=1e-10)
+
+
+def test_hypervolume_max_sense_and_reference_outside():
+    f = np.array([[3.0, 1.0], [1.0, 3.0]])
+    assert hypervolume(f, [0.0, 0.0], sense="max") == pytest.approx(5.0)
+    assert hypervolume([[5.0, 5.0]], [1.0, 1.0]) == 0.0
+
+
+def _brute_crowding(f, fronts):
+    d = np.zeros(len(f))
+    for k in np.unique(fronts):
+        idx = np.flatnonzero(fronts == k)
+        if len(idx) <= 2:
+            d[idx] = np.inf
+            continue
+        for j in range(f.shape[1]):
+            o = idx[np.argsort(f[idx, j], kind="stable")]
+            d[o[0]] = d[o[-1]] = np.inf
+            rng = f[o[-1], j] - f[o[0], j]
+            if rng > 0:
+                for a in range(1, len(o) - 1):
+                    d[o[a]] += (f[o[a + 1], j] - f[o[a - 1], j]) / rng
+    return d
+
+
+@given(grids)
+def test_crowding_distance_matches_straightforward(f):
+    fronts = brute_fronts(f)
+    np.testing.assert_allclose(crowding_distance(f), _brute_crowding(f, fronts), rtol=1e-12)
+
+
+def test_bad_input():
+    with pytest.raises(InvalidInputError, match="row 1, column 0"):
+        non_dominated_sort([[1.0, 2.0], [np.nan, 1.0]])
+    with pytest.raises(ShapeError):
+        non_dominated_sort([1.0, 2.0])
+    with pytest.raises(InvalidInputError, match="sense"):
+        non_dominated_sort([[1.0, 2.0]], sense="maximize")
+    with pytest.raises(ShapeError, match="sense has"):
+        non_dominated_sort([[1.0, 2.0]], sense=["min"])
+    with pytest.raises(InvalidInputError, match="offsets"):
+        non_dominated_sort([[1.0, 2.0], [2.0, 1.0]], offsets=[0, 1])
+    with pytest.raises(ShapeError, match="ref has"):
+        hypervolume([[1.0, 2.0]], [3.0])
+    with pytest.raises(TypeError):
+        non_dominated_sort("1 2")
