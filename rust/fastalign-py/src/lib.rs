@@ -60,10 +60,14 @@ fn non_dominated_sort<'py>(
     let (n, m) = (f.shape()[0], f.shape()[1]);
     let data = errors::contiguous(&f, "F")?;
     let out = match &offsets {
-        None => run(py, || fastalign_core::fronts::non_dominated_sort(data, n, m))?,
+        None => run(py, || {
+            fastalign_core::fronts::non_dominated_sort(data, n, m)
+        })?,
         Some(o) => {
             let o = errors::contiguous(o, "offsets")?;
-            run(py, || fastalign_core::fronts::non_dominated_sort_batched(data, n, m, o))?
+            run(py, || {
+                fastalign_core::fronts::non_dominated_sort_batched(data, n, m, o)
+            })?
         }
     };
     Ok(out.into_pyarray(py))
@@ -79,7 +83,9 @@ fn crowding_distance<'py>(
     let (n, m) = (f.shape()[0], f.shape()[1]);
     let data = errors::contiguous(&f, "F")?;
     let fr = errors::contiguous(&fronts, "fronts")?;
-    let out = run(py, || fastalign_core::fronts::crowding_distance(data, n, m, fr))?;
+    let out = run(py, || {
+        fastalign_core::fronts::crowding_distance(data, n, m, fr)
+    })?;
     Ok(out.into_pyarray(py))
 }
 
