@@ -147,3 +147,25 @@ def test_bad_input():
         hypervolume([[1.0, 2.0]], [3.0])
     with pytest.raises(TypeError):
         non_dominated_sort("1 2")
+
+
+def _fronts_vectorized(f):
+    """Brute force with a dominance matrix (for sets too large for the loop version)."""
+    le = np.all(f[:, None, :] <= f[None, :, :], axis=2)
+    lt = np.any(f[:, None, :] < f[None, :, :], axis=2)
+    dom = le & lt  # dom[j, i]: j dominates i
+    front = np.full(len(f), -1)
+    left = np.ones(len(f), dtype=bool)
+    k = 0
+    while left.any():
+        cur = left & ~dom[left].any(axis=0)
+        front[cur] = k
+        left &= ~cur
+        k += 1
+    return front
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(65, 600), st.integers(3, 50))
+def test_large_three_objective_sets(seed, n, levels):
+    f = np.random.default_rng(seed).integers(0, levels, size=(n, 3)).astype(float)
+    np.testing.assert_array_equal(non_dominated_sort(f), _fronts_vectorized(f))

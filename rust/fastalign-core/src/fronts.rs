@@ -34,7 +34,8 @@ fn check(what: &'static str, f: &[f64], n: usize, m: usize) -> Result<()> {
     Ok(())
 }
 
-#[inline]
+/// ``p`` dominates ``q`` (the definition the fast paths implement; tests use it directly).
+#[cfg(test)]
 fn dominates(p: &[f64], q: &[f64]) -> bool {
     let mut strict = false;
     for (a, b) in p.iter().zip(q) {
@@ -111,23 +112,34 @@ fn sort_rows(f: &[f64], n: usize, m: usize) -> Vec<i64> {
         }
         return front;
     }
-    let mut fronts: Vec<Vec<usize>> = Vec::new();
+    if m == 3 && n > 64 {
+        // (small groups are faster with the plain scans below: no tree allocations)
+        return sort_three(f, &order, front);
+    }
+    // ENS-BS. Rows come in lexicographic order, so an earlier row q has q[0] <= p[0], and
+    // (duplicates aside, handled above) q dominates p exactly when q[j] <= p[j] for j >= 1.
+    // Each front keeps the trailing objectives of its members contiguously (cache-friendly
+    // scans, newest last: the likeliest to dominate the next row).
+    let tail = m - 1;
+    let mut fronts: Vec<Vec<f64>> = Vec::new();
     for &i in &order {
         if let Some(p) = prev {
             if row(p) == row(i) {
                 front[i] = front[p];
-                fronts[front[i] as usize].push(i);
                 continue;
             }
         }
-        let p = row(i);
-        // is i dominated by some member of front k? (members added later are more likely to
-        // dominate: scan them from the back)
-        let dominated_by = |k: usize| fronts[k].iter().rev().any(|&q| dominates(row(q), p));
+        let p = &row(i)[1..];
+        let dominated_by = |members: &Vec<f64>| {
+            members
+                .chunks_exact(tail)
+                .rev()
+                .any(|q| q.iter().zip(p).all(|(a, b)| a <= b))
+        };
         let (mut lo, mut hi) = (0usize, fronts.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if dominated_by(mid) {
+            if dominated_by(&fronts[mid]) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -136,7 +148,58 @@ fn sort_rows(f: &[f64], n: usize, m: usize) -> Vec<i64> {
         if lo == fronts.len() {
             fronts.push(Vec::new());
         }
-        fronts[lo].push(i);
+        fronts[lo].extend_from_slice(p);
+        front[i] = lo as i64;
+        prev = Some(i);
+    }
+    front
+}
+
+/// Three objectives in O(n log^2 n): rows in lexicographic order, so an earlier row q
+/// dominates p exactly when (q1, q2) <= (p1, p2) (duplicates aside). Each front keeps the 2-D
+/// staircase of its members' (f1, f2) projections (f2 strictly decreasing in f1), which
+/// answers "does some member dominate p?" with one ordered-map lookup; a binary search over
+/// fronts then finds p's front, as in ENS-BS.
+fn sort_three(f: &[f64], order: &[usize], mut front: Vec<i64>) -> Vec<i64> {
+    let row = |i: usize| &f[i * 3..i * 3 + 3];
+    let mut stairs: Vec<BTreeMap<Key, f64>> = Vec::new();
+    let mut prev: Option<usize> = None;
+    for &i in order {
+        if let Some(p) = prev {
+            if row(p) == row(i) {
+                front[i] = front[p];
+                continue;
+            }
+        }
+        let (y, z) = (f[i * 3 + 1], f[i * 3 + 2]);
+        let dominated_by = |st: &BTreeMap<Key, f64>| {
+            st.range(..=Key(y))
+                .next_back()
+                .is_some_and(|(_, &qz)| qz <= z)
+        };
+        let (mut lo, mut hi) = (0usize, stairs.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if dominated_by(&stairs[mid]) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo == stairs.len() {
+            stairs.push(BTreeMap::new());
+        }
+        let st = &mut stairs[lo];
+        // drop the staircase points that (y, z) covers: y' >= y and z' >= z
+        let covered: Vec<Key> = st
+            .range(Key(y)..)
+            .take_while(|(_, &qz)| qz >= z)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in covered {
+            st.remove(&k);
+        }
+        st.insert(Key(y), z);
         front[i] = lo as i64;
         prev = Some(i);
     }
@@ -171,11 +234,23 @@ pub fn non_dominated_sort_batched(
 ) -> Result<Vec<i64>> {
     check("F", f, n, m)?;
     let groups = check_offsets(offsets, n)?;
-    let parts: Vec<Vec<i64>> = groups
-        .par_iter()
-        .map(|&(s, e)| sort_rows(&f[s * m..e * m], e - s, m))
-        .collect();
-    Ok(parts.concat())
+    let mut out = vec![0i64; n];
+    let mut slices = Vec::with_capacity(groups.len());
+    let mut rest = out.as_mut_slice();
+    for &(s, e) in &groups {
+        let (dst, tail) = rest.split_at_mut(e - s);
+        slices.push((s, dst));
+        rest = tail;
+    }
+    // groups are small in the RL case: hand them to threads in runs, not one by one
+    slices
+        .into_par_iter()
+        .with_min_len(64)
+        .for_each(|(s, dst)| {
+            let len = dst.len();
+            dst.copy_from_slice(&sort_rows(&f[s * m..(s + len) * m], len, m));
+        });
+    Ok(out)
 }
 
 /// NSGA-II crowding distance of every row within its front: per objective, the boundary rows
@@ -421,6 +496,13 @@ mod tests {
                                     levels in 2u64..12) {
             let f = grid(seed, n * m, levels); // few levels: many ties and duplicates
             prop_assert_eq!(non_dominated_sort(&f, n, m).expect("valid"), brute_fronts(&f, n, m));
+        }
+
+        #[test]
+        fn three_objective_sweep_matches_brute_force(seed in any::<u64>(), n in 65usize..400,
+                                                     levels in 3u64..40) {
+            let f = grid(seed, n * 3, levels);
+            prop_assert_eq!(non_dominated_sort(&f, n, 3).expect("valid"), brute_fronts(&f, n, 3));
         }
 
         #[test]
