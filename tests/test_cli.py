@@ -36,6 +36,12 @@ def test_bench_only_pama_prints_a_table_and_json(tmp_path, capsys):
     assert all(r["max_err"] == 0.0 for r in rows)
 
 
+def test_bench_plot_writes_a_png(tmp_path, capsys):
+    png = tmp_path / "bench.png"
+    assert main(["bench", "--quick", "--only", "pama", "--no-progress", "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_bench_unknown_workload_is_an_error(capsys):
     assert main(["bench", "--only", "nope", "--no-progress"]) == 2
     assert "unknown workload" in capsys.readouterr().err

@@ -169,3 +169,12 @@ def _fronts_vectorized(f):
 def test_large_three_objective_sets(seed, n, levels):
     f = np.random.default_rng(seed).integers(0, levels, size=(n, 3)).astype(float)
     np.testing.assert_array_equal(non_dominated_sort(f), _fronts_vectorized(f))
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 300), st.integers(2, 4))
+def test_agrees_with_moocore(seed, n, m):
+    moocore = pytest.importorskip("moocore")
+    f = np.random.default_rng(seed).random((n, m))
+    ref = np.full(m, 1.1)
+    assert hypervolume(f, ref) == pytest.approx(moocore.hypervolume(f, ref=ref), rel=1e-12)
+    np.testing.assert_array_equal(non_dominated_sort(f), moocore.pareto_rank(f))
