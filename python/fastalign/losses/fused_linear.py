@@ -131,6 +131,8 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
         ignore_index: label of prompt and padding positions.
         temperature, logit_scale, softcap: the logit transform of
             :func:`fastalign.token_logps`.
+        backend: log-prob backend of the recompute path (and of reference log-probs computed
+            here): ``"auto"``, ``"triton"``, ``"torch"`` or ``"reference"``.
         chunk_bytes: bound on the float32 logits buffer of one group of pairs.
 
     ``forward(hidden [2B, T, H], weight [V, H], labels [2B, T], ref_chosen_logps=None,
@@ -160,6 +162,7 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
         temperature: float = 1.0,
         logit_scale: float = 1.0,
         softcap: float | None = None,
+        backend: str = "auto",
         chunk_bytes: int = _CHUNK_BYTES,
         **preference_options: Any,
     ) -> None:
@@ -172,6 +175,7 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
         self.beta = beta
         self.ignore_index = ignore_index
         self.transform = Transform(temperature, logit_scale, softcap)
+        self.backend = backend
         self.chunk_bytes = int(chunk_bytes)
         self.preference_options = preference_options
         self.separable = not (set(types_) & _NOT_SEPARABLE)
@@ -218,6 +222,7 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
             logit_scale=tf.logit_scale,
             softcap=tf.softcap,
             ignore_index=self.ignore_index,
+            backend=self.backend,
         )
         if ref_chosen_logps is None or ref_rejected_logps is None:
             if ref_hidden is None or ref_weight is None:
@@ -312,11 +317,18 @@ class _FusedLinearBase(torch.nn.Module):
     """Shared option handling of the fused-linear modules."""
 
     def __init__(
-        self, *, ignore_index: int, temperature: float, logit_scale: float, softcap: float | None
+        self,
+        *,
+        ignore_index: int,
+        temperature: float,
+        logit_scale: float,
+        softcap: float | None,
+        backend: str = "auto",
     ) -> None:
         super().__init__()
         self.ignore_index = ignore_index
         self.transform = Transform(temperature, logit_scale, softcap)
+        self.backend = backend
 
     def _opts(self) -> dict[str, Any]:
         tf = self.transform
@@ -325,6 +337,7 @@ class _FusedLinearBase(torch.nn.Module):
             logit_scale=tf.logit_scale,
             softcap=tf.softcap,
             ignore_index=self.ignore_index,
+            backend=self.backend,
         )
 
     def _logps(self, hidden, weight, labels, bias, reduction):
@@ -352,7 +365,8 @@ class FusedLinearGRPOLoss(_FusedLinearBase):
     old_logps=None [B, T], ref_logps=None [B, T], *, bias=None, ref_hidden=None,
     ref_weight=None, ref_bias=None, num_items_in_batch=None)``; the completion mask is
     ``labels != ignore_index``; reference log-probs (needed when ``beta > 0``) are given or
-    computed from ``ref_hidden`` / ``ref_weight`` without gradient.
+    computed from ``ref_hidden`` / ``ref_weight`` without gradient. ``backend`` picks the
+    log-prob backend (``"auto"``: Triton on CUDA, the chunked torch path elsewhere).
     """
 
     def __init__(
@@ -364,6 +378,7 @@ class FusedLinearGRPOLoss(_FusedLinearBase):
         temperature: float = 1.0,
         logit_scale: float = 1.0,
         softcap: float | None = None,
+        backend: str = "auto",
         **grpo_options: Any,
     ) -> None:
         super().__init__(
@@ -371,6 +386,7 @@ class FusedLinearGRPOLoss(_FusedLinearBase):
             temperature=temperature,
             logit_scale=logit_scale,
             softcap=softcap,
+            backend=backend,
         )
         self.loss_type, self.beta, self.grpo_options = loss_type, beta, grpo_options
 
@@ -417,7 +433,8 @@ class FusedLinearKTOLoss(_FusedLinearBase):
     z0=None, kl_hidden=None [M, T', H], kl_labels=None [M, T'], kl_ref_logps=None [M],
     bias=None, ref_hidden=None, ref_weight=None, ref_bias=None)``. The reference point is
     ``z0``, or comes from the mismatched sequences ``kl_hidden`` / ``kl_labels`` (policy,
-    without gradient, as TRL) and their reference log-probs ``kl_ref_logps``.
+    without gradient, as TRL) and their reference log-probs ``kl_ref_logps``. ``backend``
+    picks the log-prob backend, as for :class:`FusedLinearGRPOLoss`.
     """
 
     def __init__(
@@ -431,12 +448,14 @@ class FusedLinearKTOLoss(_FusedLinearBase):
         temperature: float = 1.0,
         logit_scale: float = 1.0,
         softcap: float | None = None,
+        backend: str = "auto",
     ) -> None:
         super().__init__(
             ignore_index=ignore_index,
             temperature=temperature,
             logit_scale=logit_scale,
             softcap=softcap,
+            backend=backend,
         )
         self.kto_options = dict(
             beta=beta,
