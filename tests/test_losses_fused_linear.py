@@ -283,7 +283,7 @@ def test_fused_linear_modules_on_the_triton_backend(which):
                 labels,
                 ref_w.double(),
                 ref_l.double(),
-                {"loss_type": "sigmoid_norm", "beta": 0.1},
+                {"loss_type": ["sigmoid", "sft"], "beta": 0.1},
             )
         if which == "grpo":
             return grpo_loss(lp, None, adv.double(), labels != -100)
