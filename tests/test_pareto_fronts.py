@@ -178,3 +178,31 @@ def test_agrees_with_moocore(seed, n, m):
     ref = np.full(m, 1.1)
     assert hypervolume(f, ref) == pytest.approx(moocore.hypervolume(f, ref=ref), rel=1e-12)
     np.testing.assert_array_equal(non_dominated_sort(f), moocore.pareto_rank(f))
+
+
+@given(
+    st.lists(st.integers(0, 12), min_size=1, max_size=6), st.integers(0, 2**32 - 1), st.booleans()
+)
+def test_batched_hypervolume_crowding_and_pairs(sizes, seed, all_pairs):
+    from fastalign.pareto import pareto_front, pareto_pairs
+
+    f = np.random.default_rng(seed).integers(0, 5, size=(sum(sizes), 3)).astype(float)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    ref = np.full(3, 5.5)
+    hv = hypervolume(f, ref, offsets=offsets)
+    cd = crowding_distance(f, offsets=offsets)
+    pairs = pareto_pairs(f, offsets=offsets, sense="min", all_pairs=all_pairs)
+    for g, (s, e) in enumerate(itertools.pairwise(offsets)):
+        assert hv[g] == pytest.approx(hypervolume(f[s:e], ref), rel=1e-12, abs=0)
+        np.testing.assert_array_equal(cd[s:e], crowding_distance(f[s:e]))
+        fr = brute_fronts(f[s:e]) if e > s else np.array([], dtype=int)
+        mine = pairs[pairs[:, 0] == g]
+        if e == s or fr.max() == 0:
+            assert len(mine) == 0
+            continue
+        first, last = np.flatnonzero(fr == 0) + s, np.flatnonzero(fr == fr.max()) + s
+        if all_pairs:
+            assert sorted(map(tuple, mine[:, 1:])) == sorted((c, r) for c in first for r in last)
+        else:
+            assert mine[:, 1:].tolist() == [[first[0], last[0]]]
+        np.testing.assert_array_equal(pareto_front(f[s:e]), fr == 0)

@@ -13,6 +13,7 @@ __all__ = [
     "non_dominated_sort",
     "num_threads",
     "pama",
+    "pareto_pairs",
 ]
 
 __version__: str
@@ -28,6 +29,15 @@ def non_dominated_sort(
     f: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64] | None = None
 ) -> npt.NDArray[np.int64]: ...
 def crowding_distance(
-    f: npt.NDArray[np.float64], fronts: npt.NDArray[np.int64]
+    f: npt.NDArray[np.float64],
+    fronts: npt.NDArray[np.int64] | None = None,
+    offsets: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.float64]: ...
-def hypervolume(f: npt.NDArray[np.float64], reference: npt.NDArray[np.float64]) -> float: ...
+def hypervolume(
+    f: npt.NDArray[np.float64],
+    reference: npt.NDArray[np.float64],
+    offsets: npt.NDArray[np.int64] | None = None,
+) -> npt.NDArray[np.float64]: ...
+def pareto_pairs(
+    f: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64], all: bool
+) -> npt.NDArray[np.int64]: ...

@@ -13,10 +13,13 @@ from fastalign.errors import InvalidInputError, ShapeError
 
 __all__ = [
     "crowding_distance",
+    "dpa_rewards",
     "hypervolume",
     "mgda_weights",
     "non_dominated_sort",
     "pama",
+    "pareto_front",
+    "pareto_pairs",
 ]
 
 
@@ -146,21 +149,29 @@ def crowding_distance(
     fronts: npt.ArrayLike | None = None,
     *,
     sense: str | Sequence[str] = "min",
+    offsets: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.float64]:
     """NSGA-II crowding distance of every row within its front (fronts computed with
     :func:`non_dominated_sort` unless given). Boundary points of a front get ``inf``.
+    With ``offsets``, every group gets its own fronts and distances (in parallel).
 
     Example:
         >>> crowding_distance([[0, 4], [1, 2], [3, 1], [4, 0]])
         array([ inf, 1.5 , 1.25,  inf])
     """
     f = _minimize(F, sense)
+    if offsets is not None:
+        if fronts is not None:
+            raise InvalidInputError("pass fronts or offsets, not both")
+        return _core.crowding_distance(f, None, _offsets(offsets))
     fr = (
         _core.non_dominated_sort(f, None)
         if fronts is None
         else np.ascontiguousarray(np.asarray(fronts), dtype=np.int64)
     )
-    return _core.crowding_distance(f, fr)
+    if fr.shape != (f.shape[0],):
+        raise ShapeError(f"fronts must be [{f.shape[0]}], got shape {fr.shape}")
+    return _core.crowding_distance(f, fr, None)
 
 
 def hypervolume(
@@ -168,10 +179,12 @@ def hypervolume(
     ref: npt.ArrayLike,
     *,
     sense: str | Sequence[str] = "min",
-) -> float:
+    offsets: npt.ArrayLike | None = None,
+) -> float | npt.NDArray[np.float64]:
     """Exact hypervolume of the region dominated by the rows of ``F`` and bounded by the
     reference point ``ref`` (for maximized objectives the reference is the lower corner).
-    Points that do not strictly dominate ``ref`` add nothing.
+    Points that do not strictly dominate ``ref`` add nothing. With ``offsets``, one
+    hypervolume per group (float64 ``[groups]``), computed in parallel.
 
     2 objectives: O(n log n); 3: O(n log n) sweep; more: recursive slicing (exponential in
     the number of objectives; fine for a handful).
@@ -186,4 +199,64 @@ def hypervolume(
         raise ShapeError(f"ref has {r.shape[0]} values for {f.shape[1]} objectives")
     senses = [sense] * f.shape[1] if isinstance(sense, str) else list(sense)
     r[[s == "max" for s in senses]] *= -1.0
-    return float(_core.hypervolume(f, np.ascontiguousarray(r)))
+    r = np.ascontiguousarray(r)
+    if offsets is None:
+        return float(_core.hypervolume(f, r, None)[0])
+    return _core.hypervolume(f, r, _offsets(offsets))
+
+
+def pareto_front(F: npt.ArrayLike, *, sense: str | Sequence[str] = "min") -> npt.NDArray[np.bool_]:
+    """Boolean mask of the non-dominated rows (the first front).
+
+    Example:
+        >>> pareto_front([[1, 2], [2, 1], [2, 2]])
+        array([ True,  True, False])
+    """
+    return non_dominated_sort(F, sense=sense) == 0
+
+
+def pareto_pairs(
+    F: npt.ArrayLike,
+    *,
+    offsets: npt.ArrayLike | None = None,
+    sense: str | Sequence[str] = "max",
+    all_pairs: bool = False,
+) -> npt.NDArray[np.int64]:
+    """Preference pairs from multi-objective scores: per group (prompt), ``chosen`` from the
+    first Pareto front and ``rejected`` from the last one.
+
+    Args:
+        F: ``[n, m]`` scores of the sampled responses (rewards: ``sense="max"``, the
+            default here). offsets: int64 ``[groups + 1]`` (default: one group).
+        all_pairs: every (first-front, last-front) combination instead of one pair per
+            group (the first such rows in input order).
+
+    Returns:
+        int64 ``[P, 3]``: ``(group, chosen_row, rejected_row)`` with global row indices;
+        groups whose rows all share one front give no pair.
+
+    Example:
+        >>> pareto_pairs([[1.0, 0.5], [0.2, 0.1], [0.9, 0.9]])
+        array([[0, 0, 1]])
+    """
+    f = _minimize(F, sense)
+    o = np.array([0, f.shape[0]], dtype=np.int64) if offsets is None else _offsets(offsets)
+    return _core.pareto_pairs(f, o, bool(all_pairs)).reshape(-1, 3)
+
+
+def dpa_rewards(R: npt.ArrayLike, direction: npt.ArrayLike, *, atol: float = 1e-6):
+    """DPA's directional reward ``r_v = v . r`` for rewards ``[..., n]`` and a unit
+    direction ``v [n]`` (``||v|| = 1`` is checked).
+
+    Example:
+        >>> dpa_rewards([[1.0, 2.0], [3.0, -1.0]], [0.6, 0.8])
+        array([2.2, 1. ])
+    """
+    r = np.asarray(R, dtype=np.float64)
+    v = np.asarray(direction, dtype=np.float64)
+    if v.ndim != 1 or r.shape[-1:] != v.shape:
+        raise ShapeError(f"direction must be [{r.shape[-1]}], got shape {v.shape}")
+    norm = float(np.linalg.norm(v))
+    if abs(norm - 1.0) > atol:
+        raise InvalidInputError(f"direction must be a unit vector, its norm is {norm:.6g}")
+    return r @ v

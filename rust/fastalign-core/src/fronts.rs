@@ -294,6 +294,85 @@ pub fn crowding_distance(f: &[f64], n: usize, m: usize, fronts: &[i64]) -> Resul
     Ok(dist)
 }
 
+/// Per group (``offsets``), in parallel: the crowding distance of each row within its
+/// group's fronts.
+pub fn crowding_distance_batched(
+    f: &[f64],
+    n: usize,
+    m: usize,
+    offsets: &[i64],
+) -> Result<Vec<f64>> {
+    check("F", f, n, m)?;
+    let groups = check_offsets(offsets, n)?;
+    let parts: Result<Vec<Vec<f64>>> = groups
+        .par_iter()
+        .with_min_len(64)
+        .map(|&(s, e)| {
+            let g = &f[s * m..e * m];
+            crowding_distance(g, e - s, m, &sort_rows(g, e - s, m))
+        })
+        .collect();
+    Ok(parts?.concat())
+}
+
+/// Per group (``offsets``), in parallel: the hypervolume of the group's rows.
+pub fn hypervolume_batched(
+    f: &[f64],
+    n: usize,
+    m: usize,
+    offsets: &[i64],
+    reference: &[f64],
+) -> Result<Vec<f64>> {
+    check("F", f, n, m)?;
+    let groups = check_offsets(offsets, n)?;
+    groups
+        .par_iter()
+        .with_min_len(64)
+        .map(|&(s, e)| hypervolume(&f[s * m..e * m], e - s, m, reference))
+        .collect()
+}
+
+/// Pareto-based preference pairs per group: ``(group, chosen, rejected)`` with ``chosen`` a
+/// row of the group's first front and ``rejected`` a row of its last front (global row
+/// indices). ``all = false``: one pair per group, the first such rows in input order;
+/// ``all = true``: every (first-front, last-front) combination. Groups with a single front
+/// (nothing dominates anything) give no pair.
+pub fn pareto_pairs(
+    f: &[f64],
+    n: usize,
+    m: usize,
+    offsets: &[i64],
+    all: bool,
+) -> Result<Vec<[i64; 3]>> {
+    check("F", f, n, m)?;
+    let groups = check_offsets(offsets, n)?;
+    let parts: Vec<Vec<[i64; 3]>> = groups
+        .par_iter()
+        .enumerate()
+        .with_min_len(64)
+        .map(|(gi, &(s, e))| {
+            let fr = sort_rows(&f[s * m..e * m], e - s, m);
+            let last = fr.iter().copied().max().unwrap_or(0);
+            if last == 0 {
+                return Vec::new();
+            }
+            let best: Vec<usize> = (0..fr.len()).filter(|&i| fr[i] == 0).collect();
+            let worst: Vec<usize> = (0..fr.len()).filter(|&i| fr[i] == last).collect();
+            let mut out = Vec::new();
+            for &c in &best {
+                for &r in &worst {
+                    out.push([gi as i64, (s + c) as i64, (s + r) as i64]);
+                    if !all {
+                        return out;
+                    }
+                }
+            }
+            out
+        })
+        .collect();
+    Ok(parts.concat())
+}
+
 #[derive(Clone, Copy, PartialEq)]
 struct Key(f64);
 impl Eq for Key {}
@@ -526,6 +605,33 @@ mod tests {
                 let (s, e) = (w[0] as usize, w[1] as usize);
                 prop_assert_eq!(&got[s..e], &brute_fronts(&f[s * 3..e * 3], e - s, 3)[..]);
             }
+        }
+    }
+
+    #[test]
+    fn batched_variants_equal_per_group() {
+        let f = grid(7, 40 * 3, 6);
+        let offsets = [0i64, 10, 10, 25, 40];
+        let hv = hypervolume_batched(&f, 40, 3, &offsets, &[6.0, 6.0, 6.0]).expect("valid");
+        let cd = crowding_distance_batched(&f, 40, 3, &offsets).expect("valid");
+        for (g, w) in offsets.windows(2).enumerate() {
+            let (s, e) = (w[0] as usize, w[1] as usize);
+            let sub = &f[s * 3..e * 3];
+            let want = hypervolume(sub, e - s, 3, &[6.0, 6.0, 6.0]).expect("valid");
+            assert_eq!(hv[g], want);
+            let fr = non_dominated_sort(sub, e - s, 3).expect("valid");
+            let want = crowding_distance(sub, e - s, 3, &fr).expect("valid");
+            assert_eq!(&cd[s..e], &want[..]);
+        }
+        let pairs = pareto_pairs(&f, 40, 3, &offsets, true).expect("valid");
+        for [g, c, r] in pairs {
+            let (s, e) = (
+                offsets[g as usize] as usize,
+                offsets[g as usize + 1] as usize,
+            );
+            let fr = non_dominated_sort(&f[s * 3..e * 3], e - s, 3).expect("valid");
+            assert_eq!(fr[c as usize - s], 0);
+            assert_eq!(fr[r as usize - s], *fr.iter().max().expect("non-empty"));
         }
     }
 

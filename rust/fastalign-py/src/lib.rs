@@ -73,33 +73,81 @@ fn non_dominated_sort<'py>(
     Ok(out.into_pyarray(py))
 }
 
-/// NSGA-II crowding distance of each row within its front.
+/// NSGA-II crowding distance of each row within its front (``fronts`` given), or within its
+/// group's fronts (``offsets`` given, fronts computed per group).
 #[pyfunction]
+#[pyo3(signature = (f, fronts=None, offsets=None))]
 fn crowding_distance<'py>(
     py: Python<'py>,
     f: PyReadonlyArray2<'py, f64>,
-    fronts: PyReadonlyArray1<'py, i64>,
+    fronts: Option<PyReadonlyArray1<'py, i64>>,
+    offsets: Option<PyReadonlyArray1<'py, i64>>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let (n, m) = (f.shape()[0], f.shape()[1]);
     let data = errors::contiguous(&f, "F")?;
-    let fr = errors::contiguous(&fronts, "fronts")?;
-    let out = run(py, || {
-        fastalign_core::fronts::crowding_distance(data, n, m, fr)
-    })?;
+    let out = match (&fronts, &offsets) {
+        (Some(fr), None) => {
+            let fr = errors::contiguous(fr, "fronts")?;
+            run(py, || {
+                fastalign_core::fronts::crowding_distance(data, n, m, fr)
+            })?
+        }
+        (None, Some(o)) => {
+            let o = errors::contiguous(o, "offsets")?;
+            run(py, || {
+                fastalign_core::fronts::crowding_distance_batched(data, n, m, o)
+            })?
+        }
+        _ => {
+            return Err(errors::to_pyerr(fastalign_core::Error::invalid(
+                "pass exactly one of fronts and offsets",
+            )))
+        }
+    };
     Ok(out.into_pyarray(py))
 }
 
-/// Exact hypervolume (minimization) bounded by ``reference``.
+/// Exact hypervolume (minimization) bounded by ``reference``: one value, or one per group.
 #[pyfunction]
+#[pyo3(signature = (f, reference, offsets=None))]
 fn hypervolume<'py>(
     py: Python<'py>,
     f: PyReadonlyArray2<'py, f64>,
     reference: PyReadonlyArray1<'py, f64>,
-) -> PyResult<f64> {
+    offsets: Option<PyReadonlyArray1<'py, i64>>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let (n, m) = (f.shape()[0], f.shape()[1]);
     let data = errors::contiguous(&f, "F")?;
     let r = errors::contiguous(&reference, "reference")?;
-    run(py, || fastalign_core::fronts::hypervolume(data, n, m, r))
+    let out = match &offsets {
+        None => vec![run(py, || {
+            fastalign_core::fronts::hypervolume(data, n, m, r)
+        })?],
+        Some(o) => {
+            let o = errors::contiguous(o, "offsets")?;
+            run(py, || {
+                fastalign_core::fronts::hypervolume_batched(data, n, m, o, r)
+            })?
+        }
+    };
+    Ok(out.into_pyarray(py))
+}
+
+/// Pareto-based preference pairs per group: int64 rows (group, chosen, rejected), flat.
+#[pyfunction]
+fn pareto_pairs<'py>(
+    py: Python<'py>,
+    f: PyReadonlyArray2<'py, f64>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    all: bool,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let (n, m) = (f.shape()[0], f.shape()[1]);
+    let data = errors::contiguous(&f, "F")?;
+    let o = errors::contiguous(&offsets, "offsets")?;
+    let pairs = run(py, || {
+        fastalign_core::fronts::pareto_pairs(data, n, m, o, all)
+    })?;
+    Ok(pairs.concat().into_pyarray(py))
 }
 
 /// Test-only hook: fails the way `kind` names ("ok", "invalid", "shape", "nonfinite",
@@ -130,6 +178,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(non_dominated_sort, m)?)?;
     m.add_function(wrap_pyfunction!(crowding_distance, m)?)?;
     m.add_function(wrap_pyfunction!(hypervolume, m)?)?;
+    m.add_function(wrap_pyfunction!(pareto_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(_debug_fail, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
