@@ -206,3 +206,34 @@ def test_batched_hypervolume_crowding_and_pairs(sizes, seed, all_pairs):
         else:
             assert mine[:, 1:].tolist() == [[first[0], last[0]]]
         np.testing.assert_array_equal(pareto_front(f[s:e]), fr == 0)
+
+
+def test_results_do_not_depend_on_the_thread_count(tmp_path):
+    """The batched Rust ops give identical bytes with 1 thread and with all threads."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, sys\n"
+        "from fastalign import pareto\n"
+        "rng = np.random.default_rng(5)\n"
+        "f = rng.integers(0, 6, size=(3000, 3)).astype(float)\n"
+        "off = np.arange(0, 3001, 12, dtype=np.int64)\n"
+        "out = [pareto.non_dominated_sort(f, offsets=off),\n"
+        "       pareto.crowding_distance(f, offsets=off),\n"
+        "       pareto.hypervolume(f, np.full(3, 6.5), offsets=off),\n"
+        "       pareto.pareto_pairs(f, offsets=off, all_pairs=True).ravel().astype(float),\n"
+        "       pareto.pama(rng.normal(size=(5000, 3))),\n"
+        "       pareto.mgda_weights(np.stack([np.eye(4) + 0.1 * k for k in range(50)]))]\n"
+        "sys.stdout.write(''.join(a.astype(float).tobytes().hex() for a in out))\n"
+    )
+    runs = []
+    for threads in ("1", "2"):
+        env = dict(__import__("os").environ, RAYON_NUM_THREADS=threads)
+        runs.append(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+            ).stdout
+        )
+    assert runs[0] == runs[1]
+    assert len(runs[0]) > 1000
