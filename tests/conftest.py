@@ -4,8 +4,8 @@
   is imported (Triton reads it when the kernels are decorated), so ``interpreter`` tests run
   the real kernels on CPU tensors. On a CUDA machine it is left alone and those tests skip.
 - Hypothesis: profiles ``dev`` (fast, random, the default) and ``ci`` (thorough,
-  derandomized), chosen by ``FASTALIGN_HYPOTHESIS_PROFILE``; both without a deadline (JIT compilation and first-call
-  costs would make a deadline flaky).
+  derandomized), chosen by ``FASTALIGN_HYPOTHESIS_PROFILE``; both without a deadline (JIT
+  compilation and first-call costs would make a deadline flaky).
 - Markers: ``gpu`` (skipped without CUDA), ``interpreter`` (skipped when kernels would not run
   in the interpreter), ``slow``.
 """
