@@ -28,13 +28,6 @@ __all__ = ["logps_from_logits", "sequence_logps", "token_logps"]
 _CHUNK_BYTES = 128 * 2**20
 
 
-def _check_temperature(temperature: float) -> float:
-    t = float(temperature)
-    if not (t > 0.0 and t < float("inf")):
-        raise InvalidInputError(f"temperature must be a finite number > 0, got {temperature!r}")
-    return t
-
-
 def _check_labels(labels: torch.Tensor, vocab: int, ignore_index: int, name: str = "labels"):
     """Out-of-range labels (other than ignore_index) raise; costs one reduction and, on an
     accelerator, one scalar device-to-host read."""
@@ -175,7 +168,7 @@ def logps_from_logits(
         )
     if labels.device != logits.device:
         raise ShapeError(f"labels are on {labels.device} but logits on {logits.device}")
-    temperature = _check_temperature(temperature)
+    temperature = _check_positive(temperature, "temperature")  # type: ignore[assignment]
     vocab = logits.shape[-1]
     if vocab == 0:
         raise ShapeError("logits must have a non-empty last dimension (the vocabulary)")

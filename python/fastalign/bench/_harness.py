@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
 import platform
@@ -13,6 +14,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 SIZES = ("quick", "default", "full")
+
+
+def have(module: str) -> bool:
+    """Whether ``module`` is importable (checked without importing it): peers get a row only
+    when installed."""
+    return importlib.util.find_spec(module) is not None
 
 
 @dataclasses.dataclass

@@ -13,11 +13,10 @@ against one float64 reference.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-from fastalign.bench._harness import Row
+from fastalign.bench._harness import Row, have
 from fastalign.bench._isolated import isolated_rows
 
 # (pairs B, T, prompt, H, V)
@@ -48,15 +47,11 @@ def shape(size: str) -> tuple[int, int, int, int, int]:
     return (GPU_SIZES if _device() == "cuda" else SIZES)[size]
 
 
-def _have(mod: str) -> bool:
-    return importlib.util.find_spec(mod) is not None
-
-
 def impls() -> list[str]:
     names = ["floor (3 passes, unmasked tokens)", "naive torch"]
-    if _have("trl"):
+    if have("trl"):
         names.append("TRL chunked + DPO")
-    if _have("liger_kernel"):
+    if have("liger_kernel"):
         names.append("Liger FusedLinearDPO")
     names.append("fastalign FusedLinearPreferenceLoss")
     return names

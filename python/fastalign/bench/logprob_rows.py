@@ -11,11 +11,10 @@ normwise relative error of (logps, dhidden, dweight) against one float64 referen
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-from fastalign.bench._harness import Row
+from fastalign.bench._harness import Row, have
 from fastalign.bench._isolated import isolated_rows
 
 # (N, H, V) per size; CPU sizes follow BENCHMARKS.md, GPU sizes the GPU workload there.
@@ -61,10 +60,6 @@ def inputs(size: str) -> dict[str, Any]:
     }
 
 
-def _have(mod: str) -> bool:
-    return importlib.util.find_spec(mod) is not None
-
-
 def impls(size: str = "default") -> list[str]:
     import torch.nn.functional as F
 
@@ -73,9 +68,9 @@ def impls(size: str = "default") -> list[str]:
     names = ["floor (4 x torch.mm)", "naive torch"]
     if hasattr(F, "linear_cross_entropy"):
         names.append("torch linear_cross_entropy")
-    if _have("trl"):
+    if have("trl"):
         names.append("TRL ChunkedLogProbFunction")
-    if _have("liger_kernel") and _device() == "cuda":  # Triton kernels: CUDA only
+    if have("liger_kernel") and _device() == "cuda":  # Triton kernels: CUDA only
         names.append("Liger fused linear CE")
     names.append("fastalign torch")
     interpreted = _backend.triton_interpreter() and size == "tiny"

@@ -7,10 +7,9 @@ row's error against a float64 / reference result.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 
-from fastalign.bench._harness import Row, time_median
+from fastalign.bench._harness import Row, have, time_median
 
 Workload = Callable[[str], list[Row]]
 WORKLOADS: dict[str, Workload] = {}
@@ -22,10 +21,6 @@ def workload(name: str) -> Callable[[Workload], Workload]:
         return fn
 
     return register
-
-
-def _have(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 @workload("pama")
@@ -101,7 +96,7 @@ def logps_from_logits(size: str) -> list[Row]:
             False,
         ),
     ]
-    if device == "cuda" and _have("triton"):
+    if device == "cuda" and have("triton"):
         impls.append(
             (
                 "fastalign triton",
@@ -109,7 +104,7 @@ def logps_from_logits(size: str) -> list[Row]:
                 False,
             )
         )
-    if _have("trl"):
+    if have("trl"):
         try:
             from trl.trainer.utils import selective_log_softmax as trl_sls
         except ImportError:  # pragma: no cover - depends on the installed TRL
@@ -180,12 +175,12 @@ def pareto(size: str) -> list[Row]:
     wl = f"non-dominated sort {n_big:,} x 3"
     t_fast, fronts = time_median(lambda: fp.non_dominated_sort(big), repeat=repeat)
     peers: list[tuple[str, Callable[[], object]]] = []
-    if _have("pymoo"):
+    if have("pymoo"):
         from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
         nds = NonDominatedSorting()
         peers.append(("pymoo NonDominatedSorting", lambda: nds.do(big, return_rank=True)[1]))
-    if _have("moocore"):
+    if have("moocore"):
         import moocore
 
         peers.append(("moocore pareto_rank", lambda: moocore.pareto_rank(big)))
@@ -211,7 +206,7 @@ def pareto(size: str) -> list[Row]:
     wl = f"batched sort {groups:,} groups x 16 x 3"
     t_fast, got = time_median(lambda: fp.non_dominated_sort(small, offsets=offsets), repeat=repeat)
     loop_peers: list[tuple[str, Callable[[], np.ndarray]]] = []
-    if _have("pymoo"):
+    if have("pymoo"):
         loop_peers.append(
             (
                 "python loop over pymoo",
@@ -223,7 +218,7 @@ def pareto(size: str) -> list[Row]:
                 ),
             )
         )
-    if _have("moocore"):
+    if have("moocore"):
         loop_peers.append(
             (
                 "python loop over moocore",
@@ -253,9 +248,9 @@ def pareto(size: str) -> list[Row]:
     wl = f"hypervolume {len(pts):,} x 3"
     t_fast, hv = time_median(lambda: fp.hypervolume(pts, ref), repeat=repeat)
     hv_peers: list[tuple[str, Callable[[], float]]] = []
-    if _have("moocore"):
+    if have("moocore"):
         hv_peers.append(("moocore hypervolume", lambda: moocore.hypervolume(pts, ref=ref)))
-    if _have("pymoo"):
+    if have("pymoo"):
         from pymoo.indicators.hv import HV
 
         ind = HV(ref_point=ref)

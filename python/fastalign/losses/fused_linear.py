@@ -59,13 +59,12 @@ class _PairwiseFused(torch.autograd.Function):
         max_tokens = max((int(idx.numel()) for _, idx in groups), default=0)
         buf = torch.empty(max(max_tokens, 1), vocab, dtype=compute, device=hidden.device)
         zbuf = torch.empty_like(buf) if transform.softcap is not None else None
-        w_c = weight
         for pairs, idx in groups:
             m = int(idx.numel())
             h = tok_h.index_select(0, idx)
             y = tok_y.index_select(0, idx)
             seq = tok_seq.index_select(0, idx)
-            z = transform.apply_(_chunk_logits(h, w_c, bias, buf[:m]))
+            z = transform.apply_(_chunk_logits(h, weight, bias, buf[:m]))
             if zbuf is not None:
                 zbuf[:m].copy_(z)
             zmax = z.amax(dim=1, keepdim=True)
