@@ -1,17 +1,23 @@
-"""The prepared GPU run for fused log-probs (one run on an H100 / H200).
+"""The prepared GPU run for fused log-probs and the fused DPO step (one run on an H100/H200).
 
-1. Correctness at real sizes: ``pytest tests/gpu`` (fp32 / bf16 / fp16 against float64,
-   within 2x of PyTorch's own path in that dtype).
-3. The fused-linear DPO step (B=8 pairs, T=2048, H=4096, V=128256 bf16): naive / TRL
-   chunked + DPO / Liger's fused linear DPO / fastalign FusedLinearPreferenceLoss.
-2. The table, each row in its own process: naive torch, TRL's chunked function, Liger's
-   fused linear CE, torch's linear_cross_entropy, fastalign triton and torch; median ms of
-   forward + backward with an arbitrary upstream gradient, peak allocated memory above the
-   inputs, error vs float64, and MFU = 8 N H V FLOPs / time / the card's dense bf16 peak.
+Phases, in this order, each writing its results under ``$OUT`` (or ``--out``) as it ends, so
+that a run stopped at its time limit still leaves what it finished:
 
-Usage: ``python benches/gpu_logprobs.py [--size default|quick|full|tiny] [--out DIR]``.
-``--size tiny`` with ``TRITON_INTERPRET=1`` checks the script itself on CPU (tests do that).
-Results go to ``DIR/gpu_logprobs_<card>.json`` and ``.md`` (benches/results/ in the repo).
+1. ``smoke``: a few seconds of in-process checks at mid sizes (Triton ``token_logps`` in
+   fp32/bf16, ``logps_from_logits``, ``FusedLinearPreferenceLoss``, ``token_preference_loss``)
+   against float64, so that a kernel that does not compile or is wrong on real hardware shows
+   first, with its error, before any long phase.
+2. ``tables``: token_logps fwd+bwd (N=16384 H=4096 V=128256 bf16) and the fused DPO step
+   (B=8 pairs, T=2048, H=4096, V=128256 bf16), each row in its own process: the compute floor,
+   naive torch, torch ``linear_cross_entropy``, TRL, Liger, fastalign; median time of at
+   least ten runs, peak allocated memory above the inputs, max error vs float64 (computed on
+   the GPU), and MFU = FLOPs / time / the card's dense bf16 peak.
+3. ``tests``: ``pytest tests/gpu`` (fp32/bf16/fp16 at real sizes, error within 2x of
+   PyTorch's own path in that dtype), its log saved.
+
+Usage: ``python benches/gpu_logprobs.py [--size tiny|quick|default|full] [--out DIR]
+[--phases smoke,tables,tests]``. ``--size tiny`` with ``TRITON_INTERPRET=1`` checks the
+script itself on CPU (tests do that). Results: ``DIR/gpu_logprobs_<card>.md`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -41,26 +47,183 @@ def card() -> tuple[str, float | None]:
     return name, None
 
 
+def _err(a, b) -> float:
+    """Max normwise relative error of ``a`` against the float64 ``b``."""
+    a, b = a.detach(), b.detach()
+    return float((a.double() - b).abs().max() / b.abs().max().clamp(min=1e-300))
+
+
+def smoke(size: str) -> list[str]:
+    """Short in-process checks against float64; returns one line per check."""
+    import torch
+
+    import fastalign
+    from fastalign.losses import FusedLinearPreferenceLoss, token_preference_loss
+    from fastalign.reference.logprobs import logps_from_logits as ref_lfl
+    from fastalign.reference.logprobs import token_logps as ref_tl
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    n, h, v = (4096, 2048, 32000) if size != "tiny" else (64, 32, 100)
+    g = torch.Generator(device=dev).manual_seed(1)
+    lines: list[str] = []
+
+    def check(name: str, tol: float, fn) -> None:
+        try:
+            errs = fn()
+            worst = max(errs.values())
+            detail = " ".join(f"{k}={e:.2e}" for k, e in errs.items())
+            lines.append(f"{'ok  ' if worst <= tol else 'FAIL'} {name}: {detail} (tol {tol:g})")
+        except Exception as e:  # report and go on: the later phases still run
+            lines.append(f"FAIL {name}: {type(e).__name__}: {str(e)[:300]}")
+        print(lines[-1], flush=True)
+
+    def tl(dtype, tol):
+        hid = torch.randn(n, h, device=dev, generator=g).to(dtype)
+        w = (torch.randn(v, h, device=dev, generator=g) * (2 / h**0.5)).to(dtype)
+        y = torch.randint(0, v, (n,), device=dev, generator=g)
+        y[::5] = -100
+        up = torch.randn(n, device=dev, generator=g)
+        h64, w64 = hid.double().requires_grad_(True), w.double().requires_grad_(True)
+        want = ref_tl(h64, w64, y)
+        dh64, dw64 = torch.autograd.grad(want, [h64, w64], up.double())
+        h1, w1 = hid.clone().requires_grad_(True), w.clone().requires_grad_(True)
+        got = fastalign.token_logps(h1, w1, y, backend="triton")
+        dh, dw = torch.autograd.grad(got, [h1, w1], up.to(got.dtype))
+        return {"logps": _err(got, want), "dh": _err(dh, dh64), "dw": _err(dw, dw64)}
+
+    # The Triton interpreter multiplies the raw bits of bfloat16 operands in tl.dot (it
+    # stores them as uint16; triton-lang/triton#11584): there the half-precision check is fp16.
+    low = torch.bfloat16 if dev == "cuda" else torch.float16
+    check(f"token_logps triton fp32 {n}x{h}x{v}", 1e-4, lambda: tl(torch.float32, 1e-4))
+    check(f"token_logps triton {low} {n}x{h}x{v}", 3e-2, lambda: tl(low, 3e-2))
+
+    def lfl():
+        x = (torch.randn(n, v, device=dev, generator=g) * 4).to(torch.bfloat16)
+        y = torch.randint(0, v, (n,), device=dev, generator=g)
+        up = torch.randn(n, device=dev, generator=g)
+        x64 = x.double().requires_grad_(True)
+        want = ref_lfl(x64, y)
+        (d64,) = torch.autograd.grad(want, x64, up.double())
+        x1 = x.clone().requires_grad_(True)
+        got = fastalign.logps_from_logits(x1, y, backend="triton")
+        (d,) = torch.autograd.grad(got, x1, up.to(got.dtype))
+        return {"logps": _err(got, want), "dlogits": _err(d, d64)}
+
+    check(f"logps_from_logits triton bf16 {n}x{v}", 3e-2, lfl)
+
+    def fused_dpo():
+        b, t = 4, max(8, n // 8)
+        hid = torch.randn(2 * b, t, h, device=dev, generator=g).to(torch.bfloat16)
+        w = (torch.randn(v, h, device=dev, generator=g) * (2 / h**0.5)).to(torch.bfloat16)
+        y = torch.randint(0, v, (2 * b, t), device=dev, generator=g)
+        y[:, : t // 8] = -100
+        ref = torch.zeros(b, device=dev)
+        h64, w64 = hid.double().requires_grad_(True), w.double().requires_grad_(True)
+        lp = torch.log_softmax(h64 @ w64.t(), -1)
+        s = (lp.gather(-1, y.clamp(min=0)[..., None])[..., 0] * (y != -100)).sum(1)
+        want = -torch.nn.functional.logsigmoid(0.1 * (s[:b] - s[b:])).mean()
+        dh64, dw64 = torch.autograd.grad(want, [h64, w64])
+        h1, w1 = hid.clone().requires_grad_(True), w.clone().requires_grad_(True)
+        got = FusedLinearPreferenceLoss("sigmoid", beta=0.1)(h1, w1, y, ref, ref).loss
+        dh, dw = torch.autograd.grad(got, [h1, w1])
+        return {"loss": _err(got, want), "dh": _err(dh, dh64), "dw": _err(dw, dw64)}
+
+    check("FusedLinearPreferenceLoss sigmoid bf16", 3e-2, fused_dpo)
+
+    def tpl():
+        b, t = 64, 512
+        lp = (-torch.rand(2 * b, t, device=dev, generator=g) * 3).requires_grad_(True)
+        mask = torch.rand(2 * b, t, device=dev, generator=g) > 0.2
+        rc, rr = (-torch.rand(b, device=dev, generator=g) * 500 for _ in range(2))
+        errs = {}
+        for lt in ("sigmoid", "ipo", "hinge"):
+            out = token_preference_loss(lp, mask, rc, rr, loss_type=lt, backend="auto").loss
+            (d,) = torch.autograd.grad(out, lp)
+            lp64 = lp.detach().double().requires_grad_(True)
+            want = token_preference_loss(
+                lp64, mask, rc.double(), rr.double(), loss_type=lt, backend="torch"
+            ).loss
+            (d64,) = torch.autograd.grad(want, lp64)
+            errs[lt] = max(_err(out, want), _err(d, d64))
+        return errs
+
+    check("token_preference_loss auto (triton on CUDA)", 1e-5, tpl)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", default="default", choices=["tiny", "quick", "default", "full"])
     p.add_argument("--out", default="benches/results")
-    p.add_argument("--skip-tests", action="store_true", help="only the table")
+    p.add_argument("--phases", default="smoke,tables,tests")
+    p.add_argument("--skip-tests", action="store_true", help="no tests phase")
+    p.add_argument("--ops", default="token_logps,fused_dpo", help="tables to run")
+    p.add_argument("--tests", default="tests/gpu", help="pytest target of the tests phase")
     args = p.parse_args(argv)
-
-    from fastalign.bench import dpo_rows, format_table, logprob_rows
+    phases = set(args.phases.split(","))
+    if args.skip_tests:
+        phases.discard("tests")
 
     name, peak = card()
-    tests_rc = 0
-    if not args.skip_tests:
-        tests_rc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "tests/gpu", "-m", "gpu"]
-        ).returncode
-    n, h, v = logprob_rows.shape(args.size)
-    flops = 8 * n * h * v
+    out = Path(os.environ.get("OUT") or args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
+    md_path, json_path = out / f"gpu_logprobs_{slug}.md", out / f"gpu_logprobs_{slug}.json"
+    versions = _versions()
+    print(versions, flush=True)
+    report: dict = {"card": name, "size": args.size, "versions": versions}
+    failed = False
+
+    def write(md: str) -> None:
+        md_path.write_text(md)
+        json_path.write_text(json.dumps(report, indent=2))
+
+    md = f"# fused log-probs and the fused DPO step on {name}\n\n{versions}\n"
+    if "smoke" in phases:
+        lines = smoke(args.size)
+        report["smoke"] = lines
+        failed |= any(line.startswith("FAIL") for line in lines)
+        md += "\n## smoke (in process, vs float64)\n\n```\n" + "\n".join(lines) + "\n```\n"
+        write(md)
+    if "tables" in phases:
+        ops = set(args.ops.split(","))
+        md, tables_failed = _tables(args.size, peak, md, report, write, ops)
+        failed |= tables_failed
+    if "tests" in phases:
+        cmd = [sys.executable, "-m", "pytest", "-q", "-W", "default", args.tests, "-m", "gpu"]
+        cmd += ["-p", "no:cacheprovider", "-rfE"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        (out / "pytest_gpu.log").write_text(proc.stdout + proc.stderr)
+        tail = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
+        print(proc.stdout[-3000:], flush=True)
+        report["tests_rc"] = proc.returncode
+        md += f"\n## pytest tests/gpu\n\nexit code {proc.returncode}: {tail}\n"
+        failed |= proc.returncode not in (0, 5)
+        write(md)
+    return 1 if failed else 0
+
+
+def _versions() -> str:
+    import torch
+
+    parts = [f"torch {torch.__version__}"]
+    for mod in ("triton", "trl", "liger_kernel"):
+        try:
+            from importlib.metadata import version
+
+            parts.append(f"{mod} {version(mod.replace('_', '-'))}")
+        except Exception:
+            parts.append(f"{mod} -")
+    return ", ".join(parts)
+
+
+def _tables(
+    size: str, peak: float | None, md: str, report: dict, write, ops: set[str]
+) -> tuple[str, bool]:
+    from fastalign.bench import dpo_rows, format_table, logprob_rows
 
     def progress(s: str) -> None:
-        print(f"  running {s} ...", file=sys.stderr)
+        print(f"  running {s} ...", file=sys.stderr, flush=True)
 
     def add_mfu(rows, op_flops):
         for r in rows:
@@ -70,39 +233,38 @@ def main(argv: list[str] | None = None) -> int:
                 )
         return rows
 
-    rows = add_mfu(logprob_rows.rows(args.size, progress=progress), flops)
-    # the fused-linear DPO step: 3 matmul passes over the unmasked tokens = 6 N H V FLOPs
-    b, t, prompt, dh, dv = dpo_rows.shape(args.size)
-    rows += add_mfu(
-        dpo_rows.rows(args.size, progress=progress), 6 * (2 * b * (t - prompt)) * dh * dv
-    )
-    table = format_table(rows)
-    header = (
-        f"# fused log-probs on {name}\n\nN={n} H={h} V={v}; FLOPs 8*N*H*V = {flops / 1e12:.2f} "
-        f"TFLOP (forward + recompute + two gradient GEMMs); peak {peak or '-'} TFLOP/s dense "
-        f"bf16; memory floor = inputs + gradients. tests/gpu exit code: {tests_rc}\n"
-    )
-    print(header)
-    print(table)
-    out = Path(os.environ.get("OUT") or args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
-    (out / f"gpu_logprobs_{slug}.md").write_text(header + "\n```\n" + table + "\n```\n")
-    (out / f"gpu_logprobs_{slug}.json").write_text(
-        json.dumps(
-            {
-                "card": name,
-                "size": args.size,
-                "n": n,
-                "h": h,
-                "v": v,
-                "tests_rc": tests_rc,
-                "rows": [dataclasses.asdict(r) | {"ok": r.ok} for r in rows],
-            },
-            indent=2,
+    rows: list = []
+    if "token_logps" in ops:
+        n, h, v = logprob_rows.shape(size)
+        flops = 8 * n * h * v
+        md += (
+            f"\n## token_logps fwd+bwd\n\nN={n} H={h} V={v}; FLOPs 8*N*H*V = "
+            f"{flops / 1e12:.2f} TFLOP (forward + recompute + two gradient GEMMs); peak "
+            f"{peak or '-'} TFLOP/s dense bf16; memory floor = inputs + gradients.\n"
         )
-    )
-    return 0 if tests_rc in (0, 5) and not any(r.fails_run for r in rows) else 1
+        trows = add_mfu(logprob_rows.rows(size, progress=progress), flops)
+        table = format_table(trows)
+        print(table, flush=True)
+        md += "\n```\n" + table + "\n```\n"
+        report["token_logps"] = [dataclasses.asdict(r) | {"ok": r.ok} for r in trows]
+        rows += trows
+        write(md)
+    if "fused_dpo" in ops:
+        # the fused-linear DPO step: 3 matmul passes over the unmasked tokens = 6 N H V FLOPs
+        b, t, prompt, dh, dv = dpo_rows.shape(size)
+        dflops = 6 * (2 * b * (t - prompt)) * dh * dv
+        md += (
+            f"\n## fused DPO step (fwd+bwd to hidden and head)\n\nB={b} pairs T={t} prompt "
+            f"{prompt} H={dh} V={dv}; FLOPs 6*tokens*H*V = {dflops / 1e12:.2f} TFLOP.\n"
+        )
+        drows = add_mfu(dpo_rows.rows(size, progress=progress), dflops)
+        dtable = format_table(drows)
+        print(dtable, flush=True)
+        md += "\n```\n" + dtable + "\n```\n"
+        report["fused_dpo"] = [dataclasses.asdict(r) | {"ok": r.ok} for r in drows]
+        rows += drows
+        write(md)
+    return md, any(r.fails_run for r in rows)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,9 @@ class _SelectiveLogSoftmaxTorch(torch.autograd.Function):
         n = logits.shape[0]
         compute = _out_dtype(logits.dtype)
         logp = torch.zeros(n, dtype=compute, device=logits.device)
-        lse = torch.zeros(n, dtype=compute, device=logits.device)
+        # per row (max, log sum exp(z - max)), kept apart: the backward forms
+        # softmax = exp((z - max) - log_s), which loses nothing to the rounding of a large lse
+        stats = torch.zeros(n, 2, dtype=compute, device=logits.device)
         mask = labels != ignore_index
         safe = torch.where(mask, labels, torch.zeros_like(labels)).long()
         for s in range(0, n, chunk_rows):
@@ -75,24 +77,27 @@ class _SelectiveLogSoftmaxTorch(torch.autograd.Function):
             m = z.amax(dim=1, keepdim=True)
             z.sub_(m)  # (z - m) - log(sum-exp): no cancellation for a near-certain label
             log_s = torch.logsumexp(z, dim=-1)
-            lse[s:e] = m.squeeze(1) + log_s
+            stats[s:e, 0] = m.squeeze(1)
+            stats[s:e, 1] = log_s
             logp[s:e] = z.gather(1, safe[s:e, None]).squeeze(1) - log_s
         logp = torch.where(mask, logp, torch.zeros_like(logp))
-        ctx.save_for_backward(logits, safe, mask, lse)
+        ctx.save_for_backward(logits, safe, mask, stats)
         ctx.temperature, ctx.chunk_rows = temperature, chunk_rows
         return logp
 
     @staticmethod
     def backward(ctx, grad_logp):
-        logits, safe, mask, lse = ctx.saved_tensors
+        logits, safe, mask, stats = ctx.saved_tensors
         t, chunk_rows = ctx.temperature, ctx.chunk_rows
         n = logits.shape[0]
         grad = torch.empty_like(logits, memory_format=torch.contiguous_format)
-        g_all = torch.where(mask, grad_logp.to(lse.dtype), torch.zeros_like(lse)) / t
+        zero = torch.zeros(n, dtype=stats.dtype, device=stats.device)
+        g_all = torch.where(mask, grad_logp.to(stats.dtype), zero) / t
         for s in range(0, n, chunk_rows):
             e = min(n, s + chunk_rows)
             g = g_all[s:e, None]
-            p = torch.exp(logits[s:e].to(lse.dtype) / t - lse[s:e, None])
+            z = logits[s:e].to(stats.dtype) / t
+            p = z.sub_(stats[s:e, 0:1]).sub_(stats[s:e, 1:2]).exp_()
             chunk = p.mul_(-g)
             chunk.scatter_add_(1, safe[s:e, None], g)
             grad[s:e] = chunk
@@ -104,8 +109,8 @@ class _SelectiveLogSoftmaxTriton(torch.autograd.Function):
     def forward(ctx, logits, labels, temperature, ignore_index):
         from fastalign.kernels import selective_log_softmax as k
 
-        logp, lse = k.forward(logits, labels, temperature, ignore_index)
-        ctx.save_for_backward(logits, labels, lse)
+        logp, stats = k.forward(logits, labels, temperature, ignore_index)
+        ctx.save_for_backward(logits, labels, stats)
         ctx.temperature, ctx.ignore_index = temperature, ignore_index
         return logp
 
@@ -113,8 +118,8 @@ class _SelectiveLogSoftmaxTriton(torch.autograd.Function):
     def backward(ctx, grad_logp):
         from fastalign.kernels import selective_log_softmax as k
 
-        logits, labels, lse = ctx.saved_tensors
-        grad = k.backward(logits, labels, lse, grad_logp, ctx.temperature, ctx.ignore_index)
+        logits, labels, stats = ctx.saved_tensors
+        grad = k.backward(logits, labels, stats, grad_logp, ctx.temperature, ctx.ignore_index)
         return grad, None, None, None
 
 

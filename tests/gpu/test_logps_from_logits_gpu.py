@@ -13,7 +13,7 @@ pytestmark = pytest.mark.gpu
 
 
 def _err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b).abs().max())
+    return float((a.detach().double() - b.detach()).abs().max())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])

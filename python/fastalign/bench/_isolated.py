@@ -24,6 +24,7 @@ from typing import Any
 from fastalign.bench._harness import Row
 
 # op name -> module with ``run_impl(op, impl, size, measure)`` (the child side)
+ROW_TIMEOUT_S = 600  # one row's process, start to end; a hung row becomes a FAIL row
 OPS = {"token_logps": "fastalign.bench.logprob_rows", "fused_dpo": "fastalign.bench.dpo_rows"}
 
 
@@ -65,6 +66,8 @@ def measure(step: Callable[[], Any], repeat: int, device: str) -> dict[str, Any]
         if device == "cuda":
             torch.cuda.synchronize()
 
+    if device == "cuda":
+        repeat = max(repeat, 10)  # GPU steps are short: a median of at least ten
     out = step()
     times = []
     for _ in range(max(1, repeat)):
@@ -115,11 +118,16 @@ def isolated_rows(
             progress(impl)
         with tempfile.TemporaryDirectory() as tmp:
             base = os.path.join(tmp, "row")
-            proc = subprocess.run(
-                [sys.executable, "-m", "fastalign.bench._isolated", op, impl, size, base],
-                capture_output=True,
-                text=True,
-            )
+            try:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "fastalign.bench._isolated", op, impl, size, base],
+                    capture_output=True,
+                    text=True,
+                    timeout=ROW_TIMEOUT_S,
+                )
+            except subprocess.TimeoutExpired:
+                out.append(Row(op, workload, impl, None, error=f"over {ROW_TIMEOUT_S} s"))
+                continue
             if proc.returncode != 0:
                 last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
                 out.append(Row(op, workload, impl, None, error=last[:120]))
@@ -133,8 +141,10 @@ def isolated_rows(
         if outs:
             if ref is None:
                 ref = reference()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()  # leave the card to the next rows' processes
             errs = [
-                float((o.double() - r).abs().max() / r.abs().max().clamp(min=1e-300))
+                float((o.to(r.device).double() - r).abs().max() / r.abs().max().clamp(min=1e-300))
                 for o, r in zip(outs, ref, strict=True)
             ]
             row.max_err, row.tol = max(errs), tol

@@ -63,13 +63,15 @@ def inputs(size: str, dtype=None, device: str | None = None) -> dict[str, Any]:
     b, t, prompt, h, v = shape(size)
     device = device or _device()
     dtype = dtype or (torch.bfloat16 if device == "cuda" else torch.float32)
-    g = torch.Generator().manual_seed(0)
-    labels = torch.randint(0, v, (2 * b, t), generator=g)
+    # drawn on the device itself (a CPU draw of a 128k x 4k head takes seconds per process)
+    g = torch.Generator(device=device).manual_seed(0)
+    kw = {"generator": g, "device": device}
+    labels = torch.randint(0, v, (2 * b, t), **kw)
     labels[:, :prompt] = -100
     return {
-        "hidden": torch.randn(2 * b, t, h, generator=g).to(device, dtype),
-        "weight": (torch.randn(v, h, generator=g) * (2.0 / h**0.5)).to(device, dtype),
-        "labels": labels.to(device),
+        "hidden": torch.randn(2 * b, t, h, **kw).to(dtype),
+        "weight": (torch.randn(v, h, **kw) * (2.0 / h**0.5)).to(dtype),
+        "labels": labels,
         "ref": torch.zeros(2 * b, dtype=dtype, device=device),
     }
 
@@ -104,7 +106,8 @@ def _loss_fn(impl: str, x: dict[str, Any]) -> Callable[[Any, Any], Any]:
             lp = ChunkedLogProbFunction.apply(
                 h[mask], w, None, labels[mask], 1.0, 32768, None, 1.0, ()
             )[0]
-            per_tok = torch.zeros(mask.shape, dtype=lp.dtype).masked_scatter(mask, lp)
+            per_tok = torch.zeros(mask.shape, dtype=lp.dtype, device=lp.device)
+            per_tok = per_tok.masked_scatter(mask, lp)
             s = per_tok.sum(1)
             return -F.logsigmoid(BETA * ((s[:b] - ref[:b]) - (s[b:] - ref[b:]))).mean()
 
@@ -153,19 +156,37 @@ def run_impl(op: str, impl: str, size: str, measure: Callable[..., dict[str, Any
 
 
 def _reference(size: str):
-    import torch
+    """float64 loss and gradients on the benchmark's own (rounded) inputs, on their device.
 
-    x = inputs(size, torch.float64, "cpu")
-    h = x["hidden"].requires_grad_(True)
-    w = x["weight"].requires_grad_(True)
-    logits = h @ w.t()  # float64 throughout (the naive path upcasts to float32 only)
-    lp = torch.log_softmax(logits, -1)
-    mask = x["labels"] != -100
-    s = (lp.gather(-1, x["labels"].clamp(min=0)[..., None])[..., 0] * mask).sum(1)
-    b = s.shape[0] // 2
-    loss = -torch.nn.functional.logsigmoid(BETA * (s[:b] - s[b:])).mean()
-    dh, dw = torch.autograd.grad(loss, [h, w])
-    return loss.detach().reshape(1), dh, dw
+    Two passes over chunks of rows so that no ``[2B, T, V]`` float64 logits tensor exists:
+    the per-sequence sums first (no graph), then each chunk again with autograd, its sums'
+    upstream gradient taken from the loss of the first pass."""
+    import torch
+    import torch.nn.functional as F
+
+    x = inputs(size)
+    h = x["hidden"].double().requires_grad_(True)
+    w = x["weight"].double().requires_grad_(True)
+    labels = x["labels"]
+    budget = 2**31 if h.is_cuda else 2**28  # bytes of float64 logits per chunk
+    rows = max(1, budget // (8 * h.shape[1] * w.shape[0]))
+
+    def sums(lo: int, hi: int):
+        lp = torch.log_softmax(h[lo:hi] @ w.t(), -1)
+        y = labels[lo:hi]
+        return (lp.gather(-1, y.clamp(min=0)[..., None])[..., 0] * (y != -100)).sum(1)
+
+    n = h.shape[0]
+    with torch.no_grad():
+        s = torch.cat([sums(lo, min(lo + rows, n)) for lo in range(0, n, rows)])
+    s = s.requires_grad_(True)
+    b = n // 2
+    loss = -F.logsigmoid(BETA * (s[:b] - s[b:])).mean()
+    (ds,) = torch.autograd.grad(loss, s)
+    for lo in range(0, n, rows):
+        hi = min(lo + rows, n)
+        sums(lo, hi).backward(ds[lo:hi])
+    return loss.detach().reshape(1), h.grad, w.grad
 
 
 def rows(size: str, progress: Callable[[str], None] | None = None) -> list[Row]:

@@ -92,11 +92,17 @@ class _PairwiseFused(torch.autograd.Function):
             elif transform.logit_scale / transform.temperature != 1.0:
                 grad.mul_(transform.logit_scale / transform.temperature)
             rows = rows_of.index_select(0, idx)
+            # both gradient GEMMs in the inputs' dtype, as autograd on the materialized logits
+            # does (bf16/fp16 tensor cores, fp32 accumulation inside each product); only the
+            # sum of the groups' dW products is kept in fp32
+            gw = grad if grad.dtype == weight.dtype else grad.to(weight.dtype)
             if need_h:
-                gw = grad if grad.dtype == weight.dtype else grad.to(weight.dtype)
                 dh.view(-1, dh.shape[-1]).index_add_(0, rows, (gw @ weight).to(dh.dtype))
             if need_w:
-                dw.addmm_(grad.t(), h.to(compute))
+                if gw.dtype == compute:
+                    dw.addmm_(gw.t(), h)
+                else:
+                    dw.add_(gw.t() @ h)
             if need_b:
                 db += grad.sum(0)
         ctx.save_for_backward(
