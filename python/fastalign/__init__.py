@@ -28,7 +28,7 @@ from fastalign.errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from fastalign import losses, pareto
+    from fastalign import bleu, losses, pareto, rewards
     from fastalign.logprobs import logps_from_logits, sequence_logps, token_logps
 
 __all__ = [
@@ -39,9 +39,11 @@ __all__ = [
     "InvalidInputError",
     "ShapeError",
     "__version__",
+    "bleu",
     "logps_from_logits",
     "losses",
     "pareto",
+    "rewards",
     "sequence_logps",
     "token_logps",
 ]
@@ -49,8 +51,10 @@ __all__ = [
 # name -> (module, attribute or None for the module itself); resolved on first access.
 _LAZY: dict[str, tuple[str, str | None]] = {
     "logps_from_logits": ("fastalign.logprobs", "logps_from_logits"),
+    "bleu": ("fastalign.bleu", None),
     "losses": ("fastalign.losses", None),
     "pareto": ("fastalign.pareto", None),
+    "rewards": ("fastalign.rewards", None),
     "sequence_logps": ("fastalign.logprobs", "sequence_logps"),
     "token_logps": ("fastalign.logprobs", "token_logps"),
 }

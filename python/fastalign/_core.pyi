@@ -6,6 +6,10 @@ import numpy.typing as npt
 __all__ = [
     "__version__",
     "_debug_fail",
+    "bleu_score",
+    "bleu_sentence_scores",
+    "bleu_stats",
+    "bleu_tokenize",
     "cpu_features",
     "crowding_distance",
     "hypervolume",
@@ -41,3 +45,23 @@ def hypervolume(
 def pareto_pairs(
     f: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64], all: bool
 ) -> npt.NDArray[np.int64]: ...
+
+_BleuOptions = tuple[str, str, str, float | None, bool, int]
+
+def bleu_sentence_scores(
+    hyps: list[str],
+    refs: list[list[str | None]],
+    opts: _BleuOptions,
+    threads: int | None = None,
+) -> npt.NDArray[np.float64]: ...
+def bleu_stats(
+    hyps: list[str],
+    refs: list[list[str | None]],
+    opts: _BleuOptions,
+    summed: bool,
+    threads: int | None = None,
+) -> npt.NDArray[np.uint64]: ...
+def bleu_score(
+    stats: list[int], opts: _BleuOptions
+) -> tuple[float, list[float], float, int, int]: ...
+def bleu_tokenize(texts: list[str], opts: _BleuOptions) -> list[str]: ...

@@ -4,6 +4,7 @@
 //! [`Error`]. The PyO3 binding (`fastalign-py`) is a thin layer over these functions. Every
 //! parallel routine gives results that do not depend on the number of threads.
 
+pub mod bleu;
 pub mod debug;
 pub mod error;
 pub mod fronts;

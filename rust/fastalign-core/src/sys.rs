@@ -30,3 +30,21 @@ pub fn cpu_features() -> Vec<&'static str> {
 pub fn num_threads() -> usize {
     rayon::current_num_threads()
 }
+
+/// Runs `work` on a pool of `threads` threads when given (rayon's global pool otherwise), so
+/// that a caller can ask for one thread, say, without touching the global pool.
+pub fn with_threads<T, F>(threads: Option<usize>, work: F) -> crate::Result<T>
+where
+    T: Send,
+    F: FnOnce() -> crate::Result<T> + Send,
+{
+    match threads {
+        None => work(),
+        Some(0) => Err(crate::Error::invalid("threads must be >= 1")),
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| crate::Error::invalid(format!("cannot start {n} threads: {e}")))?
+            .install(work),
+    }
+}

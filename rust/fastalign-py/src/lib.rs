@@ -10,6 +10,7 @@ use numpy::{
 };
 use pyo3::prelude::*;
 
+mod bleu;
 mod errors;
 
 use errors::run;
@@ -179,6 +180,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(crowding_distance, m)?)?;
     m.add_function(wrap_pyfunction!(hypervolume, m)?)?;
     m.add_function(wrap_pyfunction!(pareto_pairs, m)?)?;
+    m.add_function(wrap_pyfunction!(bleu::bleu_sentence_scores, m)?)?;
+    m.add_function(wrap_pyfunction!(bleu::bleu_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(bleu::bleu_score, m)?)?;
+    m.add_function(wrap_pyfunction!(bleu::bleu_tokenize, m)?)?;
     m.add_function(wrap_pyfunction!(_debug_fail, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;

@@ -1,0 +1,105 @@
+"""Reward functions for RL trainers, with the call signature TRL's ``GRPOTrainer`` uses:
+``reward(prompts=..., completions=..., **dataset_columns) -> list[float]``.
+
+``bleu_reward`` scores each completion against the ``reference`` column of its dataset row
+(a string or a list of strings) with sentence BLEU on a 0-1 scale, all completions of a step
+in one parallel Rust call. :class:`BLEUReward` configures another column, the flavour
+(``"evaluate"`` reproduces ``evaluate.load("bleu")``, the BLEUBERI setup) or any
+:class:`fastalign.bleu.BLEU` option.
+
+Example:
+    >>> from fastalign.rewards import BLEUReward, bleu_reward
+    >>> rewards = bleu_reward(completions=["the cat sat on the mat", "a dog"],
+    ...                       reference=["the cat sat on the mat", "the cat"])
+    >>> [round(r, 6) for r in rewards]
+    [1.0, 0.0]
+    >>> chat = [[{"role": "assistant", "content": "the cat sat"}]]
+    >>> round(BLEUReward(column="solution", flavor="evaluate")(
+    ...     completions=chat, solution=[["the cat sat", "a cat sat"]])[0], 3)
+    1.0
+
+With TRL: ``GRPOTrainer(model, reward_funcs=[bleu_reward], train_dataset=ds, ...)`` where
+``ds`` has a ``reference`` column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastalign.errors import InvalidInputError, ShapeError
+
+__all__ = ["BLEUReward", "bleu_reward"]
+
+
+def _completion_text(c: Any, i: int) -> str:
+    """A completion as text: a string, or the content of the last message of a chat list."""
+    if isinstance(c, str):
+        return c
+    if isinstance(c, Sequence) and c and isinstance(c[-1], dict):
+        content = c[-1].get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):  # multimodal content parts: the text parts, joined
+            parts = [p.get("text", "") for p in content if isinstance(p, dict)]
+            return "".join(p for p in parts if isinstance(p, str))
+    raise TypeError(
+        f"completions[{i}] must be a str or a list of chat messages with a 'content' field, "
+        f"got {type(c).__name__}"
+    )
+
+
+class BLEUReward:
+    """Sentence BLEU of each completion against its row's reference(s), as a TRL reward.
+
+    Args:
+        column: dataset column with the reference (a str) or references (a list of str).
+        flavor: ``"sacrebleu"`` (default; scaled from 0-100 to 0-1) or ``"evaluate"``
+            (already 0-1).
+        scale: multiply the scores by this instead of the flavour's default (0.01 for
+            sacrebleu, 1 for evaluate).
+        **options: any :class:`fastalign.bleu.BLEU` option (``tokenize``, ``smooth_method``,
+            ``lowercase``, ``effective_order`` -- on by default here, ``threads``...).
+    """
+
+    def __init__(
+        self,
+        column: str = "reference",
+        *,
+        flavor: str = "sacrebleu",
+        scale: float | None = None,
+        **options: Any,
+    ) -> None:
+        from fastalign.bleu import BLEU
+
+        options.setdefault("effective_order", True)
+        self.column = column
+        self.metric = BLEU(flavor=flavor, **options)
+        self.scale = float(scale) if scale is not None else (0.01 if flavor == "sacrebleu" else 1.0)
+        self.__name__ = f"bleu_reward_{column}" if column != "reference" else "bleu_reward"
+
+    def __call__(self, prompts: Any = None, completions: Any = None, **kwargs: Any) -> list[float]:
+        if completions is None:
+            raise InvalidInputError("completions are required")
+        if isinstance(completions, str):
+            raise TypeError("completions must be a list of completions, got a str")
+        if self.column not in kwargs:
+            raise InvalidInputError(
+                f"no {self.column!r} column among the reward inputs "
+                f"({sorted(k for k in kwargs if not k.startswith('_'))}); pass "
+                f"BLEUReward(column=...) naming the dataset column with the references"
+            )
+        refs_col = kwargs[self.column]
+        texts = [_completion_text(c, i) for i, c in enumerate(completions)]
+        if isinstance(refs_col, str) or len(refs_col) != len(texts):
+            n = "a str" if isinstance(refs_col, str) else f"{len(refs_col)} rows"
+            raise ShapeError(f"{len(texts)} completions but the {self.column!r} column has {n}")
+        refs = [[r] if isinstance(r, str) else list(r) for r in refs_col]
+        scores = self.metric.sentence_scores(texts, refs)
+        return (scores * self.scale).tolist()
+
+    def __repr__(self) -> str:
+        return f"BLEUReward(column={self.column!r}, flavor={self.metric.flavor!r})"
+
+
+bleu_reward = BLEUReward()
