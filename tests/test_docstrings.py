@@ -12,6 +12,7 @@ import pytest
     "module",
     [
         "fastalign",
+        "fastalign.bleu",
         "fastalign.errors",
         "fastalign.logprobs",
         "fastalign.losses.beta_dpo",
@@ -22,6 +23,7 @@ import pytest
         "fastalign.losses.reference_free",
         "fastalign.losses.token_preference",
         "fastalign.pareto",
+        "fastalign.rewards",
     ],
 )
 def test_docstring_examples(module):

@@ -236,6 +236,7 @@ struct Scratch {
     ngrams: FxHashMap<u64, Counts>,
     ref_ids: Vec<u32>,
     hyp_ids: Vec<u32>,
+    in_hyp: Vec<bool>,
 }
 
 thread_local! {
@@ -275,6 +276,15 @@ impl Scratch {
             };
             self.hyp_ids.push(id);
         }
+        // reference tokens that also occur in the hypothesis: only n-grams made of these can
+        // match, so the others are never counted
+        self.in_hyp.clear();
+        self.in_hyp.resize(reps.len(), false);
+        for &id in &self.hyp_ids {
+            if id != NONE {
+                self.in_hyp[id as usize] = true;
+            }
+        }
         let mut bounds = Vec::with_capacity(refs.len());
         let mut at = 0;
         for r in refs {
@@ -286,6 +296,7 @@ impl Scratch {
             &self.ref_ids,
             &bounds,
             order,
+            Some(&self.in_hyp),
             &mut self.ngrams,
         ))
     }
@@ -312,6 +323,7 @@ fn clipped_matches_packed_into(
     refs: &[u32],
     bounds: &[(usize, usize)],
     order: usize,
+    in_hyp: Option<&[bool]>,
     map: &mut FxHashMap<u64, Counts>,
 ) -> Vec<u64> {
     map.clear();
@@ -321,6 +333,9 @@ fn clipped_matches_packed_into(
         for i in 0..r.len() {
             let mut key = 0u64;
             for (n, &id) in r[i..].iter().take(order).enumerate() {
+                if in_hyp.is_some_and(|h| !h[id as usize]) {
+                    break; // this n-gram and its extensions are not in the hypothesis
+                }
                 key |= u64::from(id + 1) << (16 * n);
                 let e = map.entry(key).or_default();
                 if e.cur_ref != j {
@@ -363,7 +378,31 @@ fn clipped_matches_packed(hyp: &[u32], refs: &[Vec<u32>], order: usize) -> Vec<u
         bounds.push((at, at + r.len()));
         at += r.len();
     }
-    clipped_matches_packed_into(hyp, &flat, &bounds, order, &mut FxHashMap::default())
+    // half the time with the hypothesis-token filter, half without: both must agree
+    let in_hyp: Option<Vec<bool>> = (hyp.len() % 2 == 0).then(|| {
+        let mut v = vec![
+            false;
+            flat.iter()
+                .chain(hyp)
+                .filter(|&&x| x != NONE)
+                .max()
+                .map_or(0, |&m| m as usize + 1)
+        ];
+        for &id in hyp {
+            if id != NONE {
+                v[id as usize] = true;
+            }
+        }
+        v
+    });
+    clipped_matches_packed_into(
+        hyp,
+        &flat,
+        &bounds,
+        order,
+        in_hyp.as_deref(),
+        &mut FxHashMap::default(),
+    )
 }
 
 /// The general case (any order, any vocabulary size): n-grams as slices of token ids.
