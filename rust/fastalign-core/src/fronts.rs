@@ -164,6 +164,49 @@ fn sort_rows(f: &[f64], n: usize, m: usize) -> Vec<i64> {
 /// one 64-bit mask per row, then fronts peeled with bit operations. No allocation but the
 /// output, O(n^2 m) comparisons, which for such n beats every sorting-based method.
 fn sort_small(f: &[f64], n: usize, m: usize, front: &mut [i64]) {
+    // the pairwise comparisons with the number of objectives known at compile time for the
+    // common cases (unrolled, branch-free), generic otherwise
+    let dominated_by = match m {
+        2 => dominance_bits::<2>(f, n),
+        3 => dominance_bits::<3>(f, n),
+        4 => dominance_bits::<4>(f, n),
+        _ => dominance_bits_any(f, n, m),
+    };
+    peel_fronts(&dominated_by, n, front);
+}
+
+/// `dominated_by[i]`: bit j set when row j dominates row i (n <= 64 rows of M objectives).
+/// Columns first (structure of arrays), then one independent pass over j per row i, so the
+/// mask of row i is built in a register rather than by scattered read-modify-writes.
+#[allow(clippy::needless_range_loop)] // index loops over fixed-size columns read clearest
+fn dominance_bits<const M: usize>(f: &[f64], n: usize) -> [u64; 64] {
+    let mut cols = [[0.0f64; 64]; M];
+    for j in 0..n {
+        for k in 0..M {
+            cols[k][j] = f[j * M + k];
+        }
+    }
+    let mut dominated_by = [0u64; 64];
+    for (i, out) in dominated_by.iter_mut().enumerate().take(n) {
+        let mut p = [0.0f64; M];
+        for k in 0..M {
+            p[k] = cols[k][i];
+        }
+        let mut mask = 0u64;
+        for j in 0..n {
+            let (mut le, mut lt) = (true, false);
+            for k in 0..M {
+                le &= cols[k][j] <= p[k];
+                lt |= cols[k][j] < p[k];
+            }
+            mask |= u64::from(le & lt) << j;
+        }
+        *out = mask;
+    }
+    dominated_by
+}
+
+fn dominance_bits_any(f: &[f64], n: usize, m: usize) -> [u64; 64] {
     let mut dominated_by = [0u64; 64];
     for i in 0..n {
         let p = &f[i * m..(i + 1) * m];
@@ -183,6 +226,11 @@ fn sort_small(f: &[f64], n: usize, m: usize, front: &mut [i64]) {
             }
         }
     }
+    dominated_by
+}
+
+/// Fronts from the dominance bits: front k = the rows left that nobody left dominates.
+fn peel_fronts(dominated_by: &[u64; 64], n: usize, front: &mut [i64]) {
     let mut left: u64 = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
     let mut k = 0i64;
     while left != 0 {
