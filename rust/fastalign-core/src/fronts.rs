@@ -342,7 +342,12 @@ pub fn non_dominated_sort_batched(
         .with_min_len(64)
         .for_each(|(s, dst)| {
             let len = dst.len();
-            dst.copy_from_slice(&sort_rows(&f[s * m..(s + len) * m], len, m));
+            let rows = &f[s * m..(s + len) * m];
+            if (2..=64).contains(&len) && m > 1 {
+                sort_small(rows, len, m, dst); // straight into the output, no allocation
+            } else {
+                dst.copy_from_slice(&sort_rows(rows, len, m));
+            }
         });
     Ok(out)
 }
