@@ -136,7 +136,7 @@ def test_python_whitespace_split_on_every_code_point():
 
     cps = _codepoints(step_astral=1)
     lines = [f"a{chr(c)}b" for c in cps]
-    opts = ("none", "sacrebleu", "exp", None, True, 1)
+    opts = ("none", "sacrebleu", "exp", None, True, 1, False)
     stats = _core.bleu_stats(lines, [["a"]] * len(lines), opts, False).reshape(len(lines), 4)
     want = np.array([len(line.rstrip().split()) for line in lines])
     bad = [hex(c) for c, got, w in zip(cps, stats[:, 0], want, strict=True) if got != w]
@@ -232,6 +232,14 @@ def test_module_functions_use_sacrebleus_defaults():
         bleu.corpus_bleu(hyps, streams).signature
         == "nrefs:var|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
     )
+
+
+def test_signature_counts_references_at_call_time():
+    metric = bleu.BLEU(effective_order=True)
+    refs = [["a b", "a c"], ["b c", None]]
+    metric.sentence_scores(["a b", "b c"], refs)
+    refs[1][1] = "x"  # a later change of the caller's list does not rewrite the signature
+    assert metric.get_signature().startswith("nrefs:var|")
 
 
 def test_threads_do_not_change_numbers():
@@ -371,6 +379,11 @@ def test_bad_input_is_reported_clearly():
         bleu.BLEU(smooth_method="floor", smooth_value=float("nan"))
     with pytest.raises(InvalidInputError, match="max_ngram_order"):
         bleu.BLEU(max_ngram_order=0)
+    with pytest.raises(InvalidInputError, match="max_ngram_order"):
+        bleu.BLEU(max_ngram_order=-1)
+    with pytest.raises(TypeError, match=r"hypotheses\[1\] must be a str"):
+        bleu.BLEU(lowercase=True).sentence_scores(["a", 3], [["a"], ["b"]])
+    assert bleu.BLEU(tokenize=None).tokenize == "13a"  # sacrebleu's default spelling
     with pytest.raises(InvalidInputError, match="threads"):
         bleu.BLEU(threads=0)
     with pytest.raises(TypeError, match="not both"):

@@ -62,6 +62,27 @@ def test_reward_errors():
         bleu_reward(reference=["a"])
 
 
+def test_rows_without_usable_references_score_none():
+    """One bad row must not stop a GRPO step: it gets None (TRL records NaN)."""
+    comps = ["a b c d", "x y", "p q r s", "a b"]
+    refs = ["a b c d", None, [], [None, "a b"]]
+    got = bleu_reward(completions=comps, reference=refs)
+    assert got[1] is None
+    assert got[2] is None
+    assert got[0] == pytest.approx(1.0)
+    assert got[3] == pytest.approx(sacrebleu.sentence_bleu("a b", ["a b"]).score / 100)
+    ev = BLEUReward(flavor="evaluate")(completions=["a b", "a b"], reference=["\x0c", "a b"])
+    assert ev[0] is None
+    assert ev[1] == pytest.approx(1.0)
+    tool_turn = [[{"role": "assistant", "content": None, "tool_calls": []}]]
+    assert bleu_reward(completions=tool_turn, reference=["a"]) == [0.0]
+
+
+def test_sacrebleu_scale_is_a_division_by_100():
+    got = bleu_reward(completions=["a b c x y"], reference=["a b c d e"])
+    assert got == [sacrebleu.sentence_bleu("a b c x y", ["a b c d e"]).score / 100]
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:

@@ -46,7 +46,7 @@ def pareto_pairs(
     f: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64], all: bool
 ) -> npt.NDArray[np.int64]: ...
 
-_BleuOptions = tuple[str, str, str, float | None, bool, int]
+_BleuOptions = tuple[str, str, str, float | None, bool, int, bool]
 
 def bleu_sentence_scores(
     hyps: list[str],

@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -137,17 +138,6 @@ def _utf8_or_raise(call, *groups: tuple[str, list]):
         raise
 
 
-class _NRefs:
-    """The number of references of a batch, counted only when a signature asks for it."""
-
-    def __init__(self, refs: Sequence[Sequence[str | None]]) -> None:
-        self.refs = refs
-
-    def __str__(self) -> str:
-        counts = {sum(x is not None for x in r) for r in self.refs}
-        return str(counts.pop()) if len(counts) == 1 else "var"
-
-
 class BLEU:
     """A reusable BLEU configuration with sacrebleu's names and defaults.
 
@@ -175,7 +165,7 @@ class BLEU:
     def __init__(
         self,
         *,
-        tokenize: str = "13a",
+        tokenize: str | None = "13a",
         smooth_method: str | None = None,
         smooth_value: float | None = None,
         lowercase: bool = False,
@@ -184,6 +174,8 @@ class BLEU:
         flavor: str = "sacrebleu",
         threads: int | None = None,
     ) -> None:
+        if tokenize is None:  # sacrebleu's default (no language-specific choice here)
+            tokenize = "13a"
         if flavor not in _SMOOTH:
             raise InvalidInputError(f"flavor must be 'sacrebleu' or 'evaluate', got {flavor!r}")
         if tokenize not in TOKENIZERS:
@@ -197,6 +189,8 @@ class BLEU:
             )
         if isinstance(max_ngram_order, bool) or not isinstance(max_ngram_order, int):
             raise TypeError(f"max_ngram_order must be an int, got {max_ngram_order!r}")
+        if not 1 <= max_ngram_order <= 64:
+            raise InvalidInputError(f"max_ngram_order must be in 1..64, got {max_ngram_order}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise InvalidInputError(f"threads must be a positive int or None, got {threads!r}")
         self.tokenize = tokenize
@@ -214,14 +208,16 @@ class BLEU:
             self.smooth_value,
             self.effective_order,
             max_ngram_order,
+            # CPython >= 3.12 sums floats with compensation: the last bit of a score follows it
+            sys.version_info >= (3, 12),
         )
-        self._nrefs: int | str | _NRefs | None = None
+        self._nrefs: int | str | None = None
         from fastalign import _core
 
         _core.bleu_tokenize([], self._opts)  # validates the options in the core
 
     # -- signature ---------------------------------------------------------------------------
-    def _signature(self, nrefs: int | str | _NRefs) -> str:
+    def _signature(self, nrefs: int | str) -> str:
         smooth = self.smooth_method
         if smooth in _SMOOTH_SHOWN:
             value = self.smooth_value if self.smooth_value is not None else _SMOOTH_SHOWN[smooth]
@@ -247,7 +243,7 @@ class BLEU:
     def _prep(self, texts: list) -> list:
         if not self.lowercase:
             return texts
-        return [t.lower() if t is not None else None for t in texts]
+        return [t.lower() if isinstance(t, str) else t for t in texts]
 
     def _score(self, stats: Any, nrefs: int | str) -> BLEUScore:
         from fastalign import _core
@@ -359,7 +355,8 @@ class BLEU:
                 ("hypotheses", hyps),
                 ("references", checked),
             )
-        self._nrefs = _NRefs(refs)
+        counts = {len(r) - list(r).count(None) for r in refs}
+        self._nrefs = counts.pop() if len(counts) == 1 else "var"
         return out
 
     def tokenize_texts(self, texts: Sequence[str]) -> list[str]:

@@ -1,5 +1,8 @@
 """Reward functions for RL trainers, with the call signature TRL's ``GRPOTrainer`` uses:
-``reward(prompts=..., completions=..., **dataset_columns) -> list[float]``.
+``reward(prompts=..., completions=..., **dataset_columns) -> list[float | None]``.
+
+A row whose references are missing (``None``, an empty list) or, in evaluate's flavour,
+tokenize to nothing gets ``None`` -- TRL records it as NaN -- rather than stopping training.
 
 ``bleu_reward`` scores each completion against the ``reference`` column of its dataset row
 (a string or a list of strings) with sentence BLEU on a 0-1 scale, all completions of a step
@@ -38,6 +41,8 @@ def _completion_text(c: Any, i: int) -> str:
         return c
     if isinstance(c, Sequence) and c and isinstance(c[-1], dict):
         content = c[-1].get("content")
+        if content is None:  # a turn with tool calls only: no text to score
+            return ""
         if isinstance(content, str):
             return content
         if isinstance(content, list):  # multimodal content parts: the text parts, joined
@@ -56,8 +61,8 @@ class BLEUReward:
         column: dataset column with the reference (a str) or references (a list of str).
         flavor: ``"sacrebleu"`` (default; scaled from 0-100 to 0-1) or ``"evaluate"``
             (already 0-1).
-        scale: multiply the scores by this instead of the flavour's default (0.01 for
-            sacrebleu, 1 for evaluate).
+        scale: multiply the scores by this instead of the flavour's default (sacrebleu's
+            0-100 is divided by 100; evaluate is already 0-1).
         **options: any :class:`fastalign.bleu.BLEU` option (``tokenize``, ``smooth_method``,
             ``lowercase``, ``effective_order`` -- on by default here, ``threads``...).
     """
@@ -75,7 +80,9 @@ class BLEUReward:
         options.setdefault("effective_order", True)
         self.column = column
         self.metric = BLEU(flavor=flavor, **options)
-        self.scale = float(scale) if scale is not None else (0.01 if flavor == "sacrebleu" else 1.0)
+        # sacrebleu's 0-100 divided by 100 (not times 0.01: that differs in the last bit)
+        self.divisor = 100.0 if flavor == "sacrebleu" and scale is None else 1.0
+        self.scale = 1.0 if scale is None else float(scale)
         self.__name__ = f"bleu_reward_{column}" if column != "reference" else "bleu_reward"
 
     def __call__(self, prompts: Any = None, completions: Any = None, **kwargs: Any) -> list[float]:
@@ -94,9 +101,28 @@ class BLEUReward:
         if isinstance(refs_col, str) or len(refs_col) != len(texts):
             n = "a str" if isinstance(refs_col, str) else f"{len(refs_col)} rows"
             raise ShapeError(f"{len(texts)} completions but the {self.column!r} column has {n}")
-        refs = [[r] if isinstance(r, str) else list(r) for r in refs_col]
-        scores = self.metric.sentence_scores(texts, refs)
-        return (scores * self.scale).tolist()
+        refs = [[r] if isinstance(r, str) else list(r or []) for r in refs_col]
+        # a row without any usable reference scores None (TRL records NaN for it) instead of
+        # failing the whole step; every other row is scored in one batched call
+        ok = [i for i, r in enumerate(refs) if any(isinstance(x, str) for x in r)]
+        out: list[float | None] = [None] * len(texts)
+        if not ok:
+            return out
+        sub_t = [texts[i] for i in ok]
+        sub_r = [[x for x in refs[i] if isinstance(x, str)] for i in ok]
+        try:
+            scores = self.metric.sentence_scores(sub_t, sub_r).tolist()
+        except InvalidInputError:
+            # evaluate's flavour: a reference that tokenizes to nothing; score row by row
+            scores = []
+            for t, r in zip(sub_t, sub_r, strict=True):
+                try:
+                    scores.append(float(self.metric.sentence_scores([t], [r])[0]))
+                except InvalidInputError:
+                    scores.append(None)
+        for i, sc in zip(ok, scores, strict=True):
+            out[i] = None if sc is None else sc / self.divisor * self.scale
+        return out
 
     def __repr__(self) -> str:
         return f"BLEUReward(column={self.column!r}, flavor={self.metric.flavor!r})"

@@ -32,19 +32,42 @@ pub fn num_threads() -> usize {
 }
 
 /// Runs `work` on a pool of `threads` threads when given (rayon's global pool otherwise), so
-/// that a caller can ask for one thread, say, without touching the global pool.
+/// that a caller can ask for one thread, say, without touching the global pool. Pools are
+/// made once per thread count and kept (a reward loop reuses their warm buffers).
 pub fn with_threads<T, F>(threads: Option<usize>, work: F) -> crate::Result<T>
 where
     T: Send,
     F: FnOnce() -> crate::Result<T> + Send,
 {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
     match threads {
         None => work(),
         Some(0) => Err(crate::Error::invalid("threads must be >= 1")),
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map_err(|e| crate::Error::invalid(format!("cannot start {n} threads: {e}")))?
-            .install(work),
+        Some(n) => {
+            let pool = {
+                let mut pools = POOLS
+                    .get_or_init(Default::default)
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match pools.get(&n) {
+                    Some(p) => Arc::clone(p),
+                    None => {
+                        let p = Arc::new(
+                            rayon::ThreadPoolBuilder::new()
+                                .num_threads(n)
+                                .build()
+                                .map_err(|e| {
+                                    crate::Error::invalid(format!("cannot start {n} threads: {e}"))
+                                })?,
+                        );
+                        pools.insert(n, Arc::clone(&p));
+                        p
+                    }
+                }
+            };
+            pool.install(work)
+        }
     }
 }

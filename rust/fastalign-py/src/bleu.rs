@@ -7,12 +7,15 @@ use pyo3::prelude::*;
 
 use crate::errors::{run, to_pyerr};
 
-/// `(tokenize, flavor, smooth_method, smooth_value, effective_order, max_ngram_order)`.
+/// `(tokenize, flavor, smooth_method, smooth_value, effective_order, max_ngram_order,
+/// compensated_sum)`.
 #[derive(FromPyObject)]
-pub struct OptionArgs(String, String, String, Option<f64>, bool, usize);
+pub struct OptionArgs(String, String, String, Option<f64>, bool, usize, bool);
 
 fn options(o: &OptionArgs) -> PyResult<Options> {
-    Options::new(&o.0, &o.1, &o.2, o.3, o.4, o.5).map_err(to_pyerr)
+    let mut opts = Options::new(&o.0, &o.1, &o.2, o.3, o.4, o.5).map_err(to_pyerr)?;
+    opts.compensated_sum = o.6;
+    Ok(opts)
 }
 
 type Refs = Vec<Vec<Option<String>>>;

@@ -56,6 +56,9 @@ pub struct Options {
     pub smooth_value: f64,
     pub effective_order: bool,
     pub max_order: usize,
+    /// Sum log-precisions as CPython >= 3.12's `sum()` does (Neumaier-compensated); plain
+    /// left-to-right as CPython <= 3.11 otherwise. The last bit of a score depends on it.
+    pub compensated_sum: bool,
 }
 
 impl Options {
@@ -120,6 +123,7 @@ impl Options {
             smooth_value,
             effective_order,
             max_order,
+            compensated_sum: false,
         })
     }
 
@@ -458,6 +462,30 @@ pub fn segment_stats(hyp: &str, refs: &[&str], opts: &Options) -> Vec<u64> {
     stats_of_tokens(&hyp_tokens, &ref_tokens, opts)
 }
 
+/// Python's `sum()` of floats from the int 0: left to right (CPython <= 3.11), or with
+/// Neumaier's compensation as CPython >= 3.12 does.
+fn py_sum(values: impl Iterator<Item = f64>, compensated: bool) -> f64 {
+    let mut total = 0.0f64;
+    let mut c = 0.0f64;
+    for x in values {
+        if compensated {
+            let t = total + x;
+            if total.abs() >= x.abs() {
+                c += (total - t) + x;
+            } else {
+                c += (x - t) + total;
+            }
+            total = t;
+        } else {
+            total += x;
+        }
+    }
+    if compensated && c != 0.0 && c.is_finite() {
+        total += c;
+    }
+    total
+}
+
 fn my_log(x: f64) -> f64 {
     if x == 0.0 {
         -9_999_999_999.0
@@ -537,11 +565,10 @@ fn sacrebleu_score(
             precisions[n - 1] = 100.0 * c / t;
         }
     }
-    // left-to-right sum from 0, as Python's sum() of a list of floats (CPython <= 3.11)
-    let mut log_sum = 0.0;
-    for &p in &precisions[..eff_order] {
-        log_sum += my_log(p);
-    }
+    let log_sum = py_sum(
+        precisions[..eff_order].iter().map(|&p| my_log(p)),
+        opts.compensated_sum,
+    );
     Score {
         score: bp * (log_sum / eff_order as f64).exp(),
         precisions,
@@ -582,11 +609,11 @@ fn evaluate_score(
         .collect();
     let min_p = precisions.iter().copied().fold(f64::INFINITY, f64::min);
     let geo_mean = if min_p > 0.0 {
-        let mut s = 0.0;
-        for &p in &precisions {
-            s += (1.0 / order as f64) * p.ln();
-        }
-        s.exp()
+        py_sum(
+            precisions.iter().map(|&p| (1.0 / order as f64) * p.ln()),
+            opts.compensated_sum,
+        )
+        .exp()
     } else {
         0.0
     };
@@ -812,6 +839,16 @@ mod tests {
         let refs: Vec<Vec<Option<&str>>> = vec![vec![None]];
         assert!(sentence_scores(&["a"], &refs, &o).is_err());
         assert!(sentence_scores(&["a", "b"], &[vec![Some("a")]], &o).is_err());
+    }
+
+    #[test]
+    fn compensated_sum_as_cpython_312() {
+        // sum([0.1] * 10) is 0.9999999999999999 up to 3.11 and 1.0 from 3.12
+        assert_eq!(
+            py_sum(std::iter::repeat(0.1).take(10), false),
+            0.999_999_999_999_999_9
+        );
+        assert_eq!(py_sum(std::iter::repeat(0.1).take(10), true), 1.0);
     }
 
     #[test]
