@@ -401,40 +401,16 @@ fn join_spans(line: &str, spans: &[(usize, usize)]) -> String {
 }
 
 /// sacrebleu's `TokenizerRegexp`: the four `13a` substitutions, then whitespace join.
-pub fn regexp_passes(line: &str) -> String {
+#[cfg(test)]
+fn regexp_passes(line: &str) -> String {
     let mut spans = Vec::new();
     regexp_tokens(line, false, false, &mut spans);
     join_spans(line, &spans)
 }
 
 /// `' '.join(line.split())`.
-pub fn join_tokens(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    if s.is_ascii() {
-        // ASCII fast path: Python's ASCII whitespace is \t \n \x0b \x0c \r \x1c-\x1f and space
-        for tok in s
-            .split(|c: char| {
-                matches!(
-                    c,
-                    '\t' | '\n' | '\x0b' | '\x0c' | '\r' | '\x1c'..='\x1f' | ' '
-                )
-            })
-            .filter(|t| !t.is_empty())
-        {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(tok);
-        }
-    } else {
-        for tok in py_split(s) {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(tok);
-        }
-    }
-    out
+fn join_tokens(s: &str) -> String {
+    py_split(s).collect::<Vec<_>>().join(" ")
 }
 
 /// 13a's preprocessing: `<skipped>` dropped, `-\n` joined, `\n` to space, four entities.
