@@ -13,6 +13,7 @@ import pytest
     [
         "fastalign",
         "fastalign.bleu",
+        "fastalign.dedup",
         "fastalign.errors",
         "fastalign.logprobs",
         "fastalign.losses.beta_dpo",

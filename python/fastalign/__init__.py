@@ -28,7 +28,7 @@ from fastalign.errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from fastalign import bleu, losses, pareto, rewards
+    from fastalign import bleu, dedup, losses, pareto, rewards
     from fastalign.logprobs import logps_from_logits, sequence_logps, token_logps
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "ShapeError",
     "__version__",
     "bleu",
+    "dedup",
     "logps_from_logits",
     "losses",
     "pareto",
@@ -52,6 +53,7 @@ __all__ = [
 _LAZY: dict[str, tuple[str, str | None]] = {
     "logps_from_logits": ("fastalign.logprobs", "logps_from_logits"),
     "bleu": ("fastalign.bleu", None),
+    "dedup": ("fastalign.dedup", None),
     "losses": ("fastalign.losses", None),
     "pareto": ("fastalign.pareto", None),
     "rewards": ("fastalign.rewards", None),

@@ -4,6 +4,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "MinHashIndexCore",
     "__version__",
     "_debug_fail",
     "bleu_score",
@@ -12,7 +13,13 @@ __all__ = [
     "bleu_tokenize",
     "cpu_features",
     "crowding_distance",
+    "dedup_cluster",
+    "dedup_cluster_signatures",
+    "dedup_exact",
+    "dedup_jaccard",
+    "dedup_signatures",
     "hypervolume",
+    "lsh_params",
     "mgda_weights",
     "non_dominated_sort",
     "num_threads",
@@ -65,3 +72,59 @@ def bleu_score(
     stats: list[int], opts: _BleuOptions
 ) -> tuple[float, list[float], float, int, int]: ...
 def bleu_tokenize(texts: list[str], opts: _BleuOptions) -> list[str]: ...
+
+# -- dedup ---------------------------------------------------------------------------------------
+_Norm = tuple[bool, bool, bool, bool]  # nfkc, lowercase, punctuation, whitespace
+_Shingling = tuple[int, int, str, _Norm, int]  # num_perm, ngram, unit, normalize, seed
+_Banding = tuple[float, tuple[int, int] | None, str]  # threshold, (bands, rows), verify
+_Texts = list[str] | tuple[str, ...]
+_ClusterOut = tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64] | None,
+]
+_Matches = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]
+
+def dedup_signatures(
+    texts: _Texts, shingling: _Shingling, threads: int | None = None
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]: ...
+def dedup_cluster(
+    texts: _Texts, shingling: _Shingling, banding: _Banding, threads: int | None = None
+) -> tuple[_ClusterOut, npt.NDArray[np.bool_]]: ...
+def dedup_cluster_signatures(
+    signatures: npt.NDArray[np.uint32], banding: _Banding, threads: int | None = None
+) -> tuple[_ClusterOut, npt.NDArray[np.bool_]]: ...
+def dedup_exact(texts: _Texts, normalize: _Norm, threads: int | None = None) -> _ClusterOut: ...
+def dedup_jaccard(
+    a: _Texts,
+    b: _Texts,
+    pairs: npt.NDArray[np.int64],
+    shingling: _Shingling,
+    threads: int | None = None,
+) -> npt.NDArray[np.float64]: ...
+def lsh_params(
+    threshold: float,
+    num_perm: int,
+    false_positive_weight: float = 0.5,
+    false_negative_weight: float = 0.5,
+) -> tuple[int, int]: ...
+
+class MinHashIndexCore:
+    def __new__(
+        cls, shingling: _Shingling, banding: _Banding, threads: int | None = None
+    ) -> MinHashIndexCore: ...
+    def __len__(self) -> int: ...
+    @property
+    def shingling(self) -> tuple[int, int, str, _Norm, int]: ...
+    @property
+    def banding(self) -> tuple[float, int, int, str]: ...
+    def add(self, texts: _Texts) -> npt.NDArray[np.bool_]: ...
+    def add_signatures(self, signatures: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]: ...
+    def query(self, texts: _Texts) -> _Matches: ...
+    def query_signatures(self, signatures: npt.NDArray[np.uint32]) -> _Matches: ...
+    def clusters(self) -> npt.NDArray[np.int64]: ...
+    def signatures(self) -> npt.NDArray[np.uint32]: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes, threads: int | None = None) -> MinHashIndexCore: ...

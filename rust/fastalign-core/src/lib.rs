@@ -6,6 +6,7 @@
 
 pub mod bleu;
 pub mod debug;
+pub mod dedup;
 pub mod error;
 pub mod fronts;
 pub mod pareto;

@@ -11,6 +11,7 @@ use numpy::{
 use pyo3::prelude::*;
 
 mod bleu;
+mod dedup;
 mod errors;
 
 use errors::run;
@@ -184,6 +185,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bleu::bleu_stats, m)?)?;
     m.add_function(wrap_pyfunction!(bleu::bleu_score, m)?)?;
     m.add_function(wrap_pyfunction!(bleu::bleu_tokenize, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_signatures, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_cluster, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_cluster_signatures, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_exact, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::lsh_params, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_jaccard, m)?)?;
+    m.add_class::<dedup::MinHashIndexCore>()?;
     m.add_function(wrap_pyfunction!(_debug_fail, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
