@@ -1,5 +1,7 @@
 # Typed stubs of the native module fastalign._core (checked against the built module by
 # mypy's stubtest in CI). The public, documented API is in the Python facades.
+from typing import final
+
 import numpy as np
 import numpy.typing as npt
 
@@ -110,6 +112,7 @@ def lsh_params(
     false_negative_weight: float = 0.5,
 ) -> tuple[int, int]: ...
 
+@final
 class MinHashIndexCore:
     def __new__(
         cls, shingling: _Shingling, banding: _Banding, threads: int | None = None
