@@ -19,6 +19,7 @@ __all__ = [
     "dedup_cluster_signatures",
     "dedup_exact",
     "dedup_jaccard",
+    "dedup_normalize",
     "dedup_signatures",
     "hypervolume",
     "lsh_params",
@@ -105,6 +106,7 @@ def dedup_jaccard(
     shingling: _Shingling,
     threads: int | None = None,
 ) -> npt.NDArray[np.float64]: ...
+def dedup_normalize(texts: _Texts, normalize: _Norm) -> list[str]: ...
 def lsh_params(
     threshold: float,
     num_perm: int,

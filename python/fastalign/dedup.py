@@ -61,6 +61,7 @@ __all__ = [
     "dedup_signatures",
     "exact",
     "lsh_params",
+    "normalize_text",
     "record_texts",
     "signatures",
 ]
@@ -236,6 +237,15 @@ def _result(out: tuple, empty: np.ndarray, bands: tuple[int, int] | None) -> Ded
     cluster, pairs, similarity, jaccard = out
     keep = cluster == np.arange(len(cluster))
     return DedupResult(keep, cluster, pairs, similarity, jaccard, empty, bands)
+
+
+def normalize_text(texts: Sequence[str], normalize: bool | Normalization = True) -> list[str]:
+    """Each text as the normalization leaves it: what shingles and exact hashes are made of.
+
+    >>> normalize_text(["  Ｆｕｌｌ-width,  ﬁne TEXT! "])
+    ['full width fine text']
+    """
+    return _core.dedup_normalize(_texts(texts), _norm(normalize))
 
 
 def lsh_params(threshold: float, num_perm: int = 128) -> tuple[int, int]:
@@ -680,10 +690,10 @@ def dedup_records(
     texts = record_texts(records, key)
     result = exact(texts, **kwargs) if exact_only else dedup(texts, **kwargs)
     idx = np.flatnonzero(result.keep)
-    if hasattr(records, "select") and hasattr(records, "column_names"):
-        kept = records.select(idx)  # datasets.Dataset
-    elif hasattr(records, "take") and hasattr(records, "column_names"):
+    if type(records).__module__.startswith("pyarrow"):
         kept = records.take(idx)  # pyarrow.Table
+    elif hasattr(records, "select") and hasattr(records, "column_names"):
+        kept = records.select(idx)  # datasets.Dataset
     elif hasattr(records, "iloc"):
         kept = records.iloc[idx]
     else:

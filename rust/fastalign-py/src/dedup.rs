@@ -251,6 +251,19 @@ pub fn dedup_jaccard<'py>(
     Ok(out.into_pyarray(py))
 }
 
+/// Each text as the normalization leaves it.
+#[pyfunction]
+pub fn dedup_normalize(
+    py: Python<'_>,
+    texts: &Bound<'_, PyAny>,
+    normalize: NormArgs,
+) -> PyResult<Vec<String>> {
+    let items = self::texts(texts)?;
+    let strs = borrow(&items)?;
+    let norm = self::normalize(normalize);
+    run(py, || Ok(dedup::normalize_batch(&strs, norm)))
+}
+
 /// The (bands, rows) datasketch's optimisation picks for a threshold.
 #[pyfunction]
 #[pyo3(signature = (threshold, num_perm, false_positive_weight=0.5, false_negative_weight=0.5))]

@@ -439,6 +439,17 @@ pub fn cluster(sk: &Sketches, banding: Banding) -> Result<Clusters> {
     Ok(finish(v.uf, v.pairs, banding.verify == Verify::Exact))
 }
 
+/// Each text as the normalization leaves it (what shingles and exact hashes are made of).
+pub fn normalize_batch(texts: &[&str], normalize: Normalize) -> Vec<String> {
+    texts
+        .par_iter()
+        .map_init(text::Normalized::default, |doc, t| {
+            text::normalize_into(t, normalize, doc);
+            doc.as_str().to_owned()
+        })
+        .collect()
+}
+
 /// The 128-bit hash of each text after normalization (of the text itself without).
 pub fn exact_keys(texts: &[&str], normalize: Normalize) -> Vec<u128> {
     if normalize == Normalize::NONE {

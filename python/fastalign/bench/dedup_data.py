@@ -1,0 +1,87 @@
+"""Synthetic corpora with planted near-duplicates, and their exact ground truth, for the dedup
+tests and benchmark (generated, never downloaded)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+
+def dedup_corpus(
+    n: int, seed: int, *, dup_frac: float = 0.3, min_words: int = 50, max_words: int = 300,
+    ngram: int = 5, sim_range: tuple[float, float] = (0.5, 1.0),
+) -> list[str]:  # fmt: skip
+    """``n`` documents of ``min_words``-``max_words`` lowercase words (a Zipf vocabulary of
+    pseudo-words), of which ``dup_frac`` are edited copies of other documents: each copy
+    substitutes words at the rate that aims its word ``ngram`` Jaccard similarity at a value
+    drawn uniformly from ``sim_range`` (the realised similarity is measured by
+    :func:`jaccard_truth`). Shuffled, so copies may come before their source."""
+    rng = np.random.default_rng(seed)
+    syll = np.array(["ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "ve", "do", "an", "el", "ur"])
+    vocab = np.array(
+        sorted({"".join(rng.choice(syll, rng.integers(2, 5))) for _ in range(30_000)}),
+        dtype=object,
+    )
+    cdf = np.cumsum(1.0 / np.arange(1, len(vocab) + 1) ** 0.9)
+    cdf /= cdf[-1]
+
+    def draw(k: int) -> np.ndarray:
+        return vocab[np.minimum(np.searchsorted(cdf, rng.random(k)), len(vocab) - 1)]
+
+    n_dup = round(n * dup_frac)
+    n_base = n - n_dup
+    docs = [draw(int(m)) for m in rng.integers(min_words, max_words + 1, n_base)]
+    for _ in range(n_dup):
+        base = docs[int(rng.integers(0, n_base))]
+        j = rng.uniform(*sim_range)
+        rate = 1.0 - (2.0 * j / (1.0 + j)) ** (1.0 / ngram)
+        docs.append(np.where(rng.random(len(base)) < rate, draw(len(base)), base))
+    order = rng.permutation(n)
+    return [" ".join(docs[i]) for i in order]
+
+
+def shingle_sets(texts: list[str], ngram: int = 5) -> list[set[str]]:
+    """Word ``ngram`` shingles of whitespace-split texts (the corpus is already normalized);
+    a text shorter than ``ngram`` words is one shingle."""
+    out = []
+    for t in texts:
+        w = t.split()
+        out.append({" ".join(w[i : i + ngram]) for i in range(max(1, len(w) - ngram + 1))})
+    return out
+
+
+def jaccard_truth(
+    texts: list[str], threshold: float, ngram: int = 5
+) -> tuple[dict[tuple[int, int], float], np.ndarray]:
+    """Every pair with exact Jaccard similarity >= ``threshold`` (found through an inverted
+    index of shingles, so no pair sharing a shingle is missed), and per text whether it has
+    such a partner."""
+    sets = shingle_sets(texts, ngram)
+    postings: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(sets):
+        for sh in s:
+            postings[sh].append(i)
+    shared: dict[tuple[int, int], int] = defaultdict(int)
+    for ids in postings.values():
+        if len(ids) > 1:
+            for a in range(len(ids)):
+                for b in range(a + 1, len(ids)):
+                    shared[ids[a], ids[b]] += 1
+    pairs = {}
+    for (i, j), common in shared.items():
+        jac = common / (len(sets[i]) + len(sets[j]) - common)
+        if jac >= threshold:
+            pairs[i, j] = jac
+    flagged = np.zeros(len(texts), dtype=bool)
+    for i, j in pairs:
+        flagged[i] = flagged[j] = True
+    return pairs, flagged
+
+
+def doc_scores(flagged: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Recall and precision of "this text has a near-duplicate" flags against the truth."""
+    tp = int((flagged & truth).sum())
+    recall = tp / max(1, int(truth.sum()))
+    precision = tp / max(1, int(flagged.sum()))
+    return recall, precision
