@@ -73,7 +73,8 @@ def test_exact_groups_equal_normalized_strings(texts):
     assert raw == [first.setdefault(t, i) for i, t in enumerate(texts)]
 
 
-words_st = st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f", "g", "h", "Hello,", "WORLD!", "x-ray", "ﬁ", "ÉTÉ"]), max_size=25)
+WORDS = ["a", "b", "c", "d", "e", "f", "g", "h", "Hello,", "WORLD!", "x-ray", "ﬁ", "ÉTÉ"]
+words_st = st.lists(st.sampled_from(WORDS), max_size=25)
 
 
 @given(words_st, words_st, st.integers(1, 6))
@@ -160,7 +161,11 @@ def test_minhash_estimate_is_unbiased_with_binomial_variance():
         a_texts, b_texts = [], []
         for _ in range(400):
             tokens = [f"t{x}" for x in rng.choice(10**9, common + 2 * only, replace=False)]
-            shared, ea, eb = tokens[:common], tokens[common:common + only], tokens[common + only:]
+            shared, ea, eb = (
+                tokens[:common],
+                tokens[common : common + only],
+                tokens[common + only :],
+            )
             a_texts.append(" ".join(shared + ea))
             b_texts.append(" ".join(shared + eb))
         sa = dedup.signatures(a_texts, num_perm=p, ngram=1)
@@ -384,7 +389,7 @@ def test_record_helpers():
 def test_records_from_arrow_and_datasets():
     pa = pytest.importorskip("pyarrow")
     table = pa.table({"prompt": ["Same text here", "same text here.", "different"], "k": [1, 2, 3]})
-    kept, r = dedup.dedup_records(table, "prompt", exact_only=True)
+    kept, _ = dedup.dedup_records(table, "prompt", exact_only=True)
     assert isinstance(kept, pa.Table)
     assert kept.column("k").to_pylist() == [1, 3]
     datasets = pytest.importorskip("datasets")
