@@ -1,4 +1,5 @@
-"""The ``fastalign`` command line: ``fastalign bench | info`` (``python -m fastalign`` too)."""
+"""The ``fastalign`` command line: ``fastalign bench | info | dedup`` (``python -m fastalign``
+too)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--plot", metavar="PATH", help="also write a bar chart (PNG)")
     bench.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     bench.set_defaults(func=_cmd_bench)
+
+    from fastalign._dedup_cli import add_parser
+
+    add_parser(sub)
     return p
 
 
@@ -71,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ValueError as e:
+    except (ValueError, TypeError, OSError) as e:
         print(f"fastalign {args.command}: error: {e}", file=sys.stderr)
         return 2
 
