@@ -389,3 +389,102 @@ def bleu(size: str) -> list[Row]:
             tol=None if err is None else 1e-9, note=rate(t))
     )  # fmt: skip
     return rows
+
+
+@workload("dedup")
+def dedup(size: str) -> list[Row]:
+    """Near-duplicate dedup end to end, Python strings in, duplicate flags / clusters out: 50-300
+        word documents, 30% planted near-duplicates (similarities 0.5-1), threshold 0.8, 128
+        permutations. Peers shingle in Python (word 5-grams, as their users do); datasketch uses
+        ``MinHash.update_batch`` + ``MinHashLSH`` (its band choice, 9 x 13), rensa its digest
+        matrix and ``RMinHashLSH`` (bands must divide 128: 8 x 16). Each row's note: docs/s, MB/s
+        of text, and doc-level recall / precision of "has a
+        near-duplicate" against exact Jaccard. A fastalign row fails when its recall or precision
+        is below datasketch's by more than 3 standard errors of the difference. Peak memory, which
+    needs fresh processes, is measured by ``benches/dedup_memory.py``."""
+    import math
+    import os
+    import time
+
+    import numpy as np
+
+    from fastalign import dedup as fd
+    from fastalign.bench.dedup_data import dedup_corpus, doc_scores, jaccard_truth
+
+    n = {"quick": 5_000, "default": 20_000, "full": 100_000}[size]
+    texts = dedup_corpus(n, seed=0)
+    _, truth = jaccard_truth(texts, 0.8)
+    mb = sum(len(t.encode()) for t in texts) / 1e6
+    wl = f"dedup {n:,} docs of 50-300 words, 30% near-dups, t=0.8, P=128"
+    threads = os.cpu_count() or 1
+
+    def measure(fn: Callable[[], np.ndarray], repeat: int) -> tuple[float, np.ndarray]:
+        """Median time over ``repeat`` runs and the duplicate flags."""
+        times, flags = [], None
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            flags = fn()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times)), np.asarray(flags, dtype=bool)
+
+    def note(t: float, flags: np.ndarray) -> tuple[str, float, float]:
+        recall, precision = doc_scores(flags, truth)
+        text = f"{n / t:,.0f} docs/s, {mb / t:.0f} MB/s, recall {recall:.3f}"
+        text += f" precision {precision:.3f}"
+        return text, recall, precision
+
+    def words5(t: str) -> list[str]:
+        w = t.split()
+        return list({" ".join(w[i : i + 5]) for i in range(max(1, len(w) - 4))})
+
+    rows: list[Row] = []
+    ref: tuple[float, float] | None = None
+    if have("datasketch"):
+        import datasketch
+
+        def ds() -> np.ndarray:
+            lsh = datasketch.MinHashLSH(threshold=0.8, num_perm=128)
+            sigs = []
+            for i, t in enumerate(texts):
+                m = datasketch.MinHash(num_perm=128)
+                m.update_batch([s.encode() for s in words5(t)])
+                lsh.insert(i, m)
+                sigs.append(m)
+            return np.array([len(lsh.query(m)) > 1 for m in sigs])
+
+        t, flags = measure(ds, 1)
+        text, r, p = note(t, flags)
+        ref = (r, p)
+        rows.append(Row("dedup", wl, "datasketch MinHash + MinHashLSH (1 run)", t,
+                        baseline=True, note=text))  # fmt: skip
+    if have("rensa"):
+        import rensa
+
+        def rs() -> np.ndarray:
+            sets = [words5(t) for t in texts]
+            mat = rensa.RMinHash.digest_matrix_from_token_sets(sets, num_perm=128, seed=42)
+            lsh = rensa.RMinHashLSH(threshold=0.8, num_perm=128, num_bands=8)
+            return np.array(lsh.insert_matrix_and_query_duplicate_flags(mat))
+
+        t, flags = measure(rs, 3)
+        rows.append(Row("dedup", wl, "rensa digest matrix + RMinHashLSH 8x16", t,
+                        note=note(t, flags)[0]))  # fmt: skip
+
+    def fast(k: int, verify: str) -> Callable[[], np.ndarray]:
+        return lambda: fd.dedup(texts, threshold=0.8, verify=verify, threads=k).cluster_sizes() > 1
+
+    configs = [(k, "none") for k in sorted({1, threads})] + [(threads, "exact")]
+    for k, verify in configs:
+        t, flags = measure(fast(k, verify), 5)
+        text, r, p = note(t, flags)
+        err = tol = None
+        if ref is not None:
+            se = [math.sqrt(max(x * (1 - x), 0.01) / max(c, 1))
+                  for x, c in ((ref[0], int(truth.sum())), (ref[1], int(truth.sum())))]  # fmt: skip
+            err = max(ref[0] - r, ref[1] - p, 0.0)
+            tol = 3 * math.sqrt(2) * max(se)
+        v = "" if verify == "none" else f", verify='{verify}'"
+        rows.append(Row("dedup", wl, f"fastalign dedup ({k} thread{'s' * (k > 1)}{v})", t,
+                        baseline=ref is None and k == 1 and verify == "none", max_err=err,
+                        tol=tol, note=text))  # fmt: skip
+    return rows
