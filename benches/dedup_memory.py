@@ -17,7 +17,7 @@ import sys
 
 CHILD = r"""
 import json, sys
-from fastalign.bench.dedup_data import dedup_corpus
+from fastalign.bench.dedup_data import dedup_corpus, peer_shingles
 
 def status(field):
     with open("/proc/self/status") as f:
@@ -26,10 +26,6 @@ def status(field):
                 return int(line.split()[1]) / 1024
 impl, n = sys.argv[1], int(sys.argv[2])
 texts = dedup_corpus(n, seed=0)
-
-def words5(t):
-    w = t.split()
-    return list({" ".join(w[i:i + 5]) for i in range(max(1, len(w) - 4))})
 
 if impl == "datasketch":
     import datasketch
@@ -45,12 +41,12 @@ if impl == "datasketch":
     sigs = []
     for i, t in enumerate(texts):
         m = datasketch.MinHash(num_perm=128)
-        m.update_batch([s.encode() for s in words5(t)])
+        m.update_batch([s.encode() for s in peer_shingles(t)])
         lsh.insert(i, m)
         sigs.append(m)
     flags = [len(lsh.query(m)) > 1 for m in sigs]
 elif impl == "rensa":
-    mat = rensa.RMinHash.digest_matrix_from_token_sets([words5(t) for t in texts], 128, 42)
+    mat = rensa.RMinHash.digest_matrix_from_token_sets([peer_shingles(t) for t in texts], 128, 42)
     flags = rensa.RMinHashLSH(0.8, 128, 8).insert_matrix_and_query_duplicate_flags(mat)
 else:
     verify = impl.split(":")[1]

@@ -42,13 +42,16 @@ def dedup_corpus(
 
 
 def shingle_sets(texts: list[str], ngram: int = 5) -> list[set[str]]:
-    """Word ``ngram`` shingles of whitespace-split texts (the corpus is already normalized);
-    a text shorter than ``ngram`` words is one shingle."""
-    out = []
-    for t in texts:
-        w = t.split()
-        out.append({" ".join(w[i : i + ngram]) for i in range(max(1, len(w) - ngram + 1))})
-    return out
+    """Word ``ngram`` shingle sets of whitespace-split texts (the corpus is already
+    normalized)."""
+    return [set(peer_shingles(t, ngram)) for t in texts]
+
+
+def peer_shingles(text: str, ngram: int = 5) -> list[str]:
+    """One text's word ``ngram`` shingles as the peers' users make them in Python (a text
+    shorter than ``ngram`` words is one shingle)."""
+    w = text.split()
+    return list({" ".join(w[i : i + ngram]) for i in range(max(1, len(w) - ngram + 1))})
 
 
 def jaccard_truth(

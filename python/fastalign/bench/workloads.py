@@ -409,7 +409,12 @@ def dedup(size: str) -> list[Row]:
     import numpy as np
 
     from fastalign import dedup as fd
-    from fastalign.bench.dedup_data import dedup_corpus, doc_scores, jaccard_truth
+    from fastalign.bench.dedup_data import (
+        dedup_corpus,
+        doc_scores,
+        jaccard_truth,
+        peer_shingles,
+    )
 
     n = {"quick": 5_000, "default": 20_000, "full": 100_000}[size]
     texts = dedup_corpus(n, seed=0)
@@ -433,10 +438,6 @@ def dedup(size: str) -> list[Row]:
         text += f" precision {precision:.3f}"
         return text, recall, precision
 
-    def words5(t: str) -> list[str]:
-        w = t.split()
-        return list({" ".join(w[i : i + 5]) for i in range(max(1, len(w) - 4))})
-
     rows: list[Row] = []
     ref: tuple[float, float] | None = None
     if have("datasketch"):
@@ -447,7 +448,7 @@ def dedup(size: str) -> list[Row]:
             sigs = []
             for i, t in enumerate(texts):
                 m = datasketch.MinHash(num_perm=128)
-                m.update_batch([s.encode() for s in words5(t)])
+                m.update_batch([s.encode() for s in peer_shingles(t)])
                 lsh.insert(i, m)
                 sigs.append(m)
             return np.array([len(lsh.query(m)) > 1 for m in sigs])
@@ -461,7 +462,7 @@ def dedup(size: str) -> list[Row]:
         import rensa
 
         def rs() -> np.ndarray:
-            sets = [words5(t) for t in texts]
+            sets = [peer_shingles(t) for t in texts]
             mat = rensa.RMinHash.digest_matrix_from_token_sets(sets, num_perm=128, seed=42)
             lsh = rensa.RMinHashLSH(threshold=0.8, num_perm=128, num_bands=8)
             return np.array(lsh.insert_matrix_and_query_duplicate_flags(mat))

@@ -488,8 +488,9 @@ fn is_number(c: char) -> bool {
     )
 }
 
+/// Unicode general category P* (punctuation).
 #[inline]
-fn is_punct(c: char) -> bool {
+pub(crate) fn is_punct(c: char) -> bool {
     matches!(
         get_general_category(c),
         G::ConnectorPunctuation
@@ -502,8 +503,9 @@ fn is_punct(c: char) -> bool {
     )
 }
 
+/// Unicode general category S* (symbols).
 #[inline]
-fn is_symbol(c: char) -> bool {
+pub(crate) fn is_symbol(c: char) -> bool {
     matches!(
         get_general_category(c),
         G::MathSymbol | G::CurrencySymbol | G::ModifierSymbol | G::OtherSymbol

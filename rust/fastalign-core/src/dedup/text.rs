@@ -8,11 +8,10 @@
 //! the non-empty pieces between boundaries. ASCII documents take a byte-level fast path that
 //! gives the same bytes as the general path (tested).
 
-use unicode_general_category::{get_general_category, GeneralCategory as G};
 use unicode_normalization::UnicodeNormalization;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::bleu::tokenize::is_py_space;
+use crate::bleu::tokenize::{is_punct, is_py_space, is_symbol};
 
 /// Which normalization steps run before shingling or exact hashing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,22 +80,10 @@ impl Normalized {
     }
 }
 
+/// Punctuation or symbol: general category P* or S*.
 #[inline]
 fn is_boundary_class(c: char) -> bool {
-    matches!(
-        get_general_category(c),
-        G::ConnectorPunctuation
-            | G::DashPunctuation
-            | G::OpenPunctuation
-            | G::ClosePunctuation
-            | G::InitialPunctuation
-            | G::FinalPunctuation
-            | G::OtherPunctuation
-            | G::MathSymbol
-            | G::CurrencySymbol
-            | G::ModifierSymbol
-            | G::OtherSymbol
-    )
+    is_punct(c) || is_symbol(c)
 }
 
 /// Builds the normalized text into `out` (cleared first).
