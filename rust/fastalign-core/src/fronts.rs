@@ -24,7 +24,11 @@ fn check(what: &'static str, f: &[f64], n: usize, m: usize) -> Result<()> {
             "{what}: need at least one objective"
         )));
     }
-    if let Some(k) = f.iter().position(|v| v.is_nan()) {
+    // a branch-free scan per block (vectorized); the position only when there is a NaN
+    let has_nan = f
+        .chunks(256)
+        .any(|c| c.iter().fold(false, |acc, v| acc | v.is_nan()));
+    if let Some(k) = f.iter().position(|v| v.is_nan()).filter(|_| has_nan) {
         return Err(Error::NonFinite {
             what,
             location: format!("row {}, column {}", k / m, k % m),
@@ -164,23 +168,60 @@ fn sort_rows(f: &[f64], n: usize, m: usize) -> Vec<i64> {
 /// one 64-bit mask per row, then fronts peeled with bit operations. No allocation but the
 /// output, O(n^2 m) comparisons, which for such n beats every sorting-based method.
 fn sort_small(f: &[f64], n: usize, m: usize, front: &mut [i64]) {
-    // the pairwise comparisons with the number of objectives known at compile time for the
-    // common cases (unrolled, branch-free), generic otherwise
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of
+            // calling a function compiled with `target_feature(enable = "avx2")`.
+            #[allow(unsafe_code)]
+            unsafe {
+                sort_small_avx2(f, n, m, front)
+            };
+            return;
+        }
+    }
+    sort_small_impl(f, n, m, front)
+}
+
+/// The same code compiled for AVX2 (4 f64 comparisons and one mask extraction per step).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn sort_small_avx2(f: &[f64], n: usize, m: usize, front: &mut [i64]) {
+    sort_small_impl(f, n, m, front)
+}
+
+#[inline(always)]
+fn sort_small_impl(f: &[f64], n: usize, m: usize, front: &mut [i64]) {
+    // the pairwise comparisons with the number of objectives (and a capacity of 16, 32 or 64
+    // rows, so that small groups touch small buffers) known at compile time for the common
+    // cases (unrolled, branch-free), generic otherwise
+    macro_rules! by_cap {
+        ($m:literal) => {
+            if n <= 16 {
+                dominance_bits::<$m, 16>(f, n)
+            } else if n <= 32 {
+                dominance_bits::<$m, 32>(f, n)
+            } else {
+                dominance_bits::<$m, 64>(f, n)
+            }
+        };
+    }
     let dominated_by = match m {
-        2 => dominance_bits::<2>(f, n),
-        3 => dominance_bits::<3>(f, n),
-        4 => dominance_bits::<4>(f, n),
+        2 => by_cap!(2),
+        3 => by_cap!(3),
+        4 => by_cap!(4),
         _ => dominance_bits_any(f, n, m),
     };
     peel_fronts(&dominated_by, n, front);
 }
 
-/// `dominated_by[i]`: bit j set when row j dominates row i (n <= 64 rows of M objectives).
-/// Columns first (structure of arrays), then one independent pass over j per row i, so the
-/// mask of row i is built in a register rather than by scattered read-modify-writes.
+/// `dominated_by[i]`: bit j set when row j dominates row i (n <= CAP <= 64 rows of M
+/// objectives). Columns first (structure of arrays), then one independent pass over j per row
+/// i, so the mask of row i is built in a register rather than by scattered read-modify-writes.
 #[allow(clippy::needless_range_loop)] // index loops over fixed-size columns read clearest
-fn dominance_bits<const M: usize>(f: &[f64], n: usize) -> [u64; 64] {
-    let mut cols = [[0.0f64; 64]; M];
+#[inline(always)]
+fn dominance_bits<const M: usize, const CAP: usize>(f: &[f64], n: usize) -> [u64; 64] {
+    let mut cols = [[0.0f64; CAP]; M];
     for j in 0..n {
         for k in 0..M {
             cols[k][j] = f[j * M + k];
@@ -229,23 +270,24 @@ fn dominance_bits_any(f: &[f64], n: usize, m: usize) -> [u64; 64] {
     dominated_by
 }
 
-/// Fronts from the dominance bits: front k = the rows left that nobody left dominates.
+/// Fronts from the dominance bits: front k = the rows left that nobody left dominates. Branch
+/// free: each round marks the rows nobody left dominates and adds one to the front of every
+/// row still left after it.
+#[inline(always)]
 fn peel_fronts(dominated_by: &[u64; 64], n: usize, front: &mut [i64]) {
+    let front = &mut front[..n];
+    let dominated_by = &dominated_by[..n];
     let mut left: u64 = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-    let mut k = 0i64;
+    front.fill(0);
     while left != 0 {
         let mut current = 0u64;
-        let mut bits = left;
-        while bits != 0 {
-            let i = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if dominated_by[i] & left == 0 {
-                current |= 1 << i;
-                front[i] = k;
-            }
+        for (i, &d) in dominated_by.iter().enumerate() {
+            current |= u64::from(d & left == 0) << i;
         }
         left &= !current;
-        k += 1;
+        for (i, f) in front.iter_mut().enumerate() {
+            *f += ((left >> i) & 1) as i64;
+        }
     }
 }
 
