@@ -97,3 +97,8 @@ def test_refuses_to_overwrite_the_input_and_bad_files(tmp_path, capsys):
                  "--no-progress"]) == 2  # fmt: skip
     assert "threshold" in capsys.readouterr().err
     assert not (tmp_path / "o.jsonl").exists()
+    # the summary cannot be written: no output either
+    assert main(["dedup", str(src), "-o", str(tmp_path / "o.jsonl"), "--summary-json",
+                 str(tmp_path / "no" / "s.json"), "--no-progress"]) == 2  # fmt: skip
+    assert not (tmp_path / "o.jsonl").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fastalign")]

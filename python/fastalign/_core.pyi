@@ -98,7 +98,9 @@ def dedup_cluster(
 def dedup_cluster_signatures(
     signatures: npt.NDArray[np.uint32], banding: _Banding, threads: int | None = None
 ) -> tuple[_ClusterOut, npt.NDArray[np.bool_]]: ...
-def dedup_exact(texts: _Texts, normalize: _Norm, threads: int | None = None) -> _ClusterOut: ...
+def dedup_exact(
+    texts: _Texts, normalize: _Norm, threads: int | None = None
+) -> tuple[_ClusterOut, npt.NDArray[np.bool_]]: ...
 def dedup_jaccard(
     a: _Texts,
     b: _Texts,

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from fastalign.dedup import _default_mode
 from fastalign.errors import InvalidInputError
 
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -120,12 +121,16 @@ def _read_parquet(path: str, keys: list[str]) -> tuple[Any, list[str]]:
         raise DedupCliError(f"{path}: {msg}") from None
 
 
-def _atomic_write(path: str, write: Callable[[str], None]) -> None:
+def _atomic_write(path: str, write: Callable[[str], None], before: Callable[[], None]) -> None:
+    """``write`` a temporary file beside ``path``, run ``before`` (the last step that can
+    fail), then rename into place; on any failure nothing is left."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fastalign-dedup-", suffix=".tmp")
+    _default_mode(fd)
     os.close(fd)
     try:
         write(tmp)
+        before()
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -185,20 +190,23 @@ def run(args: argparse.Namespace) -> int:
         def write(tmp: str) -> None:
             pq.write_table(rows.take(np.flatnonzero(keep)), tmp)
 
-    _atomic_write(out, write)
     summary = {
         "input": src,
         "output": out,
         "key": keys,
         "method": "exact" if args.exact else f"minhash (verify={args.verify})",
         **result.summary(),
-        "seconds": round(time.perf_counter() - t0, 3),
     }
     if not args.exact:
         summary["bands"] = list(result.bands or ())
-    if args.summary_json:
-        with open(args.summary_json, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2)
+
+    def write_summary() -> None:
+        summary["seconds"] = round(time.perf_counter() - t0, 3)
+        if args.summary_json:
+            with open(args.summary_json, "w", encoding="utf-8") as f:
+                json.dump(summary, f, indent=2)
+
+    _atomic_write(out, write, write_summary)
     print(
         f"{summary['texts']:,} rows: kept {summary['kept']:,}, removed {summary['removed']:,} "
         f"in {summary['clusters']:,} duplicate clusters (largest {summary['largest_cluster']:,}"

@@ -14,9 +14,10 @@ candidates are joined into clusters by union-find. ``verify`` decides which cand
 * ``True`` / ``"exact"``: those whose exact Jaccard similarity of shingle sets reaches it.
 
 A cluster's id is the index of its first member, and that member is the one kept. Results do
-not depend on the number of threads. Empty documents (no word left after normalization) have no
-shingles: they are never near-duplicates (each is its own cluster, kept) and are flagged in
-:attr:`DedupResult.empty`; :func:`exact` groups them like any other text.
+not depend on the number of threads. Empty documents (no shingle: no word left after
+normalization, or no character for ``unit="char"``) are never near-duplicates (each is its own
+cluster, kept) and are flagged in :attr:`DedupResult.empty`; :func:`exact` groups them like any
+other text.
 
 Example:
     >>> from fastalign import dedup
@@ -76,7 +77,7 @@ class Normalization:
 
     Attributes:
         nfkc: Unicode NFKC (full-width forms, ligatures, compatibility characters).
-        lowercase: Unicode lowercase.
+        lowercase: Unicode lowercase, final sigma folded to sigma (so case never matters).
         punctuation: characters of Unicode category P* (punctuation) or S* (symbols) become
             word boundaries (``"it's"`` -> ``"it s"``, ``"$5"`` -> ``"5"``).
         whitespace: whitespace runs (Python's ``str.isspace``) collapse to one space, ends
@@ -178,7 +179,8 @@ class DedupResult:
             (1.0 for exact duplicates).
         jaccard: float64 ``[m]``: each pair's exact Jaccard similarity (``verify="exact"``
             only, else None).
-        empty: bool ``[n]``: texts with no shingle after normalization (never near-duplicates).
+        empty: bool ``[n]``: texts with no shingle after normalization (never near-duplicates);
+            for :func:`exact`, texts whose normalized form is empty (one group).
         bands: the (bands, rows) used (None for exact dedup).
     """
 
@@ -309,9 +311,8 @@ def exact(
     >>> exact(["x", "y", "X!", "x"]).cluster.tolist()
     [0, 1, 0, 0]
     """
-    out = _core.dedup_exact(_texts(texts), _norm(normalize), threads)
-    n = len(out[0])
-    return _result(out, np.zeros(n, dtype=bool), None)
+    out, empty = _core.dedup_exact(_texts(texts), _norm(normalize), threads)
+    return _result(out, empty, None)
 
 
 def signatures(
@@ -398,7 +399,11 @@ class MinHashIndex:
 
     ``add`` returns, per text, whether no earlier text (in the index or earlier in the batch)
     is its near-duplicate; :meth:`clusters` gives the same clusters as :func:`dedup` on
-    everything added so far, however the stream was split.
+    everything added so far, however the stream was split. The two "keep" answers can differ:
+    when a later text C joins two earlier, unrelated texts A and B, ``add`` has kept both A
+    and B (nothing linked them yet), while :func:`dedup` on A, B, C keeps only A (one
+    cluster). Copies with identical signatures join their original directly (no pairwise
+    checks through their buckets).
 
     Example:
         >>> index = MinHashIndex(threshold=0.7)
@@ -504,9 +509,17 @@ class MinHashIndex:
         return cls._wrap(_core.MinHashIndexCore.from_bytes(data, threads))
 
 
+def _default_mode(fd: int) -> None:
+    """Give a file from ``mkstemp`` (mode 0600) the mode a plain ``open`` would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+
+
 def _atomic_write_bytes(path: str, data: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fastalign-", suffix=".tmp")
+    _default_mode(fd)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -599,7 +612,7 @@ def _field_text(value: Any, where: str) -> str:
         return value
     if value is None:
         raise TypeError(f"{where} is None (drop or fill missing rows first)")
-    if isinstance(value, Sequence) and all(isinstance(m, dict) for m in value):
+    if isinstance(value, (Sequence, np.ndarray)) and all(isinstance(m, dict) for m in value):
         # a chat: one "role: content" line per message
         lines = []
         for k, msg in enumerate(value):

@@ -440,6 +440,7 @@ def dedup(size: str) -> list[Row]:
 
     rows: list[Row] = []
     ref: tuple[float, float] | None = None
+    ref_counts = (1, 1)
     if have("datasketch"):
         import datasketch
 
@@ -456,6 +457,7 @@ def dedup(size: str) -> list[Row]:
         t, flags = measure(ds, 1)
         text, r, p = note(t, flags)
         ref = (r, p)
+        ref_counts = (int(truth.sum()), int(flags.sum()))
         rows.append(Row("dedup", wl, "datasketch MinHash + MinHashLSH (1 run)", t,
                         baseline=True, note=text))  # fmt: skip
     if have("rensa"):
@@ -481,7 +483,7 @@ def dedup(size: str) -> list[Row]:
         err = tol = None
         if ref is not None:
             se = [math.sqrt(max(x * (1 - x), 0.01) / max(c, 1))
-                  for x, c in ((ref[0], int(truth.sum())), (ref[1], int(truth.sum())))]  # fmt: skip
+                  for x, c in ((ref[0], ref_counts[0]), (ref[1], ref_counts[1]))]  # fmt: skip
             err = max(ref[0] - r, ref[1] - p, 0.0)
             tol = 3 * math.sqrt(2) * max(se)
         v = "" if verify == "none" else f", verify='{verify}'"

@@ -198,7 +198,7 @@ pub fn dedup_cluster_signatures<'py>(
     Ok((cluster_out(py, c)?, sk.empty.into_pyarray(py)))
 }
 
-/// Exact-duplicate groups of normalized texts: (cluster, pairs, similarity, None).
+/// Exact-duplicate groups of normalized texts: ((cluster, pairs, similarity, None), empty).
 #[pyfunction]
 #[pyo3(signature = (texts, normalize, threads=None))]
 pub fn dedup_exact<'py>(
@@ -206,14 +206,12 @@ pub fn dedup_exact<'py>(
     texts: &Bound<'py, PyAny>,
     normalize: NormArgs,
     threads: Option<usize>,
-) -> PyResult<ClusterOut<'py>> {
+) -> PyResult<(ClusterOut<'py>, Bound<'py, PyArray1<bool>>)> {
     let items = self::texts(texts)?;
     let strs = borrow(&items)?;
     let norm = self::normalize(normalize);
-    let c = run(py, || {
-        with_threads(threads, || Ok(dedup::exact(&strs, norm)))
-    })?;
-    cluster_out(py, c)
+    let (c, empty) = run(py, || with_threads(threads, || dedup::exact(&strs, norm)))?;
+    Ok((cluster_out(py, c)?, empty.into_pyarray(py)))
 }
 
 /// Exact Jaccard similarity of ``a[i]`` and ``b[j]`` for each row ``(i, j)`` of ``pairs``.

@@ -8,7 +8,8 @@
 //! index of its first member, so results never depend on the thread count or on how a stream
 //! was split into batches.
 //!
-//! Empty documents (no word after normalization) have no shingles: they are never
+//! Empty documents (no shingle: no word after normalization for word shingles, no character
+//! for character shingles) are never
 //! near-duplicates of anything (each is its own cluster) and are flagged in
 //! [`Sketches::empty`]. Exact dedup treats them like any text: all empty documents are one
 //! group.
@@ -25,6 +26,17 @@ use crate::{Error, Result};
 use lsh::{band_key, UnionFind};
 use minhash::Permutations;
 pub use text::{Normalize, Unit};
+
+/// Documents are numbered with u32 ids.
+fn check_count(n: usize) -> Result<()> {
+    if n > u32::MAX as usize {
+        return Err(Error::invalid(format!(
+            "at most {} documents per call or index, got {n}",
+            u32::MAX
+        )));
+    }
+    Ok(())
+}
 
 /// How a text becomes a shingle set, and which permutations sign it.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,7 +107,7 @@ impl Banding {
     ) -> Result<Self> {
         let (bands, rows) = match bands_rows {
             Some((b, r)) => {
-                if b == 0 || r == 0 || b * r > num_perm {
+                if b == 0 || r == 0 || !matches!(b.checked_mul(r), Some(p) if p <= num_perm) {
                     return Err(Error::invalid(format!(
                         "bands x rows must be positive and at most num_perm = {num_perm}, got \
                          {b} x {r}"
@@ -167,6 +179,7 @@ fn shingle_hashes(s: &mut Scratch, text: &str, sh: &Shingling) {
 /// Shingles and signs every text, in parallel; with `keep_sets` also keeps each shingle set.
 pub fn sketch(texts: &[&str], sh: &Shingling, keep_sets: bool) -> Result<Sketches> {
     sh.check()?;
+    check_count(texts.len())?;
     let p = sh.num_perm;
     let perms = Permutations::new(p, sh.seed);
     let mut sigs = vec![0u32; texts.len() * p];
@@ -296,9 +309,36 @@ struct Runs {
     offsets: Vec<usize>,
 }
 
-fn band_runs(sk: &Sketches, band: usize, rows: usize) -> Runs {
+/// Per document, an earlier document with the same signature (and, with `same_sets`, the same
+/// shingle set), if any: such copies join their original directly, so that verification never
+/// goes pairwise through buckets full of copies.
+fn copies(sk: &Sketches, same_sets: bool) -> Vec<Option<u32>> {
+    let hashes: Vec<u64> = (0..sk.len())
+        .into_par_iter()
+        .map(|i| band_key(sk.row(i)))
+        .collect();
+    let mut first: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+    let mut out = vec![None; sk.len()];
+    for (i, &h) in hashes.iter().enumerate() {
+        if sk.empty[i] {
+            continue;
+        }
+        let reps = first.entry(h).or_default();
+        let same = |r: u32| {
+            sk.row(r as usize) == sk.row(i)
+                && (!same_sets || sk.sets.as_ref().is_some_and(|s| s[r as usize] == s[i]))
+        };
+        match reps.iter().copied().find(|&r| same(r)) {
+            Some(r) => out[i] = Some(r),
+            None => reps.push(i as u32),
+        }
+    }
+    out
+}
+
+fn band_runs(sk: &Sketches, band: usize, rows: usize, skip: &[Option<u32>]) -> Runs {
     let mut keys: Vec<(u64, u32)> = (0..sk.len())
-        .filter(|&i| !sk.empty[i])
+        .filter(|&i| !sk.empty[i] && !matches!(skip.get(i), Some(Some(_))))
         .map(|i| {
             let r = sk.row(i);
             (band_key(&r[band * rows..(band + 1) * rows]), i as u32)
@@ -375,7 +415,7 @@ fn finish(mut uf: UnionFind, mut pairs: Vec<([u32; 2], f64, f64)>, exact: bool) 
 /// Near-duplicate clusters of a batch of signed documents.
 pub fn cluster(sk: &Sketches, banding: Banding) -> Result<Clusters> {
     let (b, r) = (banding.bands, banding.rows);
-    if b * r > sk.num_perm {
+    if !matches!(b.checked_mul(r), Some(p) if p <= sk.num_perm) {
         return Err(Error::invalid(format!(
             "bands x rows = {b} x {r} exceeds num_perm = {}",
             sk.num_perm
@@ -386,11 +426,17 @@ pub fn cluster(sk: &Sketches, banding: Banding) -> Result<Clusters> {
             "exact verification needs the shingle sets (signatures alone cannot verify)",
         ));
     }
+    let n = sk.len();
+    // plain LSH is linear in bucket size already; verification collapses copies first
+    let copy_of = if banding.verify == Verify::None {
+        Vec::new()
+    } else {
+        copies(sk, banding.verify == Verify::Exact)
+    };
     let runs: Vec<Runs> = (0..b)
         .into_par_iter()
-        .map(|band| band_runs(sk, band, r))
+        .map(|band| band_runs(sk, band, r, &copy_of))
         .collect();
-    let n = sk.len();
     if banding.verify == Verify::None {
         // Plain LSH: every bucket is one cluster; a star per bucket connects it.
         let mut edges: Vec<[u32; 2]> = runs
@@ -426,6 +472,17 @@ pub fn cluster(sk: &Sketches, banding: Banding) -> Result<Clusters> {
         checked: FxHashSet::default(),
         pairs: Vec::new(),
     };
+    let exact_sim = if banding.verify == Verify::Exact {
+        1.0
+    } else {
+        f64::NAN
+    };
+    for (i, c) in copy_of.iter().enumerate() {
+        if let Some(r) = *c {
+            v.uf.union(r, i as u32);
+            v.pairs.push(([r, i as u32], 1.0, exact_sim));
+        }
+    }
     for run in &runs {
         for w in run.offsets.windows(2) {
             let m = &run.members[w[0]..w[1]];
@@ -450,40 +507,42 @@ pub fn normalize_batch(texts: &[&str], normalize: Normalize) -> Vec<String> {
         .collect()
 }
 
-/// The 128-bit hash of each text after normalization (of the text itself without).
-pub fn exact_keys(texts: &[&str], normalize: Normalize) -> Vec<u128> {
-    if normalize == Normalize::NONE {
-        return texts.par_iter().map(|t| xxh3_128(t.as_bytes())).collect();
-    }
-    texts
-        .par_iter()
-        .map_init(text::Normalized::default, |doc, t| {
-            text::normalize_into(t, normalize, doc);
-            xxh3_128(&doc.bytes)
-        })
-        .collect()
-}
-
-/// Exact-duplicate groups: documents with equal normalized text (equal 128-bit hashes).
-pub fn exact(texts: &[&str], normalize: Normalize) -> Clusters {
-    let keys = exact_keys(texts, normalize);
+/// Exact-duplicate groups: documents with equal normalized text (equal 128-bit hashes), and
+/// which documents are empty after normalization.
+pub fn exact(texts: &[&str], normalize: Normalize) -> Result<(Clusters, Vec<bool>)> {
+    check_count(texts.len())?;
+    let keyed: Vec<(u128, bool)> = if normalize == Normalize::NONE {
+        texts
+            .par_iter()
+            .map(|t| (xxh3_128(t.as_bytes()), t.is_empty()))
+            .collect()
+    } else {
+        texts
+            .par_iter()
+            .map_init(text::Normalized::default, |doc, t| {
+                text::normalize_into(t, normalize, doc);
+                (xxh3_128(&doc.bytes), doc.bytes.is_empty())
+            })
+            .collect()
+    };
     let mut first: FxHashMap<u128, u32> = FxHashMap::default();
-    first.reserve(keys.len());
-    let mut cluster = Vec::with_capacity(keys.len());
+    first.reserve(keyed.len());
+    let mut cluster = Vec::with_capacity(keyed.len());
     let mut pairs = Vec::new();
-    for (i, k) in keys.into_iter().enumerate() {
+    for (i, &(k, _)) in keyed.iter().enumerate() {
         let f = *first.entry(k).or_insert(i as u32);
         cluster.push(f);
         if f != i as u32 {
             pairs.push([f, i as u32]);
         }
     }
-    Clusters {
+    let clusters = Clusters {
         cluster,
         similarity: vec![1.0; pairs.len()],
         pairs,
         jaccard: None,
-    }
+    };
+    Ok((clusters, keyed.into_iter().map(|k| k.1).collect()))
 }
 
 /// A streaming MinHash LSH index: documents arrive in batches; it keeps only signatures, band
@@ -496,6 +555,10 @@ pub struct Index {
     sk: Sketches,
     tables: Vec<FxHashMap<u64, Vec<u32>>>,
     uf: UnionFind,
+    /// full-signature hash -> the first documents with that signature (copies skip buckets)
+    originals: FxHashMap<u64, Vec<u32>>,
+    /// original -> its later copies (same signature), for queries
+    copies: FxHashMap<u32, Vec<u32>>,
 }
 
 /// Candidates of a query batch: for query `q`, `ids[offsets[q]..offsets[q + 1]]` with their
@@ -517,7 +580,7 @@ impl Index {
                 "a streaming index keeps signatures only: verify must be 'none' or 'minhash'",
             ));
         }
-        if banding.bands * banding.rows > shingling.num_perm {
+        if !matches!(banding.bands.checked_mul(banding.rows), Some(p) if p <= shingling.num_perm) {
             return Err(Error::invalid("bands x rows exceeds num_perm"));
         }
         Ok(Index {
@@ -527,6 +590,8 @@ impl Index {
             },
             tables: vec![FxHashMap::default(); banding.bands],
             uf: UnionFind::default(),
+            originals: FxHashMap::default(),
+            copies: FxHashMap::default(),
             shingling,
             banding,
         })
@@ -555,13 +620,18 @@ impl Index {
                 batch.num_perm, self.sk.num_perm
             )));
         }
+        check_count(self.sk.len() + batch.len())?;
         let (b, r) = (self.banding.bands, self.banding.rows);
         let start = self.sk.len();
         let keys: Vec<Vec<u64>> = (0..batch.len())
             .into_par_iter()
             .map(|i| {
                 let row = batch.row(i);
-                (0..b).map(|k| band_key(&row[k * r..(k + 1) * r])).collect()
+                // the band keys, then the hash of the whole signature
+                (0..b)
+                    .map(|k| band_key(&row[k * r..(k + 1) * r]))
+                    .chain([band_key(row)])
+                    .collect()
             })
             .collect();
         self.sk.sigs.extend_from_slice(&batch.sigs);
@@ -581,8 +651,22 @@ impl Index {
                 keep.push(true);
                 continue;
             }
+            // a copy of an indexed signature joins its original and stays out of the buckets
+            let (band_keys, whole) = doc_keys.split_at(b);
+            let originals = self.originals.entry(whole[0]).or_default();
+            let sk = v.sk;
+            if let Some(&o) = originals
+                .iter()
+                .find(|&&o| sk.row(o as usize) == sk.row(d as usize))
+            {
+                v.uf.union(o, d);
+                self.copies.entry(o).or_default().push(d);
+                keep.push(false);
+                continue;
+            }
+            originals.push(d);
             let mut dup = false;
-            for (table, &key) in self.tables.iter_mut().zip(doc_keys) {
+            for (table, &key) in self.tables.iter_mut().zip(band_keys) {
                 let bucket = table.entry(key).or_default();
                 match self.banding.verify {
                     Verify::None => {
@@ -631,6 +715,14 @@ impl Index {
                     .collect();
                 ids.sort_unstable();
                 ids.dedup();
+                let copies: Vec<u32> = ids
+                    .iter()
+                    .filter_map(|id| self.copies.get(id))
+                    .flatten()
+                    .copied()
+                    .collect();
+                ids.extend(copies);
+                ids.sort_unstable();
                 ids.into_iter()
                     .map(|id| (id, minhash::estimate(row, self.sk.row(id as usize))))
                     .filter(|&(_, s)| {

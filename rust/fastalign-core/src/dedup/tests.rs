@@ -60,10 +60,12 @@ fn identical_documents_cluster_and_unrelated_ones_do_not() {
         assert_eq!(c.pairs, [[0, 2]]);
         assert_eq!(c.similarity, [1.0]);
     }
-    let e = exact(&texts, Normalize::ALL);
+    let (e, empty) = exact(&texts, Normalize::ALL).expect("exact");
     assert_eq!(e.cluster, [0, 1, 0, 3, 3]);
-    let e = exact(&texts, Normalize::NONE);
+    assert_eq!(empty, [false, false, false, true, true]);
+    let (e, empty) = exact(&texts, Normalize::NONE).expect("exact");
     assert_eq!(e.cluster, [0, 1, 2, 3, 4]);
+    assert_eq!(empty, [false, false, false, true, false]);
 }
 
 #[test]

@@ -18,7 +18,7 @@ use crate::bleu::tokenize::{is_punct, is_py_space, is_symbol};
 pub struct Normalize {
     /// Unicode NFKC (compatibility composition: full-width forms, ligatures, ...).
     pub nfkc: bool,
-    /// Unicode lowercase.
+    /// Unicode lowercase (with final sigma folded to sigma, so that case never matters).
     pub lowercase: bool,
     /// Punctuation and symbols (general category P* or S*) become word boundaries.
     pub punctuation: bool,
@@ -247,7 +247,8 @@ fn normalize_chars(chars: impl Iterator<Item = char>, norm: Normalize, out: &mut
     for c in chars {
         if norm.lowercase {
             for l in c.to_lowercase() {
-                push(&mut b, l);
+                // final sigma folded to sigma: case-insensitive, position-independent
+                push(&mut b, if l == 'ς' { 'σ' } else { l });
             }
         } else {
             push(&mut b, c);
