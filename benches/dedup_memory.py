@@ -17,7 +17,7 @@ import sys
 
 CHILD = r"""
 import json, sys
-from fastalign.bench.dedup_data import dedup_corpus, peer_shingles
+from fastalign.bench import dedup_data as d
 
 def status(field):
     with open("/proc/self/status") as f:
@@ -25,8 +25,7 @@ def status(field):
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
 impl, n = sys.argv[1], int(sys.argv[2])
-texts = dedup_corpus(n, seed=0)
-
+texts = d.dedup_corpus(n, seed=0)
 if impl == "datasketch":
     import datasketch
 elif impl == "rensa":
@@ -37,20 +36,11 @@ with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
 rss0 = status("VmRSS")
 if impl == "datasketch":
-    lsh = datasketch.MinHashLSH(threshold=0.8, num_perm=128)
-    sigs = []
-    for i, t in enumerate(texts):
-        m = datasketch.MinHash(num_perm=128)
-        m.update_batch([s.encode() for s in peer_shingles(t)])
-        lsh.insert(i, m)
-        sigs.append(m)
-    flags = [len(lsh.query(m)) > 1 for m in sigs]
+    flags = d.datasketch_flags(texts)
 elif impl == "rensa":
-    mat = rensa.RMinHash.digest_matrix_from_token_sets([peer_shingles(t) for t in texts], 128, 42)
-    flags = rensa.RMinHashLSH(0.8, 128, 8).insert_matrix_and_query_duplicate_flags(mat)
+    flags = d.rensa_flags(texts)
 else:
-    verify = impl.split(":")[1]
-    flags = dedup.dedup(texts, threshold=0.8, verify=verify).cluster_sizes() > 1
+    flags = dedup.dedup(texts, threshold=0.8, verify=impl.split(":")[1]).cluster_sizes() > 1
 print(json.dumps({"impl": impl, "peak_mb": status("VmHWM") - rss0, "dups": int(sum(flags))}))
 """
 

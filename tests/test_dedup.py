@@ -17,7 +17,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastalign import dedup
-from fastalign.bench.dedup_data import dedup_corpus, doc_scores, jaccard_truth, shingle_sets
+from fastalign.bench.dedup_data import (
+    datasketch_flags,
+    dedup_corpus,
+    doc_scores,
+    jaccard_truth,
+    shingle_sets,
+)
 from fastalign.errors import InvalidInputError, ShapeError
 
 
@@ -152,14 +158,8 @@ def _se(p: float, n: int) -> float:
 def test_recall_and_precision_at_least_datasketch(planted):
     datasketch = pytest.importorskip("datasketch")
     texts, _pairs, truth = planted
+    ds_flag = datasketch_flags(texts)
     lsh = datasketch.MinHashLSH(threshold=0.8, num_perm=128)
-    sigs = []
-    for i, s in enumerate(shingle_sets(texts)):
-        m = datasketch.MinHash(num_perm=128)
-        m.update_batch([x.encode() for x in s])
-        lsh.insert(i, m)
-        sigs.append(m)
-    ds_flag = np.array([len(lsh.query(m)) > 1 for m in sigs])
     ds_recall, ds_precision = doc_scores(ds_flag, truth)
     assert (lsh.b, lsh.r) == dedup.lsh_params(0.8, 128)
     n_true, n_flag = int(truth.sum()), int(ds_flag.sum())

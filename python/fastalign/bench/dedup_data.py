@@ -88,3 +88,30 @@ def doc_scores(flagged: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     recall = tp / max(1, int(truth.sum()))
     precision = tp / max(1, int(flagged.sum()))
     return recall, precision
+
+
+def datasketch_flags(texts: list[str], threshold: float = 0.8, num_perm: int = 128) -> np.ndarray:
+    """Peer: "has a near-duplicate" flags as datasketch users compute them (Python shingles,
+    ``MinHash.update_batch``, every text inserted into ``MinHashLSH`` and queried)."""
+    import datasketch
+
+    lsh = datasketch.MinHashLSH(threshold=threshold, num_perm=num_perm)
+    sigs = []
+    for i, t in enumerate(texts):
+        m = datasketch.MinHash(num_perm=num_perm)
+        m.update_batch([s.encode() for s in peer_shingles(t)])
+        lsh.insert(i, m)
+        sigs.append(m)
+    return np.array([len(lsh.query(m)) > 1 for m in sigs], dtype=bool)
+
+
+def rensa_flags(texts: list[str], num_perm: int = 128, bands: int = 8) -> np.ndarray:
+    """Peer: the same flags with rensa's batch API (Python shingles, digest matrix,
+    ``RMinHashLSH``; its bands must divide ``num_perm``)."""
+    import rensa
+
+    mat = rensa.RMinHash.digest_matrix_from_token_sets(
+        [peer_shingles(t) for t in texts], num_perm=num_perm, seed=42
+    )
+    lsh = rensa.RMinHashLSH(threshold=0.8, num_perm=num_perm, num_bands=bands)
+    return np.array(lsh.insert_matrix_and_query_duplicate_flags(mat), dtype=bool)

@@ -410,10 +410,11 @@ def dedup(size: str) -> list[Row]:
 
     from fastalign import dedup as fd
     from fastalign.bench.dedup_data import (
+        datasketch_flags,
         dedup_corpus,
         doc_scores,
         jaccard_truth,
-        peer_shingles,
+        rensa_flags,
     )
 
     n = {"quick": 5_000, "default": 20_000, "full": 100_000}[size]
@@ -442,34 +443,14 @@ def dedup(size: str) -> list[Row]:
     ref: tuple[float, float] | None = None
     ref_counts = (1, 1)
     if have("datasketch"):
-        import datasketch
-
-        def ds() -> np.ndarray:
-            lsh = datasketch.MinHashLSH(threshold=0.8, num_perm=128)
-            sigs = []
-            for i, t in enumerate(texts):
-                m = datasketch.MinHash(num_perm=128)
-                m.update_batch([s.encode() for s in peer_shingles(t)])
-                lsh.insert(i, m)
-                sigs.append(m)
-            return np.array([len(lsh.query(m)) > 1 for m in sigs])
-
-        t, flags = measure(ds, 1)
+        t, flags = measure(lambda: datasketch_flags(texts), 1)
         text, r, p = note(t, flags)
         ref = (r, p)
         ref_counts = (int(truth.sum()), int(flags.sum()))
         rows.append(Row("dedup", wl, "datasketch MinHash + MinHashLSH (1 run)", t,
                         baseline=True, note=text))  # fmt: skip
     if have("rensa"):
-        import rensa
-
-        def rs() -> np.ndarray:
-            sets = [peer_shingles(t) for t in texts]
-            mat = rensa.RMinHash.digest_matrix_from_token_sets(sets, num_perm=128, seed=42)
-            lsh = rensa.RMinHashLSH(threshold=0.8, num_perm=128, num_bands=8)
-            return np.array(lsh.insert_matrix_and_query_duplicate_flags(mat))
-
-        t, flags = measure(rs, 3)
+        t, flags = measure(lambda: rensa_flags(texts), 3)
         rows.append(Row("dedup", wl, "rensa digest matrix + RMinHashLSH 8x16", t,
                         note=note(t, flags)[0]))  # fmt: skip
 
