@@ -28,7 +28,7 @@ fn check(what: &'static str, f: &[f64], n: usize, m: usize) -> Result<()> {
     let has_nan = f
         .chunks(256)
         .any(|c| c.iter().fold(false, |acc, v| acc | v.is_nan()));
-    if let Some(k) = f.iter().position(|v| v.is_nan()).filter(|_| has_nan) {
+    if let Some(k) = has_nan.then(|| f.iter().position(|v| v.is_nan())).flatten() {
         return Err(Error::NonFinite {
             what,
             location: format!("row {}, column {}", k / m, k % m),
