@@ -24,6 +24,7 @@ import pytest
         "fastalign.losses.reference_free",
         "fastalign.losses.token_preference",
         "fastalign.pareto",
+        "fastalign.rank",
         "fastalign.rewards",
     ],
 )

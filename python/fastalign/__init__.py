@@ -28,7 +28,7 @@ from fastalign.errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from fastalign import bleu, dedup, losses, pareto, rewards
+    from fastalign import bleu, dedup, losses, pareto, rank, rewards
     from fastalign.logprobs import logps_from_logits, sequence_logps, token_logps
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "logps_from_logits",
     "losses",
     "pareto",
+    "rank",
     "rewards",
     "sequence_logps",
     "token_logps",
@@ -56,6 +57,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "dedup": ("fastalign.dedup", None),
     "losses": ("fastalign.losses", None),
     "pareto": ("fastalign.pareto", None),
+    "rank": ("fastalign.rank", None),
     "rewards": ("fastalign.rewards", None),
     "sequence_logps": ("fastalign.logprobs", "sequence_logps"),
     "token_logps": ("fastalign.logprobs", "token_logps"),

@@ -28,6 +28,8 @@ __all__ = [
     "num_threads",
     "pama",
     "pareto_pairs",
+    "rank_bradley_terry",
+    "rank_maximal_lottery",
 ]
 
 __version__: str
@@ -135,3 +137,16 @@ class MinHashIndexCore:
     def to_bytes(self) -> bytes: ...
     @staticmethod
     def from_bytes(data: bytes, threads: int | None = None) -> MinHashIndexCore: ...
+
+# -- ranking ---------------------------------------------------------------------------------
+def rank_bradley_terry(
+    winners: npt.NDArray[np.int64],
+    losers: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float64] | None,
+    ties: npt.NDArray[np.bool_] | None,
+    n_items: int | None,
+    prior: float,
+    tol: float,
+    max_iter: int,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], bool, int, float]: ...
+def rank_maximal_lottery(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...

@@ -472,3 +472,68 @@ def dedup(size: str) -> list[Row]:
                         baseline=ref is None and k == 1 and verify == "none", max_err=err,
                         tol=tol, note=text))  # fmt: skip
     return rows
+
+
+@workload("rank")
+def rank(size: str) -> list[Row]:
+    """Bradley-Terry on 1000 items / 1M comparisons (win probabilities from true strengths)
+    against choix's I-LSR and evalica (error: max |score difference| after centering, vs
+    choix), and the maximal lottery of a random 500 x 500 preference matrix against scipy's
+    ``linprog`` on the game's LP (error: how much the best item beats the lottery, 0 for an
+    exact equilibrium)."""
+    import numpy as np
+
+    from fastalign import rank as fr
+
+    n, m = {"quick": (300, 100_000), "default": (1000, 1_000_000), "full": (3000, 5_000_000)}[size]
+    k = {"quick": 100, "default": 500, "full": 800}[size]
+    rng = np.random.default_rng(0)
+    true = rng.normal(0, 1, n)
+    a = rng.integers(0, n, m)
+    b = (a + rng.integers(1, n, m)) % n
+    win = rng.random(m) < 1 / (1 + np.exp(-(true[a] - true[b])))
+    winners, losers = np.where(win, a, b), np.where(win, b, a)
+    rows: list[Row] = []
+    wl = f"Bradley-Terry {n:,} items, {m:,} comparisons"
+    t_fast, fit = time_median(lambda: fr.bradley_terry(winners, losers, n_items=n), repeat=5)
+    ref = None
+    if have("choix"):
+        import choix
+
+        data = list(zip(winners.tolist(), losers.tolist(), strict=True))
+        t, est = time_median(lambda: choix.ilsr_pairwise(n, data, tol=1e-10), repeat=1, warmup=0)
+        ref = est - est.mean()
+        rows.append(Row("rank", wl, "choix ilsr_pairwise (1 run)", t, baseline=True))
+    if have("evalica"):
+        import evalica
+
+        xs, ys = winners.tolist(), losers.tolist()
+        outcome = [evalica.Winner.X] * m
+        t, _ = time_median(lambda: evalica.bradley_terry(xs, ys, outcome), repeat=3)
+        rows.append(Row("rank", wl, "evalica bradley_terry", t, baseline=ref is None))
+    err = None if ref is None else float(np.abs(fit.scores - ref).max())
+    rows.append(Row("rank", wl, "fastalign bradley_terry", t_fast, baseline=not rows,
+                    max_err=err, tol=None if err is None else 1e-6,
+                    note=f"{fit.iterations} Newton iterations"))  # fmt: skip
+
+    wl = f"maximal lottery {k} x {k}"
+    P = rng.random((k, k))
+    np.fill_diagonal(P, 0)
+    M = P - P.T
+    if have("scipy"):
+        from scipy.optimize import linprog
+
+        def lp() -> np.ndarray:
+            c = np.r_[np.zeros(k), -1.0]
+            res = linprog(c, A_ub=np.c_[-M.T, np.ones(k)], b_ub=np.zeros(k),
+                          A_eq=[np.r_[np.ones(k), 0]], b_eq=[1],
+                          bounds=[(0, None)] * k + [(None, None)])  # fmt: skip
+            return res.x[:-1]
+
+        t, q = time_median(lp, repeat=3)
+        rows.append(Row("rank", wl, "scipy linprog (HiGHS)", t, baseline=True,
+                        max_err=max(float((M @ q).max()), 0.0), tol=1e-9))  # fmt: skip
+    t, p = time_median(lambda: fr.maximal_lottery(P), repeat=3)
+    rows.append(Row("rank", wl, "fastalign maximal_lottery", t, baseline=not have("scipy"),
+                    max_err=max(float((M @ p).max()), 0.0), tol=1e-9))  # fmt: skip
+    return rows

@@ -10,6 +10,7 @@ pub mod dedup;
 pub mod error;
 pub mod fronts;
 pub mod pareto;
+pub mod rank;
 pub mod sys;
 
 pub use error::{Error, Result};

@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 mod bleu;
 mod dedup;
 mod errors;
+mod rank;
 
 use errors::run;
 
@@ -193,6 +194,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dedup::dedup_jaccard, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_normalize, m)?)?;
     m.add_class::<dedup::MinHashIndexCore>()?;
+    m.add_function(wrap_pyfunction!(rank::rank_bradley_terry, m)?)?;
+    m.add_function(wrap_pyfunction!(rank::rank_maximal_lottery, m)?)?;
     m.add_function(wrap_pyfunction!(_debug_fail, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;

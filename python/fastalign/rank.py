@@ -1,0 +1,160 @@
+"""Ranking aggregation over preference data, in Rust: Bradley-Terry maximum likelihood and
+maximal lotteries (more methods are tracked in the ranking issue).
+
+Items are integer ids ``0..n_items-1`` or labels (any strings or hashable values): labels are
+mapped to ids once, sorted, and the result carries them in :attr:`RankResult.labels`.
+
+Example:
+    >>> from fastalign import rank
+    >>> r = rank.bradley_terry(["a", "a", "b", "c", "c"], ["b", "c", "c", "a", "b"])
+    >>> r.labels, r.ranks.tolist(), r.converged
+    (['a', 'b', 'c'], [1, 3, 2], True)
+    >>> rank.maximal_lottery([[0, 1, 0], [0, 0, 1], [1, 0, 0]]).round(6).tolist()
+    [0.333333, 0.333333, 0.333333]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fastalign import _core
+from fastalign._validate import as_float_array
+from fastalign.errors import InvalidInputError, ShapeError
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+__all__ = ["RankResult", "bradley_terry", "maximal_lottery"]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RankResult:
+    """Scores and ranks of ``n`` items.
+
+    Attributes:
+        scores: float64 ``[n]``: natural-log strengths, mean 0 without a prior (with one,
+            the maximum of the penalized likelihood, whose mean is 0 too).
+        ranks: int64 ``[n]``: 1 for the highest score; equal scores share the best rank.
+        converged: whether every item's gradient reached the tolerance.
+        iterations: Newton iterations used.
+        gradient: the largest gradient component relative to the item's comparison weight.
+        labels: the item labels when labels were given, else None.
+    """
+
+    scores: npt.NDArray[np.float64]
+    ranks: npt.NDArray[np.int64]
+    converged: bool
+    iterations: int
+    gradient: float
+    labels: list[Any] | None = None
+
+    def top(self, k: int = 10) -> list[tuple[Any, float]]:
+        """The ``k`` best items (label or id) with their scores."""
+        order = np.argsort(-self.scores, kind="stable")[:k]
+        names = self.labels if self.labels is not None else list(range(len(self.scores)))
+        return [(names[i], float(self.scores[i])) for i in order]
+
+
+def _ids(winners: Any, losers: Any) -> tuple[np.ndarray, np.ndarray, list[Any] | None]:
+    for name, x in (("winners", winners), ("losers", losers)):
+        if isinstance(x, (str, bytes)):
+            raise TypeError(f"{name} must be a sequence of item ids or labels, not a single str")
+    w, lo = np.asarray(winners), np.asarray(losers)
+    if w.ndim != 1 or lo.ndim != 1:
+        raise ShapeError(f"winners and losers must be 1-D, got {w.shape} and {lo.shape}")
+    if len(w) != len(lo):
+        raise ShapeError(f"winners has {len(w)} entries, losers {len(lo)}")
+    if w.dtype.kind in "iu" and lo.dtype.kind in "iu":
+        return w.astype(np.int64), lo.astype(np.int64), None
+    if w.dtype.kind in "fb" or lo.dtype.kind in "fb":
+        raise TypeError(f"item ids must be integers or labels, got dtypes {w.dtype} and {lo.dtype}")
+    both = np.concatenate([w.astype(object), lo.astype(object)])
+    if any(v is None for v in both):
+        raise TypeError("an item label is None")
+    labels, inverse = np.unique(both.astype(str) if both.dtype.kind != "O" else both,
+                                return_inverse=True)  # fmt: skip
+    inverse = inverse.astype(np.int64)
+    return inverse[: len(w)], inverse[len(w) :], labels.tolist()
+
+
+def bradley_terry(
+    winners: Sequence[Any] | npt.ArrayLike,
+    losers: Sequence[Any] | npt.ArrayLike,
+    *,
+    n_items: int | None = None,
+    weights: npt.ArrayLike | None = None,
+    ties: npt.ArrayLike | None = None,
+    prior: float = 0.0,
+    tol: float = 1e-10,
+    max_iter: int = 10_000,
+) -> RankResult:
+    """Bradley-Terry maximum likelihood: maximizes
+    ``sum_k w_k log sigmoid(s[winner_k] - s[loser_k]) - prior/2 * ||s||^2`` (a tie counts as
+    half a win each way) by Newton's method with conjugate-gradient steps over the summed
+    comparison graph.
+
+    Without a prior the maximum exists only when every group of items both wins and loses
+    against the rest (the "beat" graph is strongly connected); otherwise this raises
+    :class:`~fastalign.errors.InvalidInputError` naming the group (pass ``prior > 0``).
+
+    Args:
+        winners, losers: item ids (int) or labels, one pair per comparison.
+        n_items: the number of items (ids only; default ``max id + 1``; items never compared
+            need a prior).
+        weights: non-negative weight per comparison (default 1).
+        ties: bool per comparison: a tie (half a win each way, as FastChat counts them).
+        prior: L2 penalty on the scores (0: plain maximum likelihood).
+        tol: converged when every item's gradient is at most ``tol`` times the total weight
+            of its comparisons (at least 1).
+        max_iter: Newton iterations at most; a fit that stops short warns and says so in
+            :attr:`RankResult.converged`.
+
+    >>> r = bradley_terry([0, 0, 0, 1], [1, 1, 1, 0])
+    >>> round(float(r.scores[0] - r.scores[1]), 12), round(float(np.log(3)), 12)
+    (1.098612288668, 1.098612288668)
+    """
+    w, lo, labels = _ids(winners, losers)
+    if labels is not None and n_items is not None:
+        raise InvalidInputError("n_items applies to integer ids, not labels")
+    wt = None if weights is None else as_float_array(weights, "weights", ndim=1)
+    ti = None
+    if ties is not None:
+        ti = np.asarray(ties)
+        if ti.dtype != np.bool_:
+            raise TypeError(f"ties must be booleans, got dtype {ti.dtype}")
+        ti = np.ascontiguousarray(ti)
+    for name, v in (("prior", prior), ("tol", tol)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)):
+            raise TypeError(f"{name} must be a float, not {type(v).__name__}")
+    scores, ranks, converged, iterations, gradient = _core.rank_bradley_terry(
+        w, lo, wt, ti, None if labels is not None else n_items, float(prior), float(tol),
+        int(max_iter),
+    )  # fmt: skip
+    if not converged:
+        warnings.warn(
+            f"bradley_terry stopped after {iterations} iterations with relative gradient "
+            f"{gradient:.3g} > tol = {tol:g}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return RankResult(scores, ranks, converged, iterations, gradient, labels)
+
+
+def maximal_lottery(P: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The maximal lottery of a preference matrix: ``P[i, j]`` is the weight of "i preferred
+    to j" (counts or probabilities, >= 0); the lottery ``p`` is an optimal strategy of the
+    symmetric zero-sum game with payoffs ``M = P - P^T``, so no item beats it in expectation
+    (``M @ p <= 0``, checked before returning). A Condorcet winner gets probability 1. When
+    several lotteries are maximal (ties in the margins), the one returned is the vertex the
+    simplex reaches (deterministic for a given ``P``).
+
+    >>> maximal_lottery([[0, 3, 1], [2, 0, 1], [4, 5, 0]]).tolist()
+    [0.0, 0.0, 1.0]
+    """
+    p = as_float_array(P, "P", ndim=2)
+    return _core.rank_maximal_lottery(p)

@@ -1,0 +1,32 @@
+//! Ranking aggregation over preference graphs: Bradley-Terry maximum likelihood and the
+//! maximal lottery of a margin matrix.
+
+// edge-list loops index several parallel arrays by edge; index loops read clearest
+#![allow(clippy::needless_range_loop)]
+
+pub mod bt;
+pub mod lottery;
+
+/// Competition ranks ("1224") of scores, highest first: equal scores share the best rank.
+pub fn ranks_desc(scores: &[f64]) -> Vec<i64> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let mut ranks = vec![0i64; scores.len()];
+    for (pos, &i) in order.iter().enumerate() {
+        ranks[i] = if pos > 0 && scores[order[pos - 1]] == scores[i] {
+            ranks[order[pos - 1]]
+        } else {
+            pos as i64 + 1
+        };
+    }
+    ranks
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn competition_ranks() {
+        assert_eq!(super::ranks_desc(&[0.5, 2.0, 0.5, -1.0]), [2, 1, 2, 4]);
+        assert!(super::ranks_desc(&[]).is_empty());
+    }
+}
