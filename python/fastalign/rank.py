@@ -70,7 +70,7 @@ def _ids(winners: Any, losers: Any) -> tuple[np.ndarray, np.ndarray, list[Any] |
     if len(w) != len(lo):
         raise ShapeError(f"winners has {len(w)} entries, losers {len(lo)}")
     if w.dtype.kind in "iu" and lo.dtype.kind in "iu":
-        return w.astype(np.int64), lo.astype(np.int64), None
+        return w.astype(np.int64, copy=False), lo.astype(np.int64, copy=False), None
     if w.dtype.kind in "fb" or lo.dtype.kind in "fb":
         raise TypeError(f"item ids must be integers or labels, got dtypes {w.dtype} and {lo.dtype}")
     both = np.concatenate([w.astype(object), lo.astype(object)])

@@ -3,7 +3,7 @@
 //!
 //! Objective (maximized): `sum_k w_k log sigmoid(s[win_k] - s[lose_k]) - prior/2 * ||s||^2`,
 //! a tie counting as half a win each way. Comparisons are first summed per unordered pair
-//! (dense counts for up to 2048 items, sorted keys beyond), so every iteration costs
+//! (a counting sort by the lower id, then dense sums per row: no n x n table), so every iteration costs
 //! O(distinct pairs). Converged when every item's gradient is at most `tol` times the total
 //! weight of its comparisons (at least 1). Without a prior the maximum exists only when the
 //! "beat" graph is strongly connected (Zermelo's condition); otherwise the call fails and says
@@ -91,43 +91,59 @@ pub fn aggregate(
             (b, a, wb, wa)
         }
     };
+    // bucket the comparisons by their lower id (a counting sort), then sum each bucket in two
+    // dense rows indexed by the higher id (reused, so they stay in cache): O(m + n + pairs log)
+    let mut start = vec![0usize; n + 1];
+    for k in 0..m {
+        start[winners[k].min(losers[k]) as usize + 1] += 1;
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    let mut fill = start.clone();
+    let mut hi = vec![0u32; m];
+    let mut wlo = vec![0.0f64; m];
+    let mut whi = vec![0.0f64; m];
+    for k in 0..m {
+        let (a, b, wa, wb) = row(k);
+        let at = fill[a as usize];
+        fill[a as usize] += 1;
+        hi[at] = b;
+        wlo[at] = wa;
+        whi[at] = wb;
+    }
     let mut p = Pairs {
         n,
         ..Pairs::default()
     };
-    if n <= 2048 {
-        let mut dense = vec![0.0f64; n * n]; // [low * n + high] low beats high; [high * n + low]
-        for k in 0..m {
-            let (a, b, wa, wb) = row(k);
-            dense[a as usize * n + b as usize] += wa;
-            dense[b as usize * n + a as usize] += wb;
-        }
-        for a in 0..n {
-            for b in a + 1..n {
-                let (x, y) = (dense[a * n + b], dense[b * n + a]);
-                if x + y > 0.0 {
-                    p.i.push(a as u32);
-                    p.j.push(b as u32);
-                    p.wij.push(x);
-                    p.wji.push(y);
-                }
+    let (mut sum_lo, mut sum_hi) = (vec![0.0f64; n], vec![0.0f64; n]);
+    let mut seen = vec![false; n];
+    let mut touched: Vec<u32> = Vec::new();
+    for low in 0..n {
+        for at in start[low]..start[low + 1] {
+            let h = hi[at] as usize;
+            if !seen[h] {
+                seen[h] = true;
+                touched.push(h as u32);
             }
+            sum_lo[h] += wlo[at];
+            sum_hi[h] += whi[at];
         }
-    } else {
-        let mut rows: Vec<(u32, u32, f64, f64)> = (0..m).map(row).collect();
-        rows.sort_unstable_by_key(|r| (r.0, r.1));
-        for r in rows {
-            let last = p.i.len();
-            if last > 0 && p.i[last - 1] == r.0 && p.j[last - 1] == r.1 {
-                p.wij[last - 1] += r.2;
-                p.wji[last - 1] += r.3;
-            } else if r.2 + r.3 > 0.0 {
-                p.i.push(r.0);
-                p.j.push(r.1);
-                p.wij.push(r.2);
-                p.wji.push(r.3);
+        touched.sort_unstable();
+        for &h in &touched {
+            let h = h as usize;
+            let (x, y) = (sum_lo[h], sum_hi[h]);
+            if x + y > 0.0 {
+                p.i.push(low as u32);
+                p.j.push(h as u32);
+                p.wij.push(x);
+                p.wji.push(y);
             }
+            sum_lo[h] = 0.0;
+            sum_hi[h] = 0.0;
+            seen[h] = false;
         }
+        touched.clear();
     }
     Ok(p)
 }
