@@ -9,6 +9,8 @@
 //! "beat" graph is strongly connected (Zermelo's condition); otherwise the call fails and says
 //! which items form a group that never loses (or never wins) against the rest.
 
+pub use super::newton::Fit;
+use super::newton::{check_args, maximize, Model};
 use crate::{Error, Result};
 
 /// A comparison table: for each unordered pair `(i, j)`, `i < j`, the weight of "i beat j"
@@ -209,39 +211,10 @@ pub fn beat_components(p: &Pairs) -> (Vec<u32>, usize) {
     (comp, c as usize)
 }
 
-/// The result of a fit.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Fit {
-    pub scores: Vec<f64>,
-    pub converged: bool,
-    pub iterations: usize,
-    /// The largest relative gradient component at the end.
-    pub gradient: f64,
-}
-
-/// The penalized log-likelihood at `s` (only the line search's fallback needs it).
-fn objective(p: &Pairs, s: &[f64], prior: f64) -> f64 {
-    let mut total = 0.0;
-    for e in 0..p.i.len() {
-        let d = s[p.i[e] as usize] - s[p.j[e] as usize];
-        // log sigmoid(d), stably; log sigmoid(-d) = log sigmoid(d) - d
-        let ls = d.min(0.0) - (-d.abs()).exp().ln_1p();
-        total += p.wij[e] * ls + p.wji[e] * (ls - d);
-    }
-    total - 0.5 * prior * s.iter().map(|x| x * x).sum::<f64>()
-}
-
 /// Fits Bradley-Terry strengths (natural-log scale, mean 0).
 pub fn fit(p: &Pairs, prior: f64, tol: f64, max_iter: usize) -> Result<Fit> {
     let n = p.n;
-    if !(prior.is_finite() && prior >= 0.0) {
-        return Err(Error::invalid(format!(
-            "prior must be finite and >= 0, got {prior}"
-        )));
-    }
-    if !(tol.is_finite() && tol > 0.0) {
-        return Err(Error::invalid(format!("tol must be > 0, got {tol}")));
-    }
+    check_args(prior, tol)?;
     if n == 0 {
         return Err(Error::invalid("no items to rank"));
     }
@@ -280,163 +253,60 @@ pub fn fit(p: &Pairs, prior: f64, tol: f64, max_iter: usize) -> Result<Fit> {
         weight_of[p.j[e] as usize] += w;
     }
     let scale: Vec<f64> = weight_of.iter().map(|w| w.max(1.0)).collect();
-    let mut s = vec![0.0f64; n];
-    let mut at = Point::new(n, p.i.len());
-    at.evaluate(p, &s, prior);
-    let mut trial_at = Point::new(n, p.i.len());
-    let mut rel = f64::INFINITY;
-    for it in 0..=max_iter {
-        rel =
-            at.g.iter()
-                .zip(&scale)
-                .map(|(g, s)| (g / s).abs())
-                .fold(0.0, f64::max);
-        if rel <= tol || it == max_iter {
-            return Ok(Fit {
-                scores: center(s, prior),
-                converged: rel <= tol,
-                iterations: it,
-                gradient: rel,
-            });
-        }
-        // Newton direction: (L_c + prior I) d = g, by Jacobi-preconditioned CG
-        let d = cg(p, &at.c, &at.diag, prior, &at.g, rel);
-        // backtracking line search on the concave objective (the evaluation at the accepted
-        // point is the next iteration's gradient and Hessian)
-        let mut step = 1.0;
-        loop {
-            let trial: Vec<f64> = s.iter().zip(&d).map(|(x, y)| x + step * y).collect();
-            trial_at.evaluate(p, &trial, prior);
-            // the objective is concave along d: if it still rises at the trial point, it rose
-            // all the way there (no objective needed); otherwise compare values
-            let slope: f64 = trial_at.g.iter().zip(&d).map(|(g, y)| g * y).sum();
-            let accept = slope >= 0.0
-                || step < 1e-10
-                || objective(p, &trial, prior) >= objective(p, &s, prior);
-            if accept {
-                s = trial;
-                std::mem::swap(&mut at, &mut trial_at);
-                break;
-            }
-            step *= 0.5;
-        }
-    }
-    Ok(Fit {
-        scores: center(s, prior),
-        converged: false,
-        iterations: max_iter,
-        gradient: rel,
-    })
+    Ok(maximize(p, n, prior, tol, max_iter, &scale))
 }
 
-/// The gradient and the Hessian's edge weights at one point, in one pass (one exp per pair).
-struct Point {
-    g: Vec<f64>,
-    c: Vec<f64>,
-    diag: Vec<f64>,
-}
+/// The Bradley-Terry log-likelihood of summed pairs; its curvature is the graph Laplacian
+/// with edge weights `(w_ij + w_ji) q (1 - q)`, `q = sigmoid(s_i - s_j)`.
+impl Model for Pairs {
+    type Cache = Vec<f64>;
 
-impl Point {
-    fn new(n: usize, edges: usize) -> Self {
-        Point {
-            g: vec![0.0; n],
-            c: vec![0.0; edges],
-            diag: vec![0.0; n],
-        }
+    fn new_cache(&self) -> Vec<f64> {
+        vec![0.0; self.i.len()]
     }
 
-    fn evaluate(&mut self, p: &Pairs, s: &[f64], prior: f64) {
-        self.g.iter_mut().zip(s).for_each(|(g, x)| *g = -prior * x);
-        self.diag.iter_mut().for_each(|d| *d = prior);
-        for e in 0..p.i.len() {
-            let (a, b) = (p.i[e] as usize, p.j[e] as usize);
+    fn evaluate(&self, s: &[f64], g: &mut [f64], diag: &mut [f64], c: &mut Vec<f64>) {
+        g.fill(0.0);
+        diag.fill(0.0);
+        for e in 0..self.i.len() {
+            let (a, b) = (self.i[e] as usize, self.j[e] as usize);
             let d = s[a] - s[b];
-            let t = (-d.abs()).exp(); // in (0, 1]
+            let t = (-d.abs()).exp(); // in (0, 1]: one exp per pair
             let q = if d >= 0.0 {
                 1.0 / (1.0 + t)
             } else {
                 t / (1.0 + t)
             }; // sigmoid(d)
-            let (wa, wb) = (p.wij[e], p.wji[e]);
+            let (wa, wb) = (self.wij[e], self.wji[e]);
             let w = wa + wb;
             let ge = wa - w * q;
-            self.g[a] += ge;
-            self.g[b] -= ge;
-            let ce = w * q * (1.0 - q);
-            self.c[e] = ce;
-            self.diag[a] += ce;
-            self.diag[b] += ce;
+            g[a] += ge;
+            g[b] -= ge;
+            c[e] = w * q * (1.0 - q);
+            diag[a] += c[e];
+            diag[b] += c[e];
         }
     }
-}
 
-/// Without a prior the scores are defined up to a constant: report them with mean 0.
-fn center(mut s: Vec<f64>, prior: f64) -> Vec<f64> {
-    if prior == 0.0 && !s.is_empty() {
-        let mean = s.iter().sum::<f64>() / s.len() as f64;
-        s.iter_mut().for_each(|x| *x -= mean);
-    }
-    s
-}
-
-/// Solves `(L_c + prior I) x = b` (L_c: the weighted graph Laplacian of the pairs) to a
-/// relative residual that tightens as the gradient shrinks (inexact Newton).
-fn cg(p: &Pairs, c: &[f64], diag: &[f64], prior: f64, b: &[f64], rel: f64) -> Vec<f64> {
-    let n = b.len();
-    let apply = |v: &[f64], out: &mut [f64]| {
-        out.iter_mut().zip(v).for_each(|(o, x)| *o = prior * x);
-        for e in 0..p.i.len() {
-            let (a, bb) = (p.i[e] as usize, p.j[e] as usize);
-            let t = c[e] * (v[a] - v[bb]);
+    fn apply(&self, c: &Vec<f64>, v: &[f64], out: &mut [f64]) {
+        for e in 0..self.i.len() {
+            let (a, b) = (self.i[e] as usize, self.j[e] as usize);
+            let t = c[e] * (v[a] - v[b]);
             out[a] += t;
-            out[bb] -= t;
+            out[b] -= t;
         }
-    };
-    let project = |v: &mut [f64]| {
-        if prior == 0.0 {
-            let mean = v.iter().sum::<f64>() / n as f64;
-            v.iter_mut().for_each(|x| *x -= mean);
-        }
-    };
-    let inv: Vec<f64> = diag
-        .iter()
-        .map(|d| if *d > 0.0 { 1.0 / d } else { 1.0 })
-        .collect();
-    let mut x = vec![0.0; n];
-    let mut r = b.to_vec();
-    project(&mut r);
-    let bnorm = r.iter().map(|v| v * v).sum::<f64>().sqrt();
-    if bnorm == 0.0 {
-        return x;
     }
-    let target = bnorm * rel.sqrt().clamp(1e-14, 0.5);
-    let mut z: Vec<f64> = r.iter().zip(&inv).map(|(r, i)| r * i).collect();
-    project(&mut z);
-    let mut dir = z.clone();
-    let mut rz = r.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>();
-    let mut ad = vec![0.0; n];
-    for _ in 0..n.clamp(10, 500) {
-        apply(&dir, &mut ad);
-        let dad = dir.iter().zip(&ad).map(|(a, b)| a * b).sum::<f64>();
-        if dad <= 0.0 {
-            break;
+
+    fn loglik(&self, s: &[f64]) -> f64 {
+        let mut total = 0.0;
+        for e in 0..self.i.len() {
+            let d = s[self.i[e] as usize] - s[self.j[e] as usize];
+            // log sigmoid(d), stably; log sigmoid(-d) = log sigmoid(d) - d
+            let ls = d.min(0.0) - (-d.abs()).exp().ln_1p();
+            total += self.wij[e] * ls + self.wji[e] * (ls - d);
         }
-        let alpha = rz / dad;
-        x.iter_mut().zip(&dir).for_each(|(x, d)| *x += alpha * d);
-        r.iter_mut().zip(&ad).for_each(|(r, a)| *r -= alpha * a);
-        if r.iter().map(|v| v * v).sum::<f64>().sqrt() <= target {
-            break;
-        }
-        z.iter_mut()
-            .zip(r.iter().zip(&inv))
-            .for_each(|(z, (r, i))| *z = r * i);
-        project(&mut z);
-        let rz_new = r.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>();
-        let beta = rz_new / rz;
-        rz = rz_new;
-        dir.iter_mut().zip(&z).for_each(|(d, z)| *d = z + beta * *d);
+        total
     }
-    x
 }
 
 #[cfg(test)]

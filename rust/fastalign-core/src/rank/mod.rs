@@ -6,6 +6,7 @@
 
 pub mod bt;
 pub mod lottery;
+pub mod newton;
 
 /// Competition ranks ("1224") of scores, highest first: equal scores share the best rank.
 pub fn ranks_desc(scores: &[f64]) -> Vec<i64> {
