@@ -163,3 +163,88 @@ def test_maximal_lottery_bad_input():
         rank.maximal_lottery([[0, np.nan], [1, 0]])
     with pytest.raises(InvalidInputError):
         rank.maximal_lottery([[0, -1], [1, 0]])
+
+
+# -- Plackett-Luce -------------------------------------------------------------------------------
+
+
+def rankings_data(n, k, seed, lo=2, hi=6):
+    rng = np.random.default_rng(seed)
+    true = rng.normal(0, 1, n)
+    out = []
+    for _ in range(k):
+        items = rng.choice(n, rng.integers(lo, hi + 1), replace=False)
+        # Gumbel trick: sorting s + Gumbel noise samples a Plackett-Luce ranking
+        out.append(items[np.argsort(-(true[items] + rng.gumbel(size=len(items))))].tolist())
+    return out
+
+
+def scipy_pl(rankings, n, prior):
+    """The same penalized log-likelihood maximized by scipy in float64 (rankings padded to one
+    length, stage by stage in NumPy)."""
+    from scipy.optimize import minimize
+
+    width = max(len(r) for r in rankings)
+    R = np.full((len(rankings), width), -1)
+    for k, r in enumerate(rankings):
+        R[k, : len(r)] = r
+    valid = R >= 0
+    idx = np.where(valid, R, 0)
+
+    def f(s):
+        val, g = -prior / 2 * (s @ s), -prior * s
+        x = np.where(valid, s[idx], -np.inf)
+        for t in range(width - 1):
+            live = valid[:, t + 1]  # stage t exists when a position after t is filled
+            rest = x[live, t:]
+            mx = rest.max(axis=1, keepdims=True)
+            e = np.exp(rest - mx)
+            tot = e.sum(axis=1, keepdims=True)
+            val += (rest[:, 0] - mx[:, 0] - np.log(tot[:, 0])).sum()
+            np.add.at(g, idx[live, t], 1.0)
+            np.add.at(g, idx[live, t:][valid[live, t:]], -(e / tot)[valid[live, t:]])
+        return -val, -g
+
+    res = minimize(f, np.zeros(n), jac=True, method="L-BFGS-B",
+                   options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 100_000})  # fmt: skip
+    return res.x - res.x.mean() if prior == 0 else res.x
+
+
+@pytest.mark.parametrize("prior", [0.0, 0.3])
+def test_plackett_luce_equals_scipy_float64(prior):
+    n = 12
+    data = rankings_data(n, 400, seed=4)
+    got = rank.plackett_luce(data, n_items=n, prior=prior)
+    assert got.converged
+    np.testing.assert_allclose(got.scores, scipy_pl(data, n, prior), atol=1e-6, rtol=0)
+
+
+def test_plackett_luce_equals_choix_and_offsets_form():
+    choix = pytest.importorskip("choix")
+    n = 20
+    data = rankings_data(n, 2000, seed=5)
+    got = rank.plackett_luce(data, n_items=n)
+    want = choix.ilsr_rankings(n, data, tol=1e-12)
+    np.testing.assert_allclose(got.scores, want - want.mean(), atol=1e-8, rtol=0)
+    flat = np.concatenate([np.asarray(r) for r in data])
+    offsets = np.r_[0, np.cumsum([len(r) for r in data])]
+    np.testing.assert_array_equal(rank.plackett_luce(flat, offsets, n_items=n).scores, got.scores)
+
+
+def test_plackett_luce_of_pairs_is_bradley_terry():
+    w, lo, _, _ = comparisons(8, 200, seed=6)
+    pl = rank.plackett_luce([[a, b] for a, b in zip(w, lo, strict=True)], n_items=8)
+    bt = rank.bradley_terry(w, lo, n_items=8)
+    np.testing.assert_allclose(pl.scores, bt.scores, atol=1e-10)
+
+
+def test_plackett_luce_bad_input():
+    with pytest.raises(InvalidInputError, match="appears twice"):
+        rank.plackett_luce([[0, 1, 0]])
+    with pytest.raises(InvalidInputError, match="offsets"):
+        rank.plackett_luce([0, 1, 2], [0, 2])
+    with pytest.raises(InvalidInputError, match="no maximum without a prior"):
+        rank.plackett_luce([[0, 1], [1, 2]])
+    with pytest.raises(TypeError, match="list of rankings"):
+        rank.plackett_luce([0, 1, 2])
+    assert rank.plackett_luce([[0, 1], [1, 2]], prior=0.5).ranks.tolist() == [1, 2, 3]

@@ -30,6 +30,7 @@ __all__ = [
     "pareto_pairs",
     "rank_bradley_terry",
     "rank_maximal_lottery",
+    "rank_plackett_luce",
 ]
 
 __version__: str
@@ -150,3 +151,11 @@ def rank_bradley_terry(
     max_iter: int,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], bool, int, float]: ...
 def rank_maximal_lottery(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
+def rank_plackett_luce(
+    items: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+    n_items: int | None,
+    prior: float,
+    tol: float,
+    max_iter: int,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], bool, int, float]: ...

@@ -1,5 +1,5 @@
-"""Ranking aggregation over preference data, in Rust: Bradley-Terry maximum likelihood and
-maximal lotteries (more methods are tracked in the ranking issue).
+"""Ranking aggregation over preference data, in Rust: Bradley-Terry and Plackett-Luce maximum
+likelihood and maximal lotteries (more methods are tracked in the ranking issue).
 
 Items are integer ids ``0..n_items-1`` or labels (any strings or hashable values): labels are
 mapped to ids once, sorted, and the result carries them in :attr:`RankResult.labels`.
@@ -29,7 +29,7 @@ from fastalign.errors import InvalidInputError, ShapeError
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["RankResult", "bradley_terry", "maximal_lottery"]
+__all__ = ["RankResult", "bradley_terry", "maximal_lottery", "plackett_luce"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -60,26 +60,31 @@ class RankResult:
         return [(names[i], float(self.scores[i])) for i in order]
 
 
-def _ids(winners: Any, losers: Any) -> tuple[np.ndarray, np.ndarray, list[Any] | None]:
-    for name, x in (("winners", winners), ("losers", losers)):
+def _encode(**columns: Any) -> tuple[list[np.ndarray], list[Any] | None]:
+    """Integer ids as int64 (no copy when they already are), or labels mapped to ids (sorted
+    labels, the same mapping across all columns)."""
+    arrays = []
+    for name, x in columns.items():
         if isinstance(x, (str, bytes)):
             raise TypeError(f"{name} must be a sequence of item ids or labels, not a single str")
-    w, lo = np.asarray(winners), np.asarray(losers)
-    if w.ndim != 1 or lo.ndim != 1:
-        raise ShapeError(f"winners and losers must be 1-D, got {w.shape} and {lo.shape}")
-    if len(w) != len(lo):
-        raise ShapeError(f"winners has {len(w)} entries, losers {len(lo)}")
-    if w.dtype.kind in "iu" and lo.dtype.kind in "iu":
-        return w.astype(np.int64, copy=False), lo.astype(np.int64, copy=False), None
-    if w.dtype.kind in "fb" or lo.dtype.kind in "fb":
-        raise TypeError(f"item ids must be integers or labels, got dtypes {w.dtype} and {lo.dtype}")
-    both = np.concatenate([w.astype(object), lo.astype(object)])
+        a = np.asarray(x)
+        if a.ndim != 1:
+            raise ShapeError(f"{name} must be 1-D, got shape {a.shape}")
+        arrays.append(a)
+    kinds = {a.dtype.kind for a in arrays if len(a)}
+    if kinds <= {"i", "u"}:
+        return [a.astype(np.int64, copy=False) for a in arrays], None
+    if kinds & {"f", "b", "c"}:
+        raise TypeError(
+            f"item ids must be integers or labels, got dtypes {[str(a.dtype) for a in arrays]}"
+        )
+    both = np.concatenate([a.astype(object) for a in arrays])
     if any(v is None for v in both):
         raise TypeError("an item label is None")
-    labels, inverse = np.unique(both.astype(str) if both.dtype.kind != "O" else both,
-                                return_inverse=True)  # fmt: skip
+    labels, inverse = np.unique(both, return_inverse=True)
     inverse = inverse.astype(np.int64)
-    return inverse[: len(w)], inverse[len(w) :], labels.tolist()
+    cuts = np.cumsum([len(a) for a in arrays])[:-1]
+    return list(np.split(inverse, cuts)), labels.tolist()
 
 
 def bradley_terry(
@@ -118,7 +123,9 @@ def bradley_terry(
     >>> round(float(r.scores[0] - r.scores[1]), 12), round(float(np.log(3)), 12)
     (1.098612288668, 1.098612288668)
     """
-    w, lo, labels = _ids(winners, losers)
+    (w, lo), labels = _encode(winners=winners, losers=losers)
+    if len(w) != len(lo):
+        raise ShapeError(f"winners has {len(w)} entries, losers {len(lo)}")
     if labels is not None and n_items is not None:
         raise InvalidInputError("n_items applies to integer ids, not labels")
     wt = None if weights is None else as_float_array(weights, "weights", ndim=1)
@@ -128,21 +135,83 @@ def bradley_terry(
         if ti.dtype != np.bool_:
             raise TypeError(f"ties must be booleans, got dtype {ti.dtype}")
         ti = np.ascontiguousarray(ti)
-    for name, v in (("prior", prior), ("tol", tol)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)):
-            raise TypeError(f"{name} must be a float, not {type(v).__name__}")
-    scores, ranks, converged, iterations, gradient = _core.rank_bradley_terry(
+    _check_fit_args(prior, tol)
+    out = _core.rank_bradley_terry(
         w, lo, wt, ti, None if labels is not None else n_items, float(prior), float(tol),
         int(max_iter),
     )  # fmt: skip
+    return _result("bradley_terry", out, tol, labels)
+
+
+def _check_fit_args(prior: Any, tol: Any) -> None:
+    for name, v in (("prior", prior), ("tol", tol)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)):
+            raise TypeError(f"{name} must be a float, not {type(v).__name__}")
+
+
+def _result(what: str, out: tuple, tol: float, labels: list[Any] | None) -> RankResult:
+    scores, ranks, converged, iterations, gradient = out
     if not converged:
         warnings.warn(
-            f"bradley_terry stopped after {iterations} iterations with relative gradient "
+            f"{what} stopped after {iterations} iterations with relative gradient "
             f"{gradient:.3g} > tol = {tol:g}",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return RankResult(scores, ranks, converged, iterations, gradient, labels)
+
+
+def plackett_luce(
+    rankings: Sequence[Sequence[Any]] | npt.ArrayLike,
+    offsets: npt.ArrayLike | None = None,
+    *,
+    n_items: int | None = None,
+    prior: float = 0.0,
+    tol: float = 1e-10,
+    max_iter: int = 10_000,
+) -> RankResult:
+    """Plackett-Luce maximum likelihood over rankings (best first): maximizes
+    ``sum over rankings, stages t: s[r_t] - log sum_{u >= t} exp(s[r_u]) - prior/2 ||s||^2``
+    by Newton's method with conjugate-gradient steps. Rankings of one item carry no
+    information and are skipped; rankings of two are Bradley-Terry comparisons.
+
+    Args:
+        rankings: flat item ids (or labels) with ``offsets`` (int64 ``[k + 1]``: ranking ``j``
+            is ``rankings[offsets[j]:offsets[j + 1]]``), or a list of rankings (no offsets).
+        n_items, prior, tol, max_iter: as :func:`bradley_terry` (``tol`` relative to the
+            number of stages an item takes part in). Without a prior the items must not split
+            into groups always ranked above one another.
+
+    >>> r = plackett_luce([["a", "b", "c"], ["b", "a", "c"], ["c", "a"]])
+    >>> r.labels, r.ranks.tolist()
+    (['a', 'b', 'c'], [2, 1, 3])
+    """
+    if isinstance(rankings, (str, bytes)):
+        raise TypeError("rankings must be a sequence, not a single str")
+    if offsets is None:
+        if not isinstance(rankings, Sequence) or not all(
+            isinstance(r, (Sequence, np.ndarray)) and not isinstance(r, str) for r in rankings
+        ):
+            raise TypeError("without offsets, rankings must be a list of rankings (sequences)")
+        lengths = [len(r) for r in rankings]
+        offs = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offs[1:])
+        flat: Any = [x for r in rankings for x in r]
+    else:
+        flat = rankings
+        offs = np.asarray(offsets)
+        if offs.dtype.kind not in "iu" or offs.ndim != 1:
+            raise TypeError(f"offsets must be a 1-D integer array, got {offs.dtype} {offs.shape}")
+        offs = offs.astype(np.int64, copy=False)
+    (items,), labels = _encode(rankings=flat)
+    if labels is not None and n_items is not None:
+        raise InvalidInputError("n_items applies to integer ids, not labels")
+    _check_fit_args(prior, tol)
+    out = _core.rank_plackett_luce(
+        np.ascontiguousarray(items), np.ascontiguousarray(offs),
+        None if labels is not None else n_items, float(prior), float(tol), int(max_iter),
+    )  # fmt: skip
+    return _result("plackett_luce", out, tol, labels)
 
 
 def maximal_lottery(P: npt.ArrayLike) -> npt.NDArray[np.float64]:

@@ -477,10 +477,10 @@ def dedup(size: str) -> list[Row]:
 @workload("rank")
 def rank(size: str) -> list[Row]:
     """Bradley-Terry on 1000 items / 1M comparisons (win probabilities from true strengths)
-    against choix's I-LSR and evalica (error: max |score difference| after centering, vs
-    choix), and the maximal lottery of a random 500 x 500 preference matrix against scipy's
-    ``linprog`` on the game's LP (error: how much the best item beats the lottery, 0 for an
-    exact equilibrium)."""
+    against choix's I-LSR and evalica, Plackett-Luce on 200 items / 100k rankings against
+    choix's I-LSR (errors: max |score difference| after centering, vs choix), and the maximal
+    lottery of a random 500 x 500 preference matrix against scipy's ``linprog`` on the game's
+    LP (error: how much the best item beats the lottery, 0 for an exact equilibrium)."""
     import numpy as np
 
     from fastalign import rank as fr
@@ -513,6 +513,28 @@ def rank(size: str) -> list[Row]:
         rows.append(Row("rank", wl, "evalica bradley_terry", t, baseline=ref is None))
     err = None if ref is None else float(np.abs(fit.scores - ref).max())
     rows.append(Row("rank", wl, "fastalign bradley_terry", t_fast, baseline=not rows,
+                    max_err=err, tol=None if err is None else 1e-6,
+                    note=f"{fit.iterations} Newton iterations"))  # fmt: skip
+
+    n_pl, k_pl = {"quick": (50, 10_000), "default": (200, 100_000), "full": (500, 500_000)}[size]
+    wl = f"Plackett-Luce {n_pl} items, {k_pl:,} rankings of 4-8"
+    true = rng.normal(0, 1, n_pl)
+    data = []
+    for _ in range(k_pl):  # Gumbel trick: sorted noisy strengths are PL rankings
+        items = rng.choice(n_pl, rng.integers(4, 9), replace=False)
+        data.append(items[np.argsort(-(true[items] + rng.gumbel(size=len(items))))])
+    flat = np.concatenate(data)
+    offsets = np.r_[0, np.cumsum([len(r) for r in data])]
+    t_fast, fit = time_median(lambda: fr.plackett_luce(flat, offsets, n_items=n_pl), repeat=3)
+    ref = None
+    if have("choix"):
+        lists = [r.tolist() for r in data]
+        t, est = time_median(lambda: choix.ilsr_rankings(n_pl, lists, tol=1e-10), repeat=1,
+                             warmup=0)  # fmt: skip
+        ref = est - est.mean()
+        rows.append(Row("rank", wl, "choix ilsr_rankings (1 run)", t, baseline=True))
+    err = None if ref is None else float(np.abs(fit.scores - ref).max())
+    rows.append(Row("rank", wl, "fastalign plackett_luce", t_fast, baseline=ref is None,
                     max_err=err, tol=None if err is None else 1e-6,
                     note=f"{fit.iterations} Newton iterations"))  # fmt: skip
 

@@ -196,6 +196,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<dedup::MinHashIndexCore>()?;
     m.add_function(wrap_pyfunction!(rank::rank_bradley_terry, m)?)?;
     m.add_function(wrap_pyfunction!(rank::rank_maximal_lottery, m)?)?;
+    m.add_function(wrap_pyfunction!(rank::rank_plackett_luce, m)?)?;
     m.add_function(wrap_pyfunction!(_debug_fail, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;

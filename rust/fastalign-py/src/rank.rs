@@ -1,6 +1,6 @@
 //! Ranking entry points: comparison arrays in, scores out.
 
-use fastalign_core::rank::{self, bt};
+use fastalign_core::rank::{self, bt, pl};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
@@ -39,6 +39,35 @@ pub fn rank_bradley_terry<'py>(
     let (fit, ranks) = run(py, || {
         let pairs = bt::aggregate(w, l, wt, ti, n_items)?;
         let fit = bt::fit(&pairs, prior, tol, max_iter)?;
+        let ranks = rank::ranks_desc(&fit.scores);
+        Ok((fit, ranks))
+    })?;
+    Ok((
+        fit.scores.into_pyarray(py),
+        ranks.into_pyarray(py),
+        fit.converged,
+        fit.iterations,
+        fit.gradient,
+    ))
+}
+
+/// Plackett-Luce MLE: (scores, ranks, converged, iterations, relative gradient).
+#[pyfunction]
+#[pyo3(signature = (items, offsets, n_items, prior, tol, max_iter))]
+pub fn rank_plackett_luce<'py>(
+    py: Python<'py>,
+    items: PyReadonlyArray1<'py, i64>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    n_items: Option<usize>,
+    prior: f64,
+    tol: f64,
+    max_iter: usize,
+) -> PyResult<FitOut<'py>> {
+    let it = contiguous(&items, "rankings")?;
+    let off = contiguous(&offsets, "offsets")?;
+    let (fit, ranks) = run(py, || {
+        let rk = pl::rankings(it, off, n_items)?;
+        let fit = pl::fit(&rk, prior, tol, max_iter)?;
         let ranks = rank::ranks_desc(&fit.scores);
         Ok((fit, ranks))
     })?;

@@ -1,5 +1,5 @@
-//! Ranking aggregation over preference graphs: Bradley-Terry maximum likelihood and the
-//! maximal lottery of a margin matrix.
+//! Ranking aggregation over preference graphs: Bradley-Terry and Plackett-Luce maximum
+//! likelihood and the maximal lottery of a margin matrix.
 
 // edge-list loops index several parallel arrays by edge; index loops read clearest
 #![allow(clippy::needless_range_loop)]
@@ -7,6 +7,7 @@
 pub mod bt;
 pub mod lottery;
 pub mod newton;
+pub mod pl;
 
 /// Competition ranks ("1224") of scores, highest first: equal scores share the best rank.
 pub fn ranks_desc(scores: &[f64]) -> Vec<i64> {
