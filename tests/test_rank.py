@@ -3,6 +3,8 @@ against choix; maximal lotteries against their definition and scipy's linprog.""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -248,3 +250,130 @@ def test_plackett_luce_bad_input():
     with pytest.raises(TypeError, match="list of rankings"):
         rank.plackett_luce([0, 1, 2])
     assert rank.plackett_luce([[0, 1], [1, 2]], prior=0.5).ranks.tolist() == [1, 2, 3]
+
+
+# -- Elo, voting rules, cycles, pairs, bootstrap --------------------------------------------------
+
+
+def py_elo(w, lo, ties, n, k=4, scale=400, base=10, init=1000):
+    """FastChat's compute_elo loop."""
+    r = [float(init)] * n
+    for a, b, t in zip(w, lo, ties, strict=True):
+        ea = 1 / (1 + base ** ((r[b] - r[a]) / scale))
+        eb = 1 / (1 + base ** ((r[a] - r[b]) / scale))
+        sa = 0.5 if t else 1.0
+        r[a] += k * (sa - ea)
+        r[b] += k * (1 - sa - eb)
+    return np.array(r)
+
+
+def test_elo_equals_fastchats_loop():
+    w, lo, _, ties = comparisons(15, 2000, seed=7, tie_rate=0.1)
+    got = rank.elo(w, lo, ties=ties, n_items=15)
+    np.testing.assert_allclose(got.scores, py_elo(w, lo, ties, 15), rtol=0, atol=1e-9)
+    got = rank.elo(w, lo, k=32, scale=200, base=np.e, init=0, n_items=15)
+    want = py_elo(w, lo, np.zeros(len(w), bool), 15, k=32, scale=200, base=np.e, init=0)
+    np.testing.assert_allclose(got.scores, want, rtol=0, atol=1e-9)
+
+
+matrices = st.integers(2, 9).flatmap(
+    lambda m: st.lists(st.integers(0, 4), min_size=m * m, max_size=m * m).map(
+        lambda v: np.array(v, float).reshape(m, m) * (1 - np.eye(m))
+    )
+)
+
+
+@given(matrices)
+def test_copeland_schulze_cycles_equal_straightforward_python(P):
+    m = len(P)
+    beats = P > P.T
+    want = beats.sum(1) - beats.sum(0)
+    assert rank.copeland(P).scores.tolist() == want.astype(float).tolist()
+    # Schulze: Floyd-Warshall widest paths, written out
+    d = np.where(beats, P, 0.0)
+    for k in range(m):
+        for i in range(m):
+            for j in range(m):
+                if len({i, j, k}) == 3:
+                    d[i, j] = max(d[i, j], min(d[i, k], d[k, j]))
+    r, paths = rank.schulze(P)
+    np.testing.assert_array_equal(paths * (1 - np.eye(m)), d * (1 - np.eye(m)))
+    assert r.scores.tolist() == [float(sum(d[i, j] > d[j, i] for j in range(m) if j != i))
+                                 for i in range(m)]  # fmt: skip
+    # 3-cycles by brute force, components by reachability
+    three = sum(
+        beats[i, j] and beats[j, k] and beats[k, i]
+        for i in range(m) for j in range(m) for k in range(m)
+    ) // 3  # fmt: skip
+    reach = beats | np.eye(m, dtype=bool)
+    for k in range(m):
+        reach |= reach[:, [k]] & reach[[k], :]
+    c = rank.cycles(P)
+    assert c.three_cycles == three
+    same = reach & reach.T
+    assert (c.component[:, None] == c.component[None, :]).tolist() == same.tolist()
+    assert c.n_components == len(set(c.component.tolist()))
+
+
+def test_borda():
+    data = rankings_data(10, 300, seed=8)
+    want = np.zeros(10)
+    for r in data:
+        for p, i in enumerate(r):
+            want[i] += len(r) - 1 - p
+    np.testing.assert_array_equal(rank.borda(data, n_items=10).scores, want)
+
+
+@given(st.lists(st.integers(1, 6), min_size=1, max_size=8), st.integers(0, 9999),
+       st.sampled_from(["best_worst", "all", "top_bottom"]), st.sampled_from([0.0, 0.3]),
+       st.integers(1, 3))  # fmt: skip
+def test_preference_pairs_equal_python(sizes, seed, mode, margin, k):
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 5, sum(sizes)) / 4
+    offsets = np.r_[0, np.cumsum(sizes)]
+    got = rank.preference_pairs(scores, offsets, mode=mode, margin=margin, k=k)
+    want = []
+    for s, e in itertools.pairwise(offsets):
+        order = sorted(range(s, e), key=lambda i: (-scores[i], i))
+        if len(order) < 2:
+            continue
+        if mode == "best_worst":
+            cand = [(order[0], order[-1])]
+        elif mode == "all":
+            cand = [
+                (order[x], order[y]) for x in range(len(order)) for y in range(x + 1, len(order))
+            ]
+        else:
+            kk = max(1, min(k, len(order) // 2))
+            cand = [(a, b) for a in order[:kk] for b in order[-kk:]]
+        want += [
+            (a, b) for a, b in cand if scores[a] - scores[b] > margin and scores[a] > scores[b]
+        ]
+    assert list(zip(got.chosen.tolist(), got.rejected.tolist(), strict=True)) == want
+    np.testing.assert_array_equal(got.gap, scores[got.chosen] - scores[got.rejected])
+
+
+def test_bootstrap_intervals_are_seeded_and_thread_independent():
+    w, lo, _, _ = comparisons(12, 3000, seed=9)
+    a = rank.bradley_terry(w, lo, bootstrap_rounds=64, seed=3, threads=1)
+    b = rank.bradley_terry(w, lo, bootstrap_rounds=64, seed=3, threads=2)
+    c = rank.bradley_terry(w, lo, bootstrap_rounds=64, seed=4, threads=2)
+    assert a.ci is not None
+    assert b.ci is not None
+    assert c.ci is not None
+    np.testing.assert_array_equal(a.ci, b.ci)
+    assert not np.array_equal(a.ci, c.ci)
+    assert ((a.ci[:, 0] <= a.scores) & (a.scores <= a.ci[:, 1])).all()
+    assert a.ranks_by_ci.min() == 1
+    ratings, interval = a.ratings()
+    np.testing.assert_allclose(ratings, 400 / np.log(10) * a.scores + 1000)
+    assert interval.shape == (12, 2)
+    with pytest.raises(InvalidInputError, match="bootstrapped"):
+        _ = rank.bradley_terry(w, lo).ranks_by_ci
+
+
+def test_bootstrap_without_a_maximum_warns():
+    # sparse data: some resamples lose every comparison of an item's losses
+    with pytest.warns(RuntimeWarning, match="had no maximum"):
+        r = rank.bradley_terry([0, 1, 1, 2, 2, 0], [1, 0, 2, 1, 0, 2], bootstrap_rounds=50)
+    assert r.ci is not None

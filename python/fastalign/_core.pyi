@@ -28,9 +28,16 @@ __all__ = [
     "num_threads",
     "pama",
     "pareto_pairs",
+    "rank_bootstrap_bt",
+    "rank_borda",
     "rank_bradley_terry",
+    "rank_copeland",
+    "rank_cycles",
+    "rank_elo",
     "rank_maximal_lottery",
     "rank_plackett_luce",
+    "rank_preference_pairs",
+    "rank_schulze",
 ]
 
 __version__: str
@@ -159,3 +166,41 @@ def rank_plackett_luce(
     tol: float,
     max_iter: int,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], bool, int, float]: ...
+def rank_elo(
+    winners: npt.NDArray[np.int64],
+    losers: npt.NDArray[np.int64],
+    ties: npt.NDArray[np.bool_] | None,
+    n: int,
+    k: float,
+    scale: float,
+    base: float,
+    init: float,
+) -> npt.NDArray[np.float64]: ...
+def rank_borda(
+    items: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64], n_items: int | None
+) -> npt.NDArray[np.float64]: ...
+def rank_copeland(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
+def rank_schulze(
+    p: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def rank_cycles(p: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.int64], int, int]: ...
+def rank_preference_pairs(
+    scores: npt.NDArray[np.float64],
+    offsets: npt.NDArray[np.int64],
+    mode: str,
+    margin: float,
+    k: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
+def rank_bootstrap_bt(
+    winners: npt.NDArray[np.int64],
+    losers: npt.NDArray[np.int64],
+    weights: npt.NDArray[np.float64] | None,
+    ties: npt.NDArray[np.bool_] | None,
+    n: int,
+    prior: float,
+    tol: float,
+    max_iter: int,
+    rounds: int,
+    seed: int,
+    threads: int | None = None,
+) -> tuple[npt.NDArray[np.float64], int]: ...

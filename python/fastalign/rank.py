@@ -1,5 +1,7 @@
-"""Ranking aggregation over preference data, in Rust: Bradley-Terry and Plackett-Luce maximum
-likelihood and maximal lotteries (more methods are tracked in the ranking issue).
+"""Ranking aggregation over preference data, in Rust: Bradley-Terry (with seeded, parallel
+bootstrap intervals) and Plackett-Luce maximum likelihood, Elo, Borda, Copeland, Schulze,
+maximal lotteries, cycle statistics of the majority graph, and preference-pair construction
+for DPO-style datasets.
 
 Items are integer ids ``0..n_items-1`` or labels (any strings or hashable values): labels are
 mapped to ids once, sorted, and the result carries them in :attr:`RankResult.labels`.
@@ -29,7 +31,20 @@ from fastalign.errors import InvalidInputError, ShapeError
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["RankResult", "bradley_terry", "maximal_lottery", "plackett_luce"]
+__all__ = [
+    "CycleStats",
+    "Pairs",
+    "RankResult",
+    "borda",
+    "bradley_terry",
+    "copeland",
+    "cycles",
+    "elo",
+    "maximal_lottery",
+    "plackett_luce",
+    "preference_pairs",
+    "schulze",
+]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -44,6 +59,7 @@ class RankResult:
         iterations: Newton iterations used.
         gradient: the largest gradient component relative to the item's comparison weight.
         labels: the item labels when labels were given, else None.
+        ci: float64 ``[n, 2]`` bootstrap percentile interval of each score (when bootstrapped).
     """
 
     scores: npt.NDArray[np.float64]
@@ -52,6 +68,23 @@ class RankResult:
     iterations: int
     gradient: float
     labels: list[Any] | None = None
+    ci: npt.NDArray[np.float64] | None = None
+
+    def ratings(self, scale: float = 400.0, base: float = 10.0, init: float = 1000.0) -> Any:
+        """The scores on an Elo-like rating scale (FastChat's leaderboard:
+        ``scale / ln(base) * s + init``); with ``ci`` also the interval, same scale."""
+        f = scale / np.log(base)
+        r = f * self.scores + init
+        return r if self.ci is None else (r, f * self.ci + init)
+
+    @property
+    def ranks_by_ci(self) -> npt.NDArray[np.int64]:
+        """FastChat's leaderboard rank: 1 + the number of items whose interval lies entirely
+        above this item's (needs ``ci``)."""
+        if self.ci is None:
+            raise InvalidInputError("ranks_by_ci needs a bootstrapped fit (bootstrap_rounds > 0)")
+        lower, upper = self.ci[:, 0], self.ci[:, 1]
+        return 1 + (lower[None, :] > upper[:, None]).sum(axis=1)
 
     def top(self, k: int = 10) -> list[tuple[Any, float]]:
         """The ``k`` best items (label or id) with their scores."""
@@ -97,6 +130,10 @@ def bradley_terry(
     prior: float = 0.0,
     tol: float = 1e-10,
     max_iter: int = 10_000,
+    bootstrap_rounds: int = 0,
+    ci_level: float = 0.95,
+    seed: int = 0,
+    threads: int | None = None,
 ) -> RankResult:
     """Bradley-Terry maximum likelihood: maximizes
     ``sum_k w_k log sigmoid(s[winner_k] - s[loser_k]) - prior/2 * ||s||^2`` (a tie counts as
@@ -118,6 +155,11 @@ def bradley_terry(
             of its comparisons (at least 1).
         max_iter: Newton iterations at most; a fit that stops short warns and says so in
             :attr:`RankResult.converged`.
+        bootstrap_rounds: when > 0, refit on that many resamples (with replacement) of the
+            comparisons, in parallel, and report percentile intervals at ``ci_level`` in
+            :attr:`RankResult.ci`. Round ``b`` depends only on ``(seed, b)``: the same seed
+            gives the same intervals on any number of threads. Resamples without a maximum
+            (possible without a prior) are left out, with a warning.
 
     >>> r = bradley_terry([0, 0, 0, 1], [1, 1, 1, 0])
     >>> round(float(r.scores[0] - r.scores[1]), 12), round(float(np.log(3)), 12)
@@ -136,11 +178,54 @@ def bradley_terry(
             raise TypeError(f"ties must be booleans, got dtype {ti.dtype}")
         ti = np.ascontiguousarray(ti)
     _check_fit_args(prior, tol)
-    out = _core.rank_bradley_terry(
-        w, lo, wt, ti, None if labels is not None else n_items, float(prior), float(tol),
-        int(max_iter),
-    )  # fmt: skip
-    return _result("bradley_terry", out, tol, labels)
+    n = None if labels is not None else n_items
+    out = _core.rank_bradley_terry(w, lo, wt, ti, n, float(prior), float(tol), int(max_iter))
+    result = _result("bradley_terry", out, tol, labels)
+    if bootstrap_rounds:
+        if not 0.0 < ci_level < 1.0:
+            raise InvalidInputError(f"ci_level must be in (0, 1), got {ci_level}")
+        n_all = len(result.scores)
+        flat, failed = _core.rank_bootstrap_bt(
+            w, lo, wt, ti, n_all, float(prior), float(tol), int(max_iter),
+            int(bootstrap_rounds), int(seed), threads,
+        )  # fmt: skip
+        boot = flat.reshape(int(bootstrap_rounds), n_all)
+        boot = boot[~np.isnan(boot).any(axis=1)]
+        if failed:
+            warnings.warn(
+                f"{failed} of {bootstrap_rounds} bootstrap resamples had no maximum (left out); "
+                "a prior > 0 avoids this",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        if len(boot) == 0:
+            raise InvalidInputError("no bootstrap resample had a maximum: pass prior > 0")
+        alpha = (1.0 - ci_level) / 2.0
+        ci = np.quantile(boot, [alpha, 1.0 - alpha], axis=0).T
+        result = dataclasses.replace(result, ci=np.ascontiguousarray(ci))
+    return result
+
+
+def _flat_rankings(rankings: Any, offsets: Any) -> tuple[np.ndarray, np.ndarray, list[Any] | None]:
+    """Rankings as flat int64 ids + offsets (from a list of rankings or flat + offsets)."""
+    if isinstance(rankings, (str, bytes)):
+        raise TypeError("rankings must be a sequence, not a single str")
+    if offsets is None:
+        if not isinstance(rankings, Sequence) or not all(
+            isinstance(r, (Sequence, np.ndarray)) and not isinstance(r, str) for r in rankings
+        ):
+            raise TypeError("without offsets, rankings must be a list of rankings (sequences)")
+        offs = np.zeros(len(rankings) + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in rankings], out=offs[1:])
+        flat: Any = [x for r in rankings for x in r]
+    else:
+        flat = rankings
+        offs = np.asarray(offsets)
+        if offs.dtype.kind not in "iu" or offs.ndim != 1:
+            raise TypeError(f"offsets must be a 1-D integer array, got {offs.dtype} {offs.shape}")
+        offs = offs.astype(np.int64, copy=False)
+    (items,), labels = _encode(rankings=flat)
+    return np.ascontiguousarray(items), np.ascontiguousarray(offs), labels
 
 
 def _check_fit_args(prior: Any, tol: Any) -> None:
@@ -186,24 +271,7 @@ def plackett_luce(
     >>> r.labels, r.ranks.tolist()
     (['a', 'b', 'c'], [2, 1, 3])
     """
-    if isinstance(rankings, (str, bytes)):
-        raise TypeError("rankings must be a sequence, not a single str")
-    if offsets is None:
-        if not isinstance(rankings, Sequence) or not all(
-            isinstance(r, (Sequence, np.ndarray)) and not isinstance(r, str) for r in rankings
-        ):
-            raise TypeError("without offsets, rankings must be a list of rankings (sequences)")
-        lengths = [len(r) for r in rankings]
-        offs = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offs[1:])
-        flat: Any = [x for r in rankings for x in r]
-    else:
-        flat = rankings
-        offs = np.asarray(offsets)
-        if offs.dtype.kind not in "iu" or offs.ndim != 1:
-            raise TypeError(f"offsets must be a 1-D integer array, got {offs.dtype} {offs.shape}")
-        offs = offs.astype(np.int64, copy=False)
-    (items,), labels = _encode(rankings=flat)
+    items, offs, labels = _flat_rankings(rankings, offsets)
     if labels is not None and n_items is not None:
         raise InvalidInputError("n_items applies to integer ids, not labels")
     _check_fit_args(prior, tol)
@@ -227,3 +295,152 @@ def maximal_lottery(P: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """
     p = as_float_array(P, "P", ndim=2)
     return _core.rank_maximal_lottery(p)
+
+
+# -- ratings and voting rules ---------------------------------------------------------------------
+
+
+def elo(
+    winners: Sequence[Any] | npt.ArrayLike,
+    losers: Sequence[Any] | npt.ArrayLike,
+    *,
+    ties: npt.ArrayLike | None = None,
+    n_items: int | None = None,
+    k: float = 4.0,
+    scale: float = 400.0,
+    base: float = 10.0,
+    init: float = 1000.0,
+) -> RankResult:
+    """Online Elo over the comparisons in order, FastChat's parameters by default (K=4,
+    scale 400, base 10, init 1000); a tie scores 0.5. ``scores`` are the ratings.
+
+    >>> elo(["a", "b", "a"], ["b", "c", "c"]).scores.round(3).tolist()
+    [1003.977, 1000.012, 996.012]
+    """
+    (w, lo), labels = _encode(winners=winners, losers=losers)
+    if len(w) != len(lo):
+        raise ShapeError(f"winners has {len(w)} entries, losers {len(lo)}")
+    n = len(labels) if labels is not None else n_items
+    if n is None:
+        n = int(max(w.max(initial=-1), lo.max(initial=-1))) + 1
+    t = None if ties is None else np.ascontiguousarray(np.asarray(ties, dtype=bool))
+    r = _core.rank_elo(w, lo, t, int(n), float(k), float(scale), float(base), float(init))
+    return _plain(r, labels)
+
+
+def _plain(scores: np.ndarray, labels: list[Any] | None = None) -> RankResult:
+    ranks = 1 + (scores[None, :] > scores[:, None]).sum(axis=1)
+    return RankResult(scores, ranks.astype(np.int64), True, 0, 0.0, labels)
+
+
+def borda(
+    rankings: Sequence[Sequence[Any]] | npt.ArrayLike,
+    offsets: npt.ArrayLike | None = None,
+    *,
+    n_items: int | None = None,
+) -> RankResult:
+    """Borda points: position ``p`` (0 = best) of a ranking of ``L`` items earns ``L - 1 - p``
+    (rankings as in :func:`plackett_luce`).
+
+    >>> borda([["a", "b", "c"], ["b", "a"]]).scores.tolist()
+    [2.0, 2.0, 0.0]
+    """
+    items, offs, labels = _flat_rankings(rankings, offsets)
+    if labels is not None and n_items is not None:
+        raise InvalidInputError("n_items applies to integer ids, not labels")
+    pts = _core.rank_borda(items, offs, None if labels is not None else n_items)
+    return _plain(pts, labels)
+
+
+def copeland(P: npt.ArrayLike) -> RankResult:
+    """Copeland scores of a preference matrix (``P[i, j]``: weight of "i preferred to j"):
+    pairwise-majority wins minus losses.
+
+    >>> copeland([[0, 3, 2], [1, 0, 2], [2, 2, 0]]).scores.tolist()
+    [1.0, -1.0, 0.0]
+    """
+    return _plain(_core.rank_copeland(as_float_array(P, "P", ndim=2)))
+
+
+def schulze(P: npt.ArrayLike) -> tuple[RankResult, npt.NDArray[np.float64]]:
+    """The Schulze method: strongest paths over pairwise wins; ``scores`` count the items each
+    beats by path strength (the winners have the most). Returns the result and the
+    strongest-path matrix.
+
+    >>> r, paths = schulze([[0, 3, 2], [1, 0, 3], [2, 1, 0]])
+    >>> r.scores.tolist(), r.ranks.tolist()
+    ([2.0, 1.0, 0.0], [1, 2, 3])
+    """
+    p = as_float_array(P, "P", ndim=2)
+    wins, paths = _core.rank_schulze(p)
+    return _plain(wins), paths.reshape(p.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class CycleStats:
+    """Cycles of the majority graph (edge i -> j when ``P[i, j] > P[j, i]``).
+
+    Attributes:
+        component: int64 ``[m]``: strongly connected component per item, numbered top first.
+        n_components: components (``m`` means no cycle: a total majority order).
+        three_cycles: directed 3-cycles (intransitive triples).
+    """
+
+    component: npt.NDArray[np.int64]
+    n_components: int
+    three_cycles: int
+
+
+def cycles(P: npt.ArrayLike) -> CycleStats:
+    """Cycle statistics of a preference matrix's majority graph.
+
+    >>> c = cycles([[0, 1, 0], [0, 0, 1], [1, 0, 0]])  # rock, paper, scissors
+    >>> c.n_components, c.three_cycles
+    (1, 1)
+    """
+    comp, count, three = _core.rank_cycles(as_float_array(P, "P", ndim=2))
+    return CycleStats(comp, int(count), int(three))
+
+
+@dataclasses.dataclass(frozen=True)
+class Pairs:
+    """Preference pairs: global row indices of the chosen and rejected responses and the score
+    gap (chosen minus rejected; MaPPO's reward gap)."""
+
+    chosen: npt.NDArray[np.int64]
+    rejected: npt.NDArray[np.int64]
+    gap: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.chosen)
+
+
+def preference_pairs(
+    scores: npt.ArrayLike,
+    offsets: npt.ArrayLike,
+    *,
+    mode: str = "best_worst",
+    margin: float = 0.0,
+    k: int = 1,
+) -> Pairs:
+    """DPO pairs from per-response scores grouped by prompt (``offsets`` int64
+    ``[groups + 1]``): ``"best_worst"`` (one pair per group), ``"all"`` (every pair), or
+    ``"top_bottom"`` (each of the ``k`` best against each of the ``k`` worst); only pairs
+    whose gap exceeds ``margin`` (and is positive) are kept. Equal scores keep row order.
+
+    >>> p = preference_pairs([0.1, 0.9, 0.5, 2.0, 1.0], [0, 3, 5])
+    >>> p.chosen.tolist(), p.rejected.tolist(), p.gap.round(2).tolist()
+    ([1, 3], [0, 4], [0.8, 1.0])
+    """
+    if mode not in ("best_worst", "all", "top_bottom"):
+        raise InvalidInputError(f"mode must be 'best_worst', 'all' or 'top_bottom', got {mode!r}")
+    s = as_float_array(scores, "scores", ndim=1)
+    o = np.asarray(offsets)
+    if o.dtype.kind not in "iu" or o.ndim != 1:
+        raise TypeError(f"offsets must be a 1-D integer array, got {o.dtype} {o.shape}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InvalidInputError(f"k must be an int >= 1, got {k!r}")
+    c, r, g = _core.rank_preference_pairs(
+        s, np.ascontiguousarray(o, dtype=np.int64), mode, float(margin), int(k)
+    )
+    return Pairs(c, r, g)

@@ -197,6 +197,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rank::rank_bradley_terry, m)?)?;
     m.add_function(wrap_pyfunction!(rank::rank_maximal_lottery, m)?)?;
     m.add_function(wrap_pyfunction!(rank::rank_plackett_luce, m)?)?;
+    m.add_function(wrap_pyfunction!(rank::rank_elo, m)?)?;
+    m.add_function(wrap_pyfunction!(rank::rank_borda, m)?)?;
+    m.add_function(wrap_pyfunction!(rank::rank_copeland, m)?)?;
+    m.add_function(wrap_pyfunction!(rank::rank_schulze, m)?)?;
+    m.add_function(wrap_pyfunction!(rank::rank_cycles, m)?)?;
+    m.add_function(wrap_pyfunction!(rank::rank_preference_pairs, m)?)?;
+    m.add_function(wrap_pyfunction!(rank::rank_bootstrap_bt, m)?)?;
     m.add_function(wrap_pyfunction!(_debug_fail, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;

@@ -6,6 +6,7 @@
 
 pub mod bt;
 pub mod lottery;
+pub mod methods;
 pub mod newton;
 pub mod pl;
 
