@@ -377,3 +377,39 @@ def test_bootstrap_without_a_maximum_warns():
     with pytest.warns(RuntimeWarning, match="had no maximum"):
         r = rank.bradley_terry([0, 1, 1, 2, 2, 0], [1, 0, 2, 1, 0, 2], bootstrap_rounds=50)
     assert r.ci is not None
+
+
+@given(st.integers(1, 6).flatmap(
+    lambda m: st.lists(st.integers(0, 5), min_size=m * m, max_size=m * m).map(
+        lambda v: np.array(v, float).reshape(m, m) * (1 - np.eye(m))
+    )
+))  # fmt: skip
+def test_kemeny_exact_equals_brute_force(P):
+    m = len(P)
+
+    def cost(order):
+        return sum(P[j, i] for a, i in enumerate(order) for j in order[a + 1 :])
+
+    best = min(cost(o) for o in itertools.permutations(range(m)))
+    k = rank.kemeny(P)
+    assert k.exact
+    assert k.objective == best == cost(k.order.tolist())
+    assert sorted(k.order.tolist()) == list(range(m))
+    assert k.ranks[k.order].tolist() == list(range(1, m + 1))
+    h = rank.kemeny(P, exact=False)
+    assert not h.exact
+    assert h.objective >= best
+
+
+def test_kemeny_large_uses_local_search_and_bad_input():
+    P = np.random.default_rng(1).integers(0, 10, (40, 40)).astype(float)
+    np.fill_diagonal(P, 0)
+    k = rank.kemeny(P)
+    assert not k.exact
+    net_order = np.lexsort((np.arange(40), -(P - P.T).sum(1)))
+    start = sum(P[j, i] for a, i in enumerate(net_order) for j in net_order[a + 1 :])
+    assert k.objective <= start
+    with pytest.raises(InvalidInputError, match="at most 16"):
+        rank.kemeny(P, exact=True)
+    with pytest.raises(InvalidInputError):
+        rank.kemeny([[0, -1], [1, 0]])

@@ -34,6 +34,7 @@ __all__ = [
     "rank_copeland",
     "rank_cycles",
     "rank_elo",
+    "rank_kemeny",
     "rank_maximal_lottery",
     "rank_plackett_luce",
     "rank_preference_pairs",
@@ -204,3 +205,6 @@ def rank_bootstrap_bt(
     seed: int,
     threads: int | None = None,
 ) -> tuple[npt.NDArray[np.float64], int]: ...
+def rank_kemeny(
+    p: npt.NDArray[np.float64], exact: bool | None = None
+) -> tuple[npt.NDArray[np.int64], float, bool]: ...

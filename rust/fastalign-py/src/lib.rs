@@ -198,6 +198,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rank::rank_maximal_lottery, m)?)?;
     m.add_function(wrap_pyfunction!(rank::rank_plackett_luce, m)?)?;
     m.add_function(wrap_pyfunction!(rank::rank_elo, m)?)?;
+    m.add_function(wrap_pyfunction!(rank::rank_kemeny, m)?)?;
     m.add_function(wrap_pyfunction!(rank::rank_borda, m)?)?;
     m.add_function(wrap_pyfunction!(rank::rank_copeland, m)?)?;
     m.add_function(wrap_pyfunction!(rank::rank_schulze, m)?)?;

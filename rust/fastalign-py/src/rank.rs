@@ -243,3 +243,17 @@ pub fn rank_bootstrap_bt<'py>(
     })?;
     Ok((out.into_pyarray(py), failed))
 }
+
+/// Kemeny ranking: (order, objective, exact).
+#[pyfunction]
+#[pyo3(signature = (p, exact=None))]
+pub fn rank_kemeny<'py>(
+    py: Python<'py>,
+    p: PyReadonlyArray2<'py, f64>,
+    exact: Option<bool>,
+) -> PyResult<(Bound<'py, PyArray1<i64>>, f64, bool)> {
+    let (data, m) = square(&p)?;
+    let k = run(py, || rank::kemeny::kemeny(data, m, exact))?;
+    let order: Vec<i64> = k.order.iter().map(|&i| i as i64).collect();
+    Ok((order.into_pyarray(py), k.objective, k.exact))
+}
