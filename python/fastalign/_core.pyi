@@ -157,7 +157,8 @@ def rank_bradley_terry(
     prior: float,
     tol: float,
     max_iter: int,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], bool, int, float]: ...
+    davidson: bool = False,
+) -> tuple[tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], bool, int, float], float]: ...
 def rank_maximal_lottery(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
 def rank_plackett_luce(
     items: npt.NDArray[np.int64],
@@ -203,6 +204,7 @@ def rank_bootstrap_bt(
     max_iter: int,
     rounds: int,
     seed: int,
+    davidson: bool = False,
     threads: int | None = None,
 ) -> tuple[npt.NDArray[np.float64], int]: ...
 def rank_kemeny(

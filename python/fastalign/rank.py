@@ -62,6 +62,7 @@ class RankResult:
         gradient: the largest gradient component relative to the item's comparison weight.
         labels: the item labels when labels were given, else None.
         ci: float64 ``[n, 2]`` bootstrap percentile interval of each score (when bootstrapped).
+        tie_param: the fitted Davidson tie parameter ``nu`` (``tie_model="davidson"``).
     """
 
     scores: npt.NDArray[np.float64]
@@ -71,6 +72,7 @@ class RankResult:
     gradient: float
     labels: list[Any] | None = None
     ci: npt.NDArray[np.float64] | None = None
+    tie_param: float | None = None
 
     def ratings(self, scale: float = 400.0, base: float = 10.0, init: float = 1000.0) -> Any:
         """The scores on an Elo-like rating scale (FastChat's leaderboard:
@@ -132,6 +134,7 @@ def bradley_terry(
     prior: float = 0.0,
     tol: float = 1e-10,
     max_iter: int = 10_000,
+    tie_model: str = "half",
     bootstrap_rounds: int = 0,
     ci_level: float = 0.95,
     seed: int = 0,
@@ -151,7 +154,10 @@ def bradley_terry(
         n_items: the number of items (ids only; default ``max id + 1``; items never compared
             need a prior).
         weights: non-negative weight per comparison (default 1).
-        ties: bool per comparison: a tie (half a win each way, as FastChat counts them).
+        ties: bool per comparison: a tie.
+        tie_model: ``"half"`` (a tie is half a win each way, as FastChat counts them) or
+            ``"davidson"`` (Davidson 1970: P(tie) = nu / (exp(d/2) + exp(-d/2) + nu); ``nu``
+            is fitted by its profile likelihood and returned in ``tie_param``).
         prior: L2 penalty on the scores (0: plain maximum likelihood).
         tol: converged when every item's gradient is at most ``tol`` times the total weight
             of its comparisons (at least 1).
@@ -180,16 +186,23 @@ def bradley_terry(
             raise TypeError(f"ties must be booleans, got dtype {ti.dtype}")
         ti = np.ascontiguousarray(ti)
     _check_fit_args(prior, tol)
+    if tie_model not in ("half", "davidson"):
+        raise InvalidInputError(f"tie_model must be 'half' or 'davidson', got {tie_model!r}")
+    dav = tie_model == "davidson"
     n = None if labels is not None else n_items
-    out = _core.rank_bradley_terry(w, lo, wt, ti, n, float(prior), float(tol), int(max_iter))
+    out, nu = _core.rank_bradley_terry(
+        w, lo, wt, ti, n, float(prior), float(tol), int(max_iter), dav
+    )
     result = _result("bradley_terry", out, tol, labels)
+    if dav:
+        result = dataclasses.replace(result, tie_param=float(nu))
     if bootstrap_rounds:
         if not 0.0 < ci_level < 1.0:
             raise InvalidInputError(f"ci_level must be in (0, 1), got {ci_level}")
         n_all = len(result.scores)
         flat, failed = _core.rank_bootstrap_bt(
             w, lo, wt, ti, n_all, float(prior), float(tol), int(max_iter),
-            int(bootstrap_rounds), int(seed), threads,
+            int(bootstrap_rounds), int(seed), dav, threads,
         )  # fmt: skip
         boot = flat.reshape(int(bootstrap_rounds), n_all)
         boot = boot[~np.isnan(boot).any(axis=1)]

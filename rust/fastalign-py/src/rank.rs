@@ -15,9 +15,10 @@ type FitOut<'py> = (
     f64,
 );
 
-/// Bradley-Terry MLE: (scores, ranks, converged, iterations, relative gradient).
+/// Bradley-Terry MLE: ((scores, ranks, converged, iterations, relative gradient), tie
+/// parameter: NaN for ties as half wins, Davidson's nu otherwise).
 #[pyfunction]
-#[pyo3(signature = (winners, losers, weights, ties, n_items, prior, tol, max_iter))]
+#[pyo3(signature = (winners, losers, weights, ties, n_items, prior, tol, max_iter, davidson=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn rank_bradley_terry<'py>(
     py: Python<'py>,
@@ -29,7 +30,8 @@ pub fn rank_bradley_terry<'py>(
     prior: f64,
     tol: f64,
     max_iter: usize,
-) -> PyResult<FitOut<'py>> {
+    davidson: bool,
+) -> PyResult<(FitOut<'py>, f64)> {
     let w = contiguous(&winners, "winners")?;
     let l = contiguous(&losers, "losers")?;
     let wt = weights
@@ -37,18 +39,25 @@ pub fn rank_bradley_terry<'py>(
         .map(|a| contiguous(a, "weights"))
         .transpose()?;
     let ti = ties.as_ref().map(|a| contiguous(a, "ties")).transpose()?;
-    let (fit, ranks) = run(py, || {
+    let (fit, ranks, nu) = run(py, || {
         let pairs = bt::aggregate(w, l, wt, ti, n_items)?;
-        let fit = bt::fit(&pairs, prior, tol, max_iter)?;
+        let (fit, nu) = if davidson {
+            bt::fit_davidson(&pairs, prior, tol, max_iter)?
+        } else {
+            (bt::fit(&pairs, prior, tol, max_iter)?, f64::NAN)
+        };
         let ranks = rank::ranks_desc(&fit.scores);
-        Ok((fit, ranks))
+        Ok((fit, ranks, nu))
     })?;
     Ok((
-        fit.scores.into_pyarray(py),
-        ranks.into_pyarray(py),
-        fit.converged,
-        fit.iterations,
-        fit.gradient,
+        (
+            fit.scores.into_pyarray(py),
+            ranks.into_pyarray(py),
+            fit.converged,
+            fit.iterations,
+            fit.gradient,
+        ),
+        nu,
     ))
 }
 
@@ -213,7 +222,7 @@ pub fn rank_preference_pairs<'py>(
 
 /// Bootstrap Bradley-Terry scores: (flat [rounds * n], failed rounds).
 #[pyfunction]
-#[pyo3(signature = (winners, losers, weights, ties, n, prior, tol, max_iter, rounds, seed, threads=None))]
+#[pyo3(signature = (winners, losers, weights, ties, n, prior, tol, max_iter, rounds, seed, davidson=false, threads=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn rank_bootstrap_bt<'py>(
     py: Python<'py>,
@@ -227,6 +236,7 @@ pub fn rank_bootstrap_bt<'py>(
     max_iter: usize,
     rounds: usize,
     seed: u64,
+    davidson: bool,
     threads: Option<usize>,
 ) -> PyResult<(Bound<'py, PyArray1<f64>>, usize)> {
     let w = contiguous(&winners, "winners")?;
@@ -238,7 +248,9 @@ pub fn rank_bootstrap_bt<'py>(
     let ti = ties.as_ref().map(|a| contiguous(a, "ties")).transpose()?;
     let (out, failed) = run(py, || {
         with_threads(threads, || {
-            methods::bootstrap_bt(w, l, wt, ti, n, prior, tol, max_iter, rounds, seed)
+            methods::bootstrap_bt(
+                w, l, wt, ti, n, prior, tol, max_iter, rounds, seed, davidson,
+            )
         })
     })?;
     Ok((out.into_pyarray(py), failed))

@@ -22,6 +22,8 @@ pub struct Pairs {
     pub j: Vec<u32>,
     pub wij: Vec<f64>,
     pub wji: Vec<f64>,
+    /// The tie weight of the pair (already counted as half a win each way in `wij`, `wji`).
+    pub tie: Vec<f64>,
 }
 
 /// Sums comparisons per pair. `ties[k]` makes row k half a win each way.
@@ -85,12 +87,16 @@ pub fn aggregate(
         let w = weights.map_or(1.0, |w| w[k]);
         let tie = ties.is_some_and(|t| t[k]);
         let (a, b) = (winners[k] as u32, losers[k] as u32);
-        // (low id, high id, weight of low beating high, weight of high beating low)
-        let (wa, wb) = if tie { (0.5 * w, 0.5 * w) } else { (w, 0.0) };
-        if a < b {
-            (a, b, wa, wb)
+        // (low id, high id, weight of low beating high, of high beating low, tie weight)
+        let (wa, wb, wt) = if tie {
+            (0.5 * w, 0.5 * w, w)
         } else {
-            (b, a, wb, wa)
+            (w, 0.0, 0.0)
+        };
+        if a < b {
+            (a, b, wa, wb, wt)
+        } else {
+            (b, a, wb, wa, wt)
         }
     };
     // bucket the comparisons by their lower id (a counting sort), then sum each bucket in two
@@ -106,19 +112,23 @@ pub fn aggregate(
     let mut hi = vec![0u32; m];
     let mut wlo = vec![0.0f64; m];
     let mut whi = vec![0.0f64; m];
+    let mut wtie = vec![0.0f64; if ties.is_some() { m } else { 0 }];
     for k in 0..m {
-        let (a, b, wa, wb) = row(k);
+        let (a, b, wa, wb, wt) = row(k);
         let at = fill[a as usize];
         fill[a as usize] += 1;
         hi[at] = b;
         wlo[at] = wa;
         whi[at] = wb;
+        if let Some(t) = wtie.get_mut(at) {
+            *t = wt;
+        }
     }
     let mut p = Pairs {
         n,
         ..Pairs::default()
     };
-    let (mut sum_lo, mut sum_hi) = (vec![0.0f64; n], vec![0.0f64; n]);
+    let (mut sum_lo, mut sum_hi, mut sum_tie) = (vec![0.0f64; n], vec![0.0f64; n], vec![0.0f64; n]);
     let mut seen = vec![false; n];
     let mut touched: Vec<u32> = Vec::new();
     for low in 0..n {
@@ -130,6 +140,7 @@ pub fn aggregate(
             }
             sum_lo[h] += wlo[at];
             sum_hi[h] += whi[at];
+            sum_tie[h] += wtie.get(at).copied().unwrap_or(0.0);
         }
         touched.sort_unstable();
         for &h in &touched {
@@ -140,9 +151,11 @@ pub fn aggregate(
                 p.j.push(h as u32);
                 p.wij.push(x);
                 p.wji.push(y);
+                p.tie.push(sum_tie[h]);
             }
             sum_lo[h] = 0.0;
             sum_hi[h] = 0.0;
+            sum_tie[h] = 0.0;
             seen[h] = false;
         }
         touched.clear();
@@ -152,6 +165,17 @@ pub fn aggregate(
 
 /// Strongly connected components of the "beat" graph (edge a -> b when a beat b with positive
 /// weight), by iterative Kosaraju: component id per item, and the number of components.
+/// Per item, the total weight of its comparisons, at least 1 (the convergence scale).
+pub fn scale(p: &Pairs) -> Vec<f64> {
+    let mut weight_of = vec![0.0f64; p.n];
+    for e in 0..p.i.len() {
+        let w = p.wij[e] + p.wji[e];
+        weight_of[p.i[e] as usize] += w;
+        weight_of[p.j[e] as usize] += w;
+    }
+    weight_of.iter().map(|w| w.max(1.0)).collect()
+}
+
 pub fn beat_components(p: &Pairs) -> (Vec<u32>, usize) {
     let n = p.n;
     let mut out_adj: Vec<Vec<u32>> = vec![Vec::new(); n];
@@ -218,6 +242,14 @@ pub fn fit(p: &Pairs, prior: f64, tol: f64, max_iter: usize) -> Result<Fit> {
     if n == 0 {
         return Err(Error::invalid("no items to rank"));
     }
+    check_identifiable(p, prior)?;
+    Ok(maximize(p, n, prior, tol, max_iter, &scale(p), None))
+}
+
+/// Without a prior the maximum exists only when the "beat" graph is strongly connected;
+/// otherwise an error naming the smallest group that never loses (or never wins).
+pub fn check_identifiable(p: &Pairs, prior: f64) -> Result<()> {
+    let n = p.n;
     if prior == 0.0 && n > 1 {
         let (comp, count) = beat_components(p);
         if count > 1 {
@@ -246,14 +278,20 @@ pub fn fit(p: &Pairs, prior: f64, tol: f64, max_iter: usize) -> Result<Fit> {
             )));
         }
     }
-    let mut weight_of = vec![0.0f64; n];
-    for e in 0..p.i.len() {
-        let w = p.wij[e] + p.wji[e];
-        weight_of[p.i[e] as usize] += w;
-        weight_of[p.j[e] as usize] += w;
+    Ok(())
+}
+
+impl Pairs {
+    /// `out += L_c v`: the graph Laplacian with edge weights `c` (the curvature of any model
+    /// whose pair terms depend on `s_i - s_j` only).
+    fn laplacian(&self, c: &[f64], v: &[f64], out: &mut [f64]) {
+        for e in 0..self.i.len() {
+            let (a, b) = (self.i[e] as usize, self.j[e] as usize);
+            let t = c[e] * (v[a] - v[b]);
+            out[a] += t;
+            out[b] -= t;
+        }
     }
-    let scale: Vec<f64> = weight_of.iter().map(|w| w.max(1.0)).collect();
-    Ok(maximize(p, n, prior, tol, max_iter, &scale))
 }
 
 /// The Bradley-Terry log-likelihood of summed pairs; its curvature is the graph Laplacian
@@ -289,12 +327,7 @@ impl Model for Pairs {
     }
 
     fn apply(&self, c: &Vec<f64>, v: &[f64], out: &mut [f64]) {
-        for e in 0..self.i.len() {
-            let (a, b) = (self.i[e] as usize, self.j[e] as usize);
-            let t = c[e] * (v[a] - v[b]);
-            out[a] += t;
-            out[b] -= t;
-        }
+        self.laplacian(c, v, out)
     }
 
     fn loglik(&self, s: &[f64]) -> f64 {
@@ -307,6 +340,124 @@ impl Model for Pairs {
         }
         total
     }
+}
+
+/// The Davidson (1970) tie model at a fixed tie parameter `nu`: with `D = exp(d/2) +
+/// exp(-d/2) + nu` and `d = s_i - s_j`, P(i wins) = exp(d/2) / D, P(tie) = nu / D.
+struct Davidson<'a> {
+    p: &'a Pairs,
+    nu: f64,
+}
+
+impl Davidson<'_> {
+    /// Per pair: (decisive wins of i, of j, ties, all).
+    #[inline]
+    fn counts(&self, e: usize) -> (f64, f64, f64, f64) {
+        let t = self.p.tie[e];
+        let a = (self.p.wij[e] - 0.5 * t).max(0.0);
+        let b = (self.p.wji[e] - 0.5 * t).max(0.0);
+        (a, b, t, a + b + t)
+    }
+
+    /// (log D, dlogD/dd, d2logD/dd2) at d, without overflow.
+    #[inline]
+    fn log_d(&self, d: f64) -> (f64, f64, f64) {
+        let u = (-0.5 * d.abs()).exp(); // exp(-|d|/2)
+        let t = u * u;
+        let q = 1.0 + t + self.nu * u;
+        let first = d.signum() * (1.0 - t) / (2.0 * q);
+        let second = (t + 0.25 * self.nu * u * (1.0 + t)) / (q * q);
+        (0.5 * d.abs() + q.ln(), first, second)
+    }
+}
+
+impl Model for Davidson<'_> {
+    type Cache = Vec<f64>;
+
+    fn new_cache(&self) -> Vec<f64> {
+        vec![0.0; self.p.i.len()]
+    }
+
+    fn evaluate(&self, s: &[f64], g: &mut [f64], diag: &mut [f64], c: &mut Vec<f64>) {
+        g.fill(0.0);
+        diag.fill(0.0);
+        for e in 0..self.p.i.len() {
+            let (a, b) = (self.p.i[e] as usize, self.p.j[e] as usize);
+            let (wa, wb, _, w) = self.counts(e);
+            let (_, d1, d2) = self.log_d(s[a] - s[b]);
+            let ge = 0.5 * (wa - wb) - w * d1;
+            g[a] += ge;
+            g[b] -= ge;
+            c[e] = w * d2;
+            diag[a] += c[e];
+            diag[b] += c[e];
+        }
+    }
+
+    fn apply(&self, c: &Vec<f64>, v: &[f64], out: &mut [f64]) {
+        self.p.laplacian(c, v, out)
+    }
+
+    fn loglik(&self, s: &[f64]) -> f64 {
+        let ln_nu = self.nu.ln();
+        let mut total = 0.0;
+        for e in 0..self.p.i.len() {
+            let d = s[self.p.i[e] as usize] - s[self.p.j[e] as usize];
+            let (wa, wb, t, w) = self.counts(e);
+            let tie_term = if t > 0.0 { t * ln_nu } else { 0.0 };
+            total += 0.5 * d * (wa - wb) + tie_term - w * self.log_d(d).0;
+        }
+        total
+    }
+}
+
+/// Bradley-Terry with the Davidson tie model: strengths and the tie parameter `nu`, the latter
+/// by maximizing the profile likelihood over `ln nu` (golden-section search on [-12, 6], each
+/// step a Newton fit of the strengths warm-started from the last). Without ties `nu` is 0
+/// and the fit is plain Bradley-Terry.
+pub fn fit_davidson(p: &Pairs, prior: f64, tol: f64, max_iter: usize) -> Result<(Fit, f64)> {
+    if p.tie.iter().all(|&t| t == 0.0) {
+        return Ok((fit(p, prior, tol, max_iter)?, 0.0));
+    }
+    check_args(prior, tol)?;
+    if p.n == 0 {
+        return Err(Error::invalid("no items to rank"));
+    }
+    check_identifiable(p, prior)?;
+    let scale = scale(p);
+    let mut warm: Option<Vec<f64>> = None;
+    let mut profile = |theta: f64| -> (f64, Fit) {
+        let model = Davidson { p, nu: theta.exp() };
+        let f = maximize(&model, p.n, prior, tol, max_iter, &scale, warm.as_deref());
+        warm = Some(f.scores.clone());
+        let value =
+            model.loglik(&f.scores) - 0.5 * prior * f.scores.iter().map(|x| x * x).sum::<f64>();
+        (value, f)
+    };
+    let golden = 0.5 * (5f64.sqrt() - 1.0);
+    let (mut lo, mut hi) = (-12.0f64, 6.0f64);
+    let mut x1 = hi - golden * (hi - lo);
+    let mut x2 = lo + golden * (hi - lo);
+    let (mut f1, _) = profile(x1);
+    let (mut f2, _) = profile(x2);
+    while hi - lo > 1e-7 {
+        if f1 >= f2 {
+            hi = x2;
+            x2 = x1;
+            f2 = f1;
+            x1 = hi - golden * (hi - lo);
+            f1 = profile(x1).0;
+        } else {
+            lo = x1;
+            x1 = x2;
+            f1 = f2;
+            x2 = lo + golden * (hi - lo);
+            f2 = profile(x2).0;
+        }
+    }
+    let theta = 0.5 * (lo + hi);
+    let (_, f) = profile(theta);
+    Ok((f, theta.exp()))
 }
 
 #[cfg(test)]
@@ -360,6 +511,38 @@ mod tests {
         assert!(e.to_string().contains("disconnected"), "{e}");
         // with a prior both have a unique maximum
         assert!(fit(&p, 0.1, 1e-10, 100).expect("prior").converged);
+    }
+
+    #[test]
+    fn davidson_without_ties_is_bradley_terry_and_gradient_is_exact() {
+        let (w, l) = ([0i64, 1, 2, 0, 2, 1], [1i64, 2, 0, 2, 1, 0]);
+        let p = aggregate(&w, &l, None, None, None).expect("agg");
+        let (f, nu) = fit_davidson(&p, 0.0, 1e-12, 100).expect("dav");
+        assert_eq!(nu, 0.0);
+        assert_eq!(f, fit(&p, 0.0, 1e-12, 100).expect("bt"));
+        // with ties: the gradient matches finite differences of the log-likelihood
+        let ties = [true, false, false, true, false, false];
+        let p = aggregate(
+            &w,
+            &l,
+            Some(&[1.0, 2.0, 1.0, 1.0, 3.0, 1.0]),
+            Some(&ties),
+            None,
+        )
+        .expect("agg");
+        let model = Davidson { p: &p, nu: 0.7 };
+        let s = [0.3, -0.5, 0.2];
+        let (mut g, mut diag, mut c) = (vec![0.0; 3], vec![0.0; 3], model.new_cache());
+        model.evaluate(&s, &mut g, &mut diag, &mut c);
+        for k in 0..3 {
+            let (mut up, mut down) = (s, s);
+            up[k] += 1e-6;
+            down[k] -= 1e-6;
+            let fd = (model.loglik(&up) - model.loglik(&down)) / 2e-6;
+            assert!((fd - g[k]).abs() < 1e-7, "{k}: {fd} vs {}", g[k]);
+        }
+        let (f, nu) = fit_davidson(&p, 0.0, 1e-10, 100).expect("dav");
+        assert!(f.converged && nu > 0.0);
     }
 
     #[test]

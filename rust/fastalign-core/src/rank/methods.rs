@@ -278,6 +278,7 @@ pub fn bootstrap_bt(
     max_iter: usize,
     rounds: usize,
     seed: u64,
+    davidson: bool,
 ) -> Result<(Vec<f64>, usize)> {
     // validate once on the full data
     bt::aggregate(winners, losers, weights, ties, Some(n))?;
@@ -308,7 +309,13 @@ pub fn bootstrap_bt(
                 }
             }
             let pairs = bt::aggregate(&w, &l, wt.as_deref(), ti.as_deref(), Some(n)).ok()?;
-            bt::fit(&pairs, prior, tol, max_iter).ok().map(|f| f.scores)
+            if davidson {
+                bt::fit_davidson(&pairs, prior, tol, max_iter)
+                    .ok()
+                    .map(|f| f.0.scores)
+            } else {
+                bt::fit(&pairs, prior, tol, max_iter).ok().map(|f| f.scores)
+            }
         })
         .collect();
     let mut out = Vec::with_capacity(rounds * n);
@@ -385,14 +392,14 @@ mod tests {
             .collect();
         let run = |t| {
             crate::sys::with_threads(Some(t), || {
-                bootstrap_bt(&w, &l, None, None, 5, 0.1, 1e-10, 100, 16, 42)
+                bootstrap_bt(&w, &l, None, None, 5, 0.1, 1e-10, 100, 16, 42, false)
             })
             .expect("boot")
         };
         assert_eq!(run(1), run(2));
         assert_ne!(
             run(1).0,
-            bootstrap_bt(&w, &l, None, None, 5, 0.1, 1e-10, 100, 16, 43)
+            bootstrap_bt(&w, &l, None, None, 5, 0.1, 1e-10, 100, 16, 43, false)
                 .expect("b")
                 .0
         );

@@ -48,7 +48,7 @@ struct At<C> {
     cache: C,
 }
 
-/// Maximizes `loglik(s) - prior/2 ||s||^2` from `s = 0`. Without a prior the scores are
+/// Maximizes `loglik(s) - prior/2 ||s||^2` from `start` (default 0). Without a prior the scores are
 /// defined up to a constant (the caller has checked that the maximum exists) and are
 /// returned with mean 0. Converged when every `|gradient_i| / scale_i <= tol`.
 pub fn maximize<M: Model>(
@@ -58,6 +58,7 @@ pub fn maximize<M: Model>(
     tol: f64,
     max_iter: usize,
     scale: &[f64],
+    start: Option<&[f64]>,
 ) -> Fit {
     let new_at = || At {
         g: vec![0.0; n],
@@ -72,7 +73,7 @@ pub fn maximize<M: Model>(
         }
     };
     let value = |s: &[f64]| model.loglik(s) - 0.5 * prior * s.iter().map(|x| x * x).sum::<f64>();
-    let mut s = vec![0.0f64; n];
+    let mut s = start.map_or_else(|| vec![0.0f64; n], <[f64]>::to_vec);
     let (mut at, mut trial_at) = (new_at(), new_at());
     eval(&s, &mut at);
     let mut rel = f64::INFINITY;
