@@ -398,7 +398,8 @@ def test_kemeny_exact_equals_brute_force(P):
     assert k.ranks[k.order].tolist() == list(range(1, m + 1))
     h = rank.kemeny(P, exact=False)
     assert not h.exact
-    assert h.objective >= best
+    assert sorted(h.order.tolist()) == list(range(m))
+    assert h.objective == cost(h.order.tolist()) >= best
 
 
 def test_kemeny_large_uses_local_search_and_bad_input():
@@ -413,3 +414,74 @@ def test_kemeny_large_uses_local_search_and_bad_input():
         rank.kemeny(P, exact=True)
     with pytest.raises(InvalidInputError):
         rank.kemeny([[0, -1], [1, 0]])
+
+
+# -- found in review: scale, layout, labels, messages --------------------------------------------
+
+
+def test_weight_scale_does_not_change_the_fit():
+    base = rank.bradley_terry([0, 0, 0, 1], [1, 1, 1, 0])
+    for scale in (1e-11, 1e-6, 1e6):
+        r = rank.bradley_terry([0, 0, 0, 1], [1, 1, 1, 0], weights=[scale] * 4)
+        np.testing.assert_allclose(r.scores, base.scores, atol=1e-9)
+        assert r.iterations > 0
+    np.testing.assert_allclose(base.scores, [np.log(3) / 2, -np.log(3) / 2], atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e-14, 1.0, 1e12])
+def test_maximal_lottery_at_any_scale(scale):
+    P = np.array([[0, 3, 1], [2, 0, 1], [4, 5, 0]], float) * scale
+    assert rank.maximal_lottery(P).tolist() == [0.0, 0.0, 1.0]
+
+
+def test_maximal_lottery_equals_linprogs_unique_solution():
+    from scipy.optimize import linprog
+
+    for seed in range(5):
+        m = 9
+        P = np.random.default_rng(seed).random((m, m))
+        np.fill_diagonal(P, 0)
+        M = P - P.T
+        res = linprog(np.r_[np.zeros(m), -1.0], A_ub=np.c_[-M.T, np.ones(m)], b_ub=np.zeros(m),
+                      A_eq=[np.r_[np.ones(m), 0]], b_eq=[1],
+                      bounds=[(0, None)] * m + [(None, None)])  # fmt: skip
+        np.testing.assert_allclose(rank.maximal_lottery(P), res.x[:-1], atol=1e-8)
+
+
+def test_strided_columns_and_hashable_labels():
+    battles = np.array([[0, 1], [1, 2], [2, 0], [0, 2], [1, 0]])
+    a = rank.bradley_terry(battles[:, 0], battles[:, 1])
+    b = rank.bradley_terry(battles[:, 0].copy(), battles[:, 1].copy())
+    np.testing.assert_array_equal(a.scores, b.scores)
+    rank.elo(battles[:, 0], battles[:, 1])
+    r = rank.bradley_terry([("m", 1), ("m", 2)], [("m", 2), ("m", 1)])
+    assert r.labels == [("m", 1), ("m", 2)]
+    with pytest.raises(TypeError, match="mutually comparable"):
+        rank.bradley_terry([1, "a"], ["a", 1])
+    with pytest.raises(TypeError, match="booleans"):
+        rank.elo([0], [1], ties=["False"])
+
+
+def test_errors_name_labels_and_the_group_that_never_loses():
+    with pytest.raises(InvalidInputError, match=r"items \['y'\] never lose"):
+        rank.bradley_terry(["x", "y", "z", "y", "x"], ["a", "b", "c", "x", "z"])
+    # a chain of groups {0, 1} > {2} > {3, 4}: the top group is named, not the middle one
+    with pytest.raises(InvalidInputError, match=r"items \[0, 1\] never lose"):
+        rank.bradley_terry([0, 1, 3, 4, 0, 2], [1, 0, 4, 3, 2, 3])
+
+
+def test_huge_item_counts_are_errors_not_aborts():
+    with pytest.raises(InvalidInputError, match="supported"):
+        rank.elo([0], [1], n_items=10**13)
+    with pytest.raises(InvalidInputError, match="supported"):
+        rank.bradley_terry([0], [10**12])
+
+
+def test_ranks_by_ci_equal_fastchats_rule():
+    w, lo, _, _ = comparisons(10, 2000, seed=12)
+    r = rank.bradley_terry(w, lo, bootstrap_rounds=40, seed=1)
+    assert r.ci is not None
+    want = [1 + sum(r.ci[j, 0] > r.ci[i, 1] for j in range(10)) for i in range(10)]
+    assert r.ranks_by_ci.tolist() == want
+    e = rank.elo(list("abcad"), list("bcabb"))
+    assert e.ranks.tolist() == [1 + int((e.scores > x).sum()) for x in e.scores]

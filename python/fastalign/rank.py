@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -98,30 +99,56 @@ class RankResult:
 
 
 def _encode(**columns: Any) -> tuple[list[np.ndarray], list[Any] | None]:
-    """Integer ids as int64 (no copy when they already are), or labels mapped to ids (sorted
-    labels, the same mapping across all columns)."""
+    """Integer ids as C-contiguous int64 (no copy when they already are), or labels mapped to
+    ids (sorted labels, one mapping across all columns)."""
     arrays = []
     for name, x in columns.items():
         if isinstance(x, (str, bytes)):
             raise TypeError(f"{name} must be a sequence of item ids or labels, not a single str")
         a = np.asarray(x)
+        if not isinstance(x, np.ndarray) and (a.ndim != 1 or a.dtype.kind in "US"):
+            # keep the caller's objects: NumPy would turn [1, "a"] into strings ("1" == 1)
+            # and a list of tuples into a 2-D array
+            a = np.empty(len(x), dtype=object)
+            a[:] = list(x)
         if a.ndim != 1:
             raise ShapeError(f"{name} must be 1-D, got shape {a.shape}")
         arrays.append(a)
     kinds = {a.dtype.kind for a in arrays if len(a)}
     if kinds <= {"i", "u"}:
-        return [a.astype(np.int64, copy=False) for a in arrays], None
+        return [np.ascontiguousarray(a, dtype=np.int64) for a in arrays], None
     if kinds & {"f", "b", "c"}:
-        raise TypeError(
-            f"item ids must be integers or labels, got dtypes {[str(a.dtype) for a in arrays]}"
-        )
-    both = np.concatenate([a.astype(object) for a in arrays])
-    if any(v is None for v in both):
+        dtypes = [str(a.dtype) for a in arrays]
+        raise TypeError(f"item ids must be integers or labels, got dtypes {dtypes}")
+    values: list[Any] = [v for a in arrays for v in a.tolist()]
+    if any(v is None for v in values):
         raise TypeError("an item label is None")
-    labels, inverse = np.unique(both, return_inverse=True)
-    inverse = inverse.astype(np.int64)
+    try:
+        labels = sorted(set(values))
+    except TypeError:
+        raise TypeError(
+            "item labels must be mutually comparable (all str, or all int, ...): got "
+            f"{sorted({type(v).__name__ for v in values})}"
+        ) from None
+    index = {v: i for i, v in enumerate(labels)}
+    ids = np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
     cuts = np.cumsum([len(a) for a in arrays])[:-1]
-    return list(np.split(inverse, cuts)), labels.tolist()
+    return list(np.split(ids, cuts)), labels
+
+
+def _with_labels(call: Any, labels: list[Any] | None) -> Any:
+    """Runs ``call()``; an error that names item ids names their labels instead."""
+    try:
+        return call()
+    except InvalidInputError as e:
+        if labels is None:
+            raise
+        msg = re.sub(
+            r"items \[([0-9, ]*)\]",
+            lambda m: "items " + repr([labels[int(i)] for i in m.group(1).split(",") if i.strip()]),
+            str(e),
+        )
+        raise type(e)(msg) from None
 
 
 def bradley_terry(
@@ -179,19 +206,17 @@ def bradley_terry(
     if labels is not None and n_items is not None:
         raise InvalidInputError("n_items applies to integer ids, not labels")
     wt = None if weights is None else as_float_array(weights, "weights", ndim=1)
-    ti = None
-    if ties is not None:
-        ti = np.asarray(ties)
-        if ti.dtype != np.bool_:
-            raise TypeError(f"ties must be booleans, got dtype {ti.dtype}")
-        ti = np.ascontiguousarray(ti)
+    ti = _bools(ties, "ties")
     _check_fit_args(prior, tol)
     if tie_model not in ("half", "davidson"):
         raise InvalidInputError(f"tie_model must be 'half' or 'davidson', got {tie_model!r}")
     dav = tie_model == "davidson"
     n = None if labels is not None else n_items
-    out, nu = _core.rank_bradley_terry(
-        w, lo, wt, ti, n, float(prior), float(tol), int(max_iter), dav
+    out, nu = _with_labels(
+        lambda: _core.rank_bradley_terry(
+            w, lo, wt, ti, n, float(prior), float(tol), int(max_iter), dav
+        ),
+        labels,
     )
     result = _result("bradley_terry", out, tol, labels)
     if dav:
@@ -243,6 +268,15 @@ def _flat_rankings(rankings: Any, offsets: Any) -> tuple[np.ndarray, np.ndarray,
     return np.ascontiguousarray(items), np.ascontiguousarray(offs), labels
 
 
+def _bools(x: Any, name: str) -> np.ndarray | None:
+    if x is None:
+        return None
+    a = np.asarray(x)
+    if a.dtype != np.bool_:
+        raise TypeError(f"{name} must be booleans, got dtype {a.dtype}")
+    return np.ascontiguousarray(a)
+
+
 def _check_fit_args(prior: Any, tol: Any) -> None:
     for name, v in (("prior", prior), ("tol", tol)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)):
@@ -290,9 +324,12 @@ def plackett_luce(
     if labels is not None and n_items is not None:
         raise InvalidInputError("n_items applies to integer ids, not labels")
     _check_fit_args(prior, tol)
-    out = _core.rank_plackett_luce(
-        np.ascontiguousarray(items), np.ascontiguousarray(offs),
-        None if labels is not None else n_items, float(prior), float(tol), int(max_iter),
+    out = _with_labels(
+        lambda: _core.rank_plackett_luce(
+            items, offs, None if labels is not None else n_items, float(prior), float(tol),
+            int(max_iter),
+        ),
+        labels,
     )  # fmt: skip
     return _result("plackett_luce", out, tol, labels)
 
@@ -335,16 +372,20 @@ def elo(
     (w, lo), labels = _encode(winners=winners, losers=losers)
     if len(w) != len(lo):
         raise ShapeError(f"winners has {len(w)} entries, losers {len(lo)}")
+    if labels is not None and n_items is not None:
+        raise InvalidInputError("n_items applies to integer ids, not labels")
     n = len(labels) if labels is not None else n_items
     if n is None:
         n = int(max(w.max(initial=-1), lo.max(initial=-1))) + 1
-    t = None if ties is None else np.ascontiguousarray(np.asarray(ties, dtype=bool))
+    t = _bools(ties, "ties")
     r = _core.rank_elo(w, lo, t, int(n), float(k), float(scale), float(base), float(init))
     return _plain(r, labels)
 
 
 def _plain(scores: np.ndarray, labels: list[Any] | None = None) -> RankResult:
-    ranks = 1 + (scores[None, :] > scores[:, None]).sum(axis=1)
+    """A result for a method without an iteration: competition ranks ("1224")."""
+    desc = np.sort(-scores)
+    ranks = 1 + np.searchsorted(desc, -scores, side="left")
     return RankResult(scores, ranks.astype(np.int64), True, 0, 0.0, labels)
 
 
@@ -397,7 +438,7 @@ class CycleStats:
 
     Attributes:
         component: int64 ``[m]``: strongly connected component per item, numbered top first.
-        n_components: components (``m`` means no cycle: a total majority order).
+        n_components: components (``m`` means the majority graph has no cycle).
         three_cycles: directed 3-cycles (intransitive triples).
     """
 

@@ -58,9 +58,7 @@ pub fn aggregate(
         Some(n) => n,
         None => (max_id + 1).max(0) as usize,
     };
-    if n > u32::MAX as usize {
-        return Err(Error::invalid("n_items must be < 2^32"));
-    }
+    super::check_items(n)?;
     for k in 0..m {
         let (a, b) = (winners[k], losers[k]);
         if a < 0 || b < 0 || a as u64 >= n as u64 || b as u64 >= n as u64 {
@@ -165,7 +163,8 @@ pub fn aggregate(
 
 /// Strongly connected components of the "beat" graph (edge a -> b when a beat b with positive
 /// weight), by iterative Kosaraju: component id per item, and the number of components.
-/// Per item, the total weight of its comparisons, at least 1 (the convergence scale).
+/// Per item, the total weight of its comparisons (1 for an item never compared): the
+/// convergence scale, so that the tolerance is relative at any weight scale.
 pub fn scale(p: &Pairs) -> Vec<f64> {
     let mut weight_of = vec![0.0f64; p.n];
     for e in 0..p.i.len() {
@@ -173,7 +172,10 @@ pub fn scale(p: &Pairs) -> Vec<f64> {
         weight_of[p.i[e] as usize] += w;
         weight_of[p.j[e] as usize] += w;
     }
-    weight_of.iter().map(|w| w.max(1.0)).collect()
+    weight_of
+        .iter()
+        .map(|&w| if w > 0.0 { w } else { 1.0 })
+        .collect()
 }
 
 pub fn beat_components(p: &Pairs) -> (Vec<u32>, usize) {
@@ -253,17 +255,18 @@ pub fn check_identifiable(p: &Pairs, prior: f64) -> Result<()> {
     if prior == 0.0 && n > 1 {
         let (comp, count) = beat_components(p);
         if count > 1 {
-            // name the smallest group and whether it only wins or only loses
+            // name a group at the top of the condensation (component 0 in Kosaraju's order):
+            // it never loses to the rest, or is not compared with it at all
             let mut sizes = vec![0usize; count];
             for &c in &comp {
                 sizes[c as usize] += 1;
             }
-            let small = (0..count).min_by_key(|&c| (sizes[c], c)).unwrap_or(0) as u32;
+            let small = 0u32;
             let members: Vec<usize> = (0..n).filter(|&i| comp[i] == small).take(10).collect();
             let touched = (0..p.i.len())
                 .any(|e| (comp[p.i[e] as usize] == small) != (comp[p.j[e] as usize] == small));
             let why = if touched {
-                "never lose (or never win) against the rest: the likelihood grows without bound"
+                "never lose against the rest: the likelihood grows without bound"
             } else {
                 "are not compared with the rest at all (a disconnected graph)"
             };

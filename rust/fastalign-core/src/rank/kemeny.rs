@@ -117,6 +117,11 @@ fn local_search(p: &[f64], m: usize) -> Vec<usize> {
         .collect();
     let mut order: Vec<usize> = (0..m).collect();
     order.sort_by(|&a, &b| net[b].total_cmp(&net[a]).then(a.cmp(&b)));
+    // improvements below this are rounding, not progress (relative to the weights)
+    let eps = 1e-12
+        * p.iter()
+            .fold(0.0f64, |a, &v| a.max(v))
+            .max(f64::MIN_POSITIVE);
     loop {
         let mut improved = false;
         for from in 0..m {
@@ -127,7 +132,7 @@ fn local_search(p: &[f64], m: usize) -> Vec<usize> {
             for to in (0..from).rev() {
                 let y = order[to];
                 gain += p[y * m + x] - p[x * m + y]; // x jumps ahead of y
-                if gain < best_gain - 1e-12 {
+                if gain < best_gain - eps {
                     best_gain = gain;
                     best_to = to;
                 }
@@ -136,7 +141,7 @@ fn local_search(p: &[f64], m: usize) -> Vec<usize> {
             for to in from + 1..m {
                 let y = order[to];
                 gain += p[x * m + y] - p[y * m + x]; // x falls behind y
-                if gain < best_gain - 1e-12 {
+                if gain < best_gain - eps {
                     best_gain = gain;
                     best_to = to;
                 }

@@ -31,11 +31,17 @@ pub fn maximal_lottery(p: &[f64], m: usize) -> Result<Vec<f64>> {
     if m == 1 {
         return Ok(vec![1.0]);
     }
-    let margin = |i: usize, j: usize| p[i * m + j] - p[j * m + i];
+    let raw = |i: usize, j: usize| p[i * m + j] - p[j * m + i];
     let big = (0..m * m)
-        .map(|k| margin(k / m, k % m).abs())
+        .map(|k| raw(k / m, k % m).abs())
         .fold(0.0, f64::max);
-    let c = 1.0 + big;
+    if big == 0.0 {
+        // no margins at all: every lottery is maximal; the uniform one is returned
+        return Ok(vec![1.0 / m as f64; m]);
+    }
+    // margins scaled to [-1, 1] (any scale of P gives the same lottery), shifted positive
+    let margin = |i: usize, j: usize| raw(i, j) / big;
+    let c = 2.0;
     // tableau rows: [A | I | rhs], objective row: reduced costs
     let width = 2 * m + 1;
     let mut t = vec![0.0f64; m * width];
@@ -137,8 +143,10 @@ fn finish(t: &[f64], basis: &[usize], m: usize, width: usize, p: &[f64]) -> Resu
         ));
     }
     y.iter_mut().for_each(|v| *v /= total);
-    // the definition: no item beats the lottery in expectation
-    let scale = p.iter().fold(0.0f64, |a, &v| a.max(v)).max(1.0);
+    // the definition: no item beats the lottery in expectation (relative to the margins)
+    let scale = (0..m * m)
+        .map(|k| (p[k] - p[(k % m) * m + k / m]).abs())
+        .fold(0.0f64, f64::max);
     let worst = (0..m)
         .map(|j| {
             (0..m)
@@ -197,6 +205,20 @@ mod tests {
                 assert!(v <= 1e-9, "m={m}: item {j} beats the lottery by {v}");
             }
         }
+    }
+
+    #[test]
+    fn any_scale_gives_the_same_lottery() {
+        let p = [0.0, 3.0, 1.0, 2.0, 0.0, 1.0, 4.0, 5.0, 0.0];
+        for scale in [1e-14, 1e-3, 1.0, 1e12] {
+            let q: Vec<f64> = p.iter().map(|v| v * scale).collect();
+            assert_eq!(
+                maximal_lottery(&q, 3).expect("ml"),
+                [0.0, 0.0, 1.0],
+                "{scale}"
+            );
+        }
+        assert_eq!(maximal_lottery(&[0.0; 4], 2).expect("ml"), [0.5, 0.5]);
     }
 
     #[test]

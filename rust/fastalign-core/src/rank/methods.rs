@@ -30,6 +30,7 @@ pub fn elo(
             "elo needs finite k and init, scale > 0 and base > 1",
         ));
     }
+    super::check_items(n)?;
     let mut r = vec![init; n];
     for (idx, (&a, &b)) in winners.iter().zip(losers).enumerate() {
         if a < 0 || b < 0 || a as u64 >= n as u64 || b as u64 >= n as u64 || a == b {
@@ -264,8 +265,8 @@ fn mix(mut z: u64) -> u64 {
 /// Bradley-Terry scores of `rounds` bootstrap resamples of the comparisons (row-major
 /// `rounds x n`), in parallel; round `b` draws its rows from a generator seeded by
 /// `(seed, b)` alone, so results do not depend on the thread count. A resample without a
-/// maximum (possible without a prior) gives a row of NaN; the count of such rounds is
-/// returned too.
+/// maximum (possible without a prior), or whose fit did not converge, gives a row of NaN;
+/// the count of such rounds is returned too.
 #[allow(clippy::too_many_arguments)]
 pub fn bootstrap_bt(
     winners: &[i64],
@@ -309,13 +310,15 @@ pub fn bootstrap_bt(
                 }
             }
             let pairs = bt::aggregate(&w, &l, wt.as_deref(), ti.as_deref(), Some(n)).ok()?;
-            if davidson {
+            let fit = if davidson {
                 bt::fit_davidson(&pairs, prior, tol, max_iter)
                     .ok()
-                    .map(|f| f.0.scores)
+                    .map(|f| f.0)
             } else {
-                bt::fit(&pairs, prior, tol, max_iter).ok().map(|f| f.scores)
-            }
+                bt::fit(&pairs, prior, tol, max_iter).ok()
+            };
+            // a fit that did not converge counts as failed, never as an interval sample
+            fit.filter(|f| f.converged).map(|f| f.scores)
         })
         .collect();
     let mut out = Vec::with_capacity(rounds * n);

@@ -11,6 +11,21 @@ pub mod methods;
 pub mod newton;
 pub mod pl;
 
+/// The most items a ranking call accepts (each item costs a few vectors of 8-byte values;
+/// beyond this an id is almost surely a mistake, and allocation failure would abort).
+pub const MAX_ITEMS: usize = 1 << 27;
+
+/// An error for item counts above [`MAX_ITEMS`].
+pub fn check_items(n: usize) -> crate::Result<()> {
+    if n > MAX_ITEMS {
+        return Err(crate::Error::invalid(format!(
+            "{n} items (from n_items or the largest id) is more than the {MAX_ITEMS} supported; \
+             ids must be 0..n_items-1 (map sparse ids or labels to dense ids first)"
+        )));
+    }
+    Ok(())
+}
+
 /// Competition ranks ("1224") of scores, highest first: equal scores share the best rank.
 pub fn ranks_desc(scores: &[f64]) -> Vec<i64> {
     let mut order: Vec<usize> = (0..scores.len()).collect();

@@ -35,9 +35,7 @@ pub fn rankings(items: &[i64], offsets: &[i64], n_items: Option<usize>) -> Resul
         Some(n) => n,
         None => (items.iter().copied().max().unwrap_or(-1) + 1).max(0) as usize,
     };
-    if n > u32::MAX as usize {
-        return Err(Error::invalid("n_items must be < 2^32"));
-    }
+    super::check_items(n)?;
     let mut last_seen = vec![usize::MAX; n];
     for k in 0..offsets.len() - 1 {
         for pos in offsets[k] as usize..offsets[k + 1] as usize {
