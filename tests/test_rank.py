@@ -485,3 +485,94 @@ def test_ranks_by_ci_equal_fastchats_rule():
     assert r.ranks_by_ci.tolist() == want
     e = rank.elo(list("abcad"), list("bcabb"))
     assert e.ranks.tolist() == [1 + int((e.scores > x).sum()) for x in e.scores]
+
+
+# --- score matrices and preference matrices -------------------------------------------------
+
+
+def naive_score_counts(scores, margin):
+    n, j = scores.shape
+    wins, ties = np.zeros((n, n)), np.zeros((n, n))
+    for c in range(j):
+        for a, b in itertools.combinations(range(n), 2):
+            sa, sb = scores[a, c], scores[b, c]
+            if np.isnan(sa) or np.isnan(sb):
+                continue
+            if abs(sa - sb) <= margin:
+                ties[a, b] += 1
+            elif sa > sb:
+                wins[a, b] += 1
+            else:
+                wins[b, a] += 1
+    return wins, ties
+
+
+@given(
+    st.integers(1, 7),
+    st.integers(1, 6),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0.0, 0.5, 1.0]),
+)
+def test_score_comparisons_equal_counting_by_hand(n, j, seed, margin):
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 4, (n, j)).astype(float)  # small ints: many ties
+    scores[rng.random((n, j)) < 0.2] = np.nan
+    wins, ties = naive_score_counts(scores, margin)
+    c = rank.score_comparisons(scores, margin=margin)
+    got_w, got_t = np.zeros((n, n)), np.zeros((n, n))
+    np.add.at(got_w, (c.winners[~c.ties], c.losers[~c.ties]), c.weights[~c.ties])
+    np.add.at(got_t, (c.winners[c.ties], c.losers[c.ties]), c.weights[c.ties])
+    np.testing.assert_array_equal(got_w, wins)
+    np.testing.assert_array_equal(got_t, ties)
+    assert (c.weights > 0).all()
+    assert (c.winners[c.ties] < c.losers[c.ties]).all()
+    # the preference matrix of those rows: wins plus half the ties each way
+    if len(c):
+        P = rank.preference_matrix(c.winners, c.losers, n_items=n, weights=c.weights, ties=c.ties)
+        np.testing.assert_array_equal(P, wins + (ties + ties.T) / 2)
+
+
+def test_score_comparisons_feed_bradley_terry_like_the_expanded_rows():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(6, 40)).round(1)
+    c = rank.score_comparisons(scores)
+    fit = rank.bradley_terry(c.winners, c.losers, weights=c.weights, ties=c.ties, prior=0.01)
+    # the same comparisons one row per judge and pair
+    w, lo, t = [], [], []
+    for col in scores.T:
+        for a, b in itertools.combinations(range(6), 2):
+            hi, low = (a, b) if col[a] >= col[b] else (b, a)
+            w.append(hi), lo.append(low), t.append(col[a] == col[b])
+    ref = rank.bradley_terry(w, lo, ties=t, prior=0.01)
+    np.testing.assert_allclose(fit.scores, ref.scores, rtol=0, atol=1e-9)
+
+
+def test_score_comparisons_bad_input():
+    with pytest.raises(ShapeError):
+        rank.score_comparisons([1.0, 2.0])
+    with pytest.raises(TypeError):
+        rank.score_comparisons("ab")
+    with pytest.raises(InvalidInputError, match="empty"):
+        rank.score_comparisons(np.zeros((0, 3)))
+    with pytest.raises(InvalidInputError, match="item 1, judge 0"):
+        rank.score_comparisons([[1.0], [np.inf]])
+    with pytest.raises(InvalidInputError, match="margin"):
+        rank.score_comparisons([[1.0], [2.0]], margin=-1)
+    with pytest.raises(InvalidInputError, match="8192"):
+        rank.score_comparisons(np.zeros((9000, 1)))
+
+
+def test_preference_matrix_labels_and_bad_input():
+    P = rank.preference_matrix(["b", "a", "b"], ["a", "c", "c"], weights=[2.0, 1.0, 1.0])
+    np.testing.assert_array_equal(P, [[0, 0, 1], [2, 0, 1], [0, 0, 0]])  # rows a, b, c
+    assert rank.preference_matrix([], [], n_items=2).tolist() == [[0, 0], [0, 0]]
+    with pytest.raises(InvalidInputError, match="item 1 compared with itself"):
+        rank.preference_matrix([0, 1], [1, 1])
+    with pytest.raises(InvalidInputError, match="out of range"):
+        rank.preference_matrix([0, 3], [1, 2], n_items=3)
+    with pytest.raises(InvalidInputError, match=r"weights\[1\]"):
+        rank.preference_matrix([0, 1], [1, 0], weights=[1.0, np.nan])
+    with pytest.raises(ShapeError):
+        rank.preference_matrix([0, 1], [1, 0], ties=[True])
+    with pytest.raises(InvalidInputError, match=">= 0"):
+        rank.preference_matrix([0, -1], [1, 0])

@@ -39,6 +39,7 @@ __all__ = [
     "rank_plackett_luce",
     "rank_preference_pairs",
     "rank_schulze",
+    "rank_score_comparisons",
 ]
 
 __version__: str
@@ -210,3 +211,11 @@ def rank_bootstrap_bt(
 def rank_kemeny(
     p: npt.NDArray[np.float64], exact: bool | None = None
 ) -> tuple[npt.NDArray[np.int64], float, bool]: ...
+def rank_score_comparisons(
+    scores: npt.NDArray[np.float64], margin: float
+) -> tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.bool_],
+]: ...

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 __all__ = [
+    "Comparisons",
     "CycleStats",
     "KemenyResult",
     "Pairs",
@@ -45,8 +46,10 @@ __all__ = [
     "kemeny",
     "maximal_lottery",
     "plackett_luce",
+    "preference_matrix",
     "preference_pairs",
     "schulze",
+    "score_comparisons",
 ]
 
 
@@ -456,6 +459,95 @@ def cycles(P: npt.ArrayLike) -> CycleStats:
     """
     comp, count, three = _core.rank_cycles(as_float_array(P, "P", ndim=2))
     return CycleStats(comp, int(count), int(three))
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparisons:
+    """Weighted pairwise comparisons, ready for :func:`bradley_terry` (``**vars(c)`` or by
+    field) and :func:`preference_matrix`: item ids of winners and losers, a weight per row
+    and a tie flag per row (a tied row's winner/loser order carries no meaning)."""
+
+    winners: npt.NDArray[np.int64]
+    losers: npt.NDArray[np.int64]
+    weights: npt.NDArray[np.float64]
+    ties: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.winners)
+
+
+def score_comparisons(scores: npt.ArrayLike, *, margin: float = 0.0) -> Comparisons:
+    """Pairwise comparisons from a score matrix ``[items x judges]`` (judges: raters, reward
+    models, prompts, ...; NaN = that judge did not score that item): for each judge and each
+    pair of items it scored, the higher score wins and scores within ``margin`` tie. Rows are
+    aggregated per pair, weighted by the number of judges (8192 items at most: the counts
+    are dense ``items x items`` tables).
+
+    Bootstrapping a fit of these rows resamples pairs, not judges; to resample judges, draw
+    columns of ``scores`` yourself.
+
+    >>> c = score_comparisons([[3.0, 1.0], [1.0, 1.0], [2.0, float("nan")]])
+    >>> c.winners.tolist(), c.losers.tolist(), c.weights.tolist(), c.ties.tolist()
+    ([0, 0, 2, 0], [1, 2, 1, 1], [1.0, 1.0, 1.0, 1.0], [False, False, False, True])
+    >>> bradley_terry(c.winners, c.losers, weights=c.weights, ties=c.ties, prior=0.1).ranks.tolist()
+    [1, 3, 2]
+    """
+    s = as_float_array(scores, "scores", ndim=2)
+    if s.size == 0:
+        raise InvalidInputError(f"scores is empty (shape {s.shape})")
+    w, lo, wt, ti = _core.rank_score_comparisons(s, float(margin))
+    return Comparisons(w, lo, wt, ti)
+
+
+def preference_matrix(
+    winners: Sequence[Any] | npt.ArrayLike,
+    losers: Sequence[Any] | npt.ArrayLike,
+    *,
+    n_items: int | None = None,
+    weights: npt.ArrayLike | None = None,
+    ties: npt.ArrayLike | None = None,
+) -> npt.NDArray[np.float64]:
+    """The preference matrix ``P[i, j]`` = total weight of comparisons ``i`` won against
+    ``j`` (a tie adds half its weight each way), the input of :func:`maximal_lottery`,
+    :func:`copeland`, :func:`schulze`, :func:`kemeny` and :func:`cycles`. With labels, rows
+    and columns follow ``sorted(set(labels))`` (the order of :attr:`RankResult.labels`).
+
+    >>> preference_matrix([0, 0, 1], [1, 1, 2], ties=[False, True, False]).tolist()
+    [[0.0, 1.5, 0.0], [0.5, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    """
+    (w, lo), labels = _encode(winners=winners, losers=losers)
+    if len(w) != len(lo):
+        raise ShapeError(f"winners has {len(w)} entries, losers {len(lo)}")
+    if labels is not None and n_items is not None:
+        raise InvalidInputError("n_items applies to integer ids, not labels")
+    if len(w) and min(w.min(), lo.min()) < 0:
+        raise InvalidInputError("item ids must be >= 0")
+    if (same := np.flatnonzero(w == lo)).size:
+        raise InvalidInputError(
+            f"comparison {int(same[0])}: item {int(w[same[0]])} compared with itself"
+        )
+    top = int(max(w.max(), lo.max())) + 1 if len(w) else 0
+    n = len(labels) if labels is not None else (top if n_items is None else int(n_items))
+    if top > n:
+        raise InvalidInputError(f"item id {top - 1} is out of range for n_items={n}")
+    if n > 1 << 15:
+        raise InvalidInputError(f"{n} items would make a {n} x {n} matrix; too large")
+    wt = np.ones(len(w)) if weights is None else as_float_array(weights, "weights", ndim=1)
+    ti = _bools(ties, "ties")
+    for name, a in (("weights", wt), ("ties", ti)):
+        if a is not None and len(a) != len(w):
+            raise ShapeError(f"{name} has {len(a)} entries, winners {len(w)}")
+    if not np.isfinite(wt).all() or (wt < 0).any():
+        k = int(np.flatnonzero(~(np.isfinite(wt) & (wt >= 0)))[0])
+        raise InvalidInputError(f"weights must be finite and >= 0: weights[{k}] = {wt[k]}")
+    if ti is not None:
+        half = np.where(ti, 0.5 * wt, 0.0)
+        wt = wt - half
+        back = np.bincount(lo * n + w, weights=half, minlength=n * n)
+    else:
+        back = 0.0
+    P = np.bincount(w * n + lo, weights=wt, minlength=n * n) + back
+    return P.reshape(n, n)
 
 
 @dataclasses.dataclass(frozen=True)

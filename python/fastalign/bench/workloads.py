@@ -8,6 +8,7 @@ row's error against a float64 / reference result.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastalign.bench._harness import Row, have, time_median
 
@@ -474,6 +475,27 @@ def dedup(size: str) -> list[Row]:
     return rows
 
 
+def _lbfgs_bt(winners: Any, losers: Any, n: int) -> Any:
+    """Bradley-Terry the way FastChat's arena scripts fit it: outcomes counted per unique
+    (winner, loser) pair, then L-BFGS-B on the logistic log-likelihood (exact gradient),
+    centered."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    pairs, counts = np.unique(winners * n + losers, return_counts=True)
+    w, lo = pairs // n, pairs % n
+
+    def f(s: Any) -> tuple[float, Any]:
+        d = s[w] - s[lo]
+        p = 1 / (1 + np.exp(-d))
+        g = np.bincount(w, counts * (1 - p), n) - np.bincount(lo, counts * (1 - p), n)
+        return float(counts @ np.logaddexp(0, -d)), -g
+
+    x = minimize(f, np.zeros(n), jac=True, method="L-BFGS-B",
+                 options={"gtol": 1e-9, "ftol": 1e-15, "maxiter": 10_000}).x  # fmt: skip
+    return x - x.mean()
+
+
 @workload("rank")
 def rank(size: str) -> list[Row]:
     """Bradley-Terry on 1000 items / 1M comparisons (win probabilities from true strengths)
@@ -511,10 +533,48 @@ def rank(size: str) -> list[Row]:
         outcome = [evalica.Winner.X] * m
         t, _ = time_median(lambda: evalica.bradley_terry(xs, ys, outcome), repeat=3)
         rows.append(Row("rank", wl, "evalica bradley_terry", t, baseline=ref is None))
+    if have("scipy"):
+        t, est = time_median(lambda: _lbfgs_bt(winners, losers, n), repeat=3)
+        rows.append(Row("rank", wl, "FastChat-style L-BFGS-B on unique pairs", t,
+                        baseline=ref is None, max_err=float(np.abs(fit.scores - est).max()),
+                        tol=1e-4, note="error: vs fastalign"))  # fmt: skip
     err = None if ref is None else float(np.abs(fit.scores - ref).max())
     rows.append(Row("rank", wl, "fastalign bradley_terry", t_fast, baseline=not rows,
                     max_err=err, tol=None if err is None else 1e-6,
                     note=f"{fit.iterations} Newton iterations"))  # fmt: skip
+
+    # bootstrap intervals, arena-sized: 100 models, 100k battles
+    n_b, m_b = 100, 100_000
+    rounds = {"quick": 100, "default": 1000, "full": 1000}[size]
+    wl = f"BT bootstrap {rounds} rounds, {n_b} items, {m_b:,} comparisons"
+    true = rng.normal(0, 1, n_b)
+    a = rng.integers(0, n_b, m_b)
+    b = (a + rng.integers(1, n_b, m_b)) % n_b
+    win = rng.random(m_b) < 1 / (1 + np.exp(-(true[a] - true[b])))
+    bw, bl = np.where(win, a, b), np.where(win, b, a)
+    if have("scipy"):
+        peer_rounds = {"quick": 5, "default": 20, "full": 50}[size]
+
+        def loop() -> np.ndarray:  # FastChat's get_bootstrap_result: resample, refit, repeat
+            r = np.random.default_rng(1)
+            out = []
+            for _ in range(peer_rounds):
+                idx = r.integers(0, m_b, m_b)
+                out.append(_lbfgs_bt(bw[idx], bl[idx], n_b))
+            return np.quantile(np.array(out), [0.025, 0.975], axis=0)
+
+        t, _ = time_median(loop, repeat=1, warmup=0)
+        rows.append(Row("rank", wl, f"Python loop of L-BFGS-B fits ({peer_rounds} rounds, scaled)",
+                        t * rounds / peer_rounds, baseline=True,
+                        note=f"measured {t:.2f} s for {peer_rounds} rounds"))  # fmt: skip
+    t, fit = time_median(
+        lambda: fr.bradley_terry(bw, bl, n_items=n_b, bootstrap_rounds=rounds, seed=0), repeat=1
+    )
+    same = fr.bradley_terry(bw, bl, n_items=n_b, bootstrap_rounds=rounds, seed=0, threads=1)
+    err = float(np.abs(fit.ci - same.ci).max())  # the same intervals on any thread count
+    rows.append(Row("rank", wl, "fastalign bradley_terry(bootstrap_rounds=...)", t,
+                    baseline=not have("scipy"), max_err=err, tol=0.0,
+                    note="error: 2 threads vs 1 thread"))  # fmt: skip
 
     n_pl, k_pl = {"quick": (50, 10_000), "default": (200, 100_000), "full": (500, 500_000)}[size]
     wl = f"Plackett-Luce {n_pl} items, {k_pl:,} rankings of 4-8"

@@ -205,6 +205,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rank::rank_cycles, m)?)?;
     m.add_function(wrap_pyfunction!(rank::rank_preference_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(rank::rank_bootstrap_bt, m)?)?;
+    m.add_function(wrap_pyfunction!(rank::rank_score_comparisons, m)?)?;
     m.add_function(wrap_pyfunction!(_debug_fail, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;

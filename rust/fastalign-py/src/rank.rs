@@ -220,6 +220,32 @@ pub fn rank_preference_pairs<'py>(
     Ok((c.into_pyarray(py), r.into_pyarray(py), g.into_pyarray(py)))
 }
 
+/// Comparisons aggregated from an items x judges score matrix (NaN = not judged).
+#[pyfunction]
+#[pyo3(signature = (scores, margin))]
+pub fn rank_score_comparisons<'py>(
+    py: Python<'py>,
+    scores: PyReadonlyArray2<'py, f64>,
+    margin: f64,
+) -> PyResult<ComparisonsOut<'py>> {
+    let (n, j) = (scores.shape()[0], scores.shape()[1]);
+    let s = contiguous(&scores, "scores")?;
+    let (w, l, wt, ti) = run(py, || methods::score_comparisons(s, n, j, margin))?;
+    Ok((
+        w.into_pyarray(py),
+        l.into_pyarray(py),
+        wt.into_pyarray(py),
+        ti.into_pyarray(py),
+    ))
+}
+
+type ComparisonsOut<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<bool>>,
+);
+
 /// Bootstrap Bradley-Terry scores: (flat [rounds * n], failed rounds).
 #[pyfunction]
 #[pyo3(signature = (winners, losers, weights, ties, n, prior, tol, max_iter, rounds, seed, davidson=false, threads=None))]

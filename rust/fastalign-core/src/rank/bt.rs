@@ -161,6 +161,28 @@ pub fn aggregate(
     Ok(p)
 }
 
+/// For each comparison row of the data `p` was aggregated from, the index of its pair in `p`
+/// (`u32::MAX` for a row whose pair carries no weight at all, so was not kept).
+pub fn slots(p: &Pairs, winners: &[i64], losers: &[i64]) -> Vec<u32> {
+    let mut first = vec![0usize; p.n + 1];
+    for &i in &p.i {
+        first[i as usize + 1] += 1;
+    }
+    for i in 0..p.n {
+        first[i + 1] += first[i];
+    }
+    winners
+        .iter()
+        .zip(losers)
+        .map(|(&a, &b)| {
+            let (lo, hi) = (a.min(b) as usize, a.max(b) as u32);
+            let run = &p.j[first[lo]..first[lo + 1]];
+            run.binary_search(&hi)
+                .map_or(u32::MAX, |at| (first[lo] + at) as u32)
+        })
+        .collect()
+}
+
 /// Strongly connected components of the "beat" graph (edge a -> b when a beat b with positive
 /// weight), by iterative Kosaraju: component id per item, and the number of components.
 /// Per item, the total weight of its comparisons (1 for an item never compared): the

@@ -254,6 +254,94 @@ pub fn preference_pairs(
     Ok((c, r, g))
 }
 
+/// Most items [`score_comparisons`] takes (its counts are two dense `n x n` tables).
+pub const MAX_SCORED_ITEMS: usize = 8192;
+
+/// Comparisons aggregated from a score matrix (`n_items x n_judges`, row-major; NaN =
+/// not judged): for every judge and every pair of items it scored, the higher score wins
+/// and scores within `margin` of each other tie. Returns one row per (winner, loser) with
+/// the count of judges as its weight, then one row per tied pair (`i < j`, tie flag set),
+/// pairs in row-major order.
+#[allow(clippy::type_complexity)]
+pub fn score_comparisons(
+    scores: &[f64],
+    n_items: usize,
+    n_judges: usize,
+    margin: f64,
+) -> Result<(Vec<i64>, Vec<i64>, Vec<f64>, Vec<bool>)> {
+    if scores.len() != n_items * n_judges {
+        return Err(Error::shape(format!(
+            "scores has {} values, expected {n_items} x {n_judges}",
+            scores.len()
+        )));
+    }
+    if n_items > MAX_SCORED_ITEMS {
+        return Err(Error::invalid(format!(
+            "a score matrix of {n_items} items is over the limit of {MAX_SCORED_ITEMS}; pass \
+             the comparisons themselves instead"
+        )));
+    }
+    if !(margin.is_finite() && margin >= 0.0) {
+        return Err(Error::invalid(format!(
+            "margin must be finite and >= 0, got {margin}"
+        )));
+    }
+    if let Some(k) = scores.iter().position(|v| v.is_infinite()) {
+        return Err(Error::NonFinite {
+            what: "scores",
+            location: format!(
+                "item {}, judge {}",
+                k / n_judges.max(1),
+                k % n_judges.max(1)
+            ),
+            value: scores[k],
+        });
+    }
+    let n = n_items;
+    // wins[i * n + j]: judges preferring i to j; ties[i * n + j] (i < j): judges tying them
+    let mut wins = vec![0u32; n * n];
+    let mut ties = vec![0u32; n * n];
+    let mut col: Vec<(u32, f64)> = Vec::with_capacity(n);
+    for j in 0..n_judges {
+        col.clear();
+        col.extend(
+            (0..n)
+                .map(|i| (i as u32, scores[i * n_judges + j]))
+                .filter(|(_, v)| !v.is_nan()),
+        );
+        for (x, &(a, sa)) in col.iter().enumerate() {
+            for &(b, sb) in &col[x + 1..] {
+                let (a, b) = (a as usize, b as usize);
+                if (sa - sb).abs() <= margin {
+                    ties[a * n + b] += 1;
+                } else if sa > sb {
+                    wins[a * n + b] += 1;
+                } else {
+                    wins[b * n + a] += 1;
+                }
+            }
+        }
+    }
+    let (mut w, mut l, mut wt, mut ti) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (k, &c) in wins.iter().enumerate() {
+        if c > 0 {
+            w.push((k / n) as i64);
+            l.push((k % n) as i64);
+            wt.push(c as f64);
+            ti.push(false);
+        }
+    }
+    for (k, &c) in ties.iter().enumerate() {
+        if c > 0 {
+            w.push((k / n) as i64);
+            l.push((k % n) as i64);
+            wt.push(c as f64);
+            ti.push(true);
+        }
+    }
+    Ok((w, l, wt, ti))
+}
+
 /// splitmix64.
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -281,35 +369,55 @@ pub fn bootstrap_bt(
     seed: u64,
     davidson: bool,
 ) -> Result<(Vec<f64>, usize)> {
-    // validate once on the full data
-    bt::aggregate(winners, losers, weights, ties, Some(n))?;
+    // aggregate once; a resample then only re-weights the pairs of the full table (drawing
+    // row k adds its weights to its pair), which is the same as aggregating the drawn rows
+    let base = bt::aggregate(winners, losers, weights, ties, Some(n))?;
     super::newton::check_args(prior, tol)?;
     let m = winners.len();
     if m == 0 {
         return Err(Error::invalid("no comparisons to resample"));
     }
+    let slot = bt::slots(&base, winners, losers);
     let fits: Vec<Option<Vec<f64>>> = (0..rounds)
         .into_par_iter()
         .map(|b| {
             let mut state = mix(seed ^ mix(b as u64));
-            let mut w = Vec::with_capacity(m);
-            let mut l = Vec::with_capacity(m);
-            let mut wt = weights.map(|_| Vec::with_capacity(m));
-            let mut ti = ties.map(|_| Vec::with_capacity(m));
+            let k_pairs = base.i.len();
+            let (mut wij, mut wji) = (vec![0.0f64; k_pairs], vec![0.0f64; k_pairs]);
+            let mut tie = vec![0.0f64; if ties.is_some() { k_pairs } else { 0 }];
             for _ in 0..m {
                 state = mix(state);
                 // Lemire's multiply-shift: an index in [0, m) without modulo bias worth noting
                 let k = ((state as u128 * m as u128) >> 64) as usize;
-                w.push(winners[k]);
-                l.push(losers[k]);
-                if let (Some(v), Some(src)) = (wt.as_mut(), weights) {
-                    v.push(src[k]);
+                let at = slot[k] as usize;
+                if at == u32::MAX as usize {
+                    continue;
                 }
-                if let (Some(v), Some(src)) = (ti.as_mut(), ties) {
-                    v.push(src[k]);
+                let w = weights.map_or(1.0, |w| w[k]);
+                if ties.is_some_and(|t| t[k]) {
+                    wij[at] += 0.5 * w;
+                    wji[at] += 0.5 * w;
+                    tie[at] += w;
+                } else if winners[k] < losers[k] {
+                    wij[at] += w;
+                } else {
+                    wji[at] += w;
                 }
             }
-            let pairs = bt::aggregate(&w, &l, wt.as_deref(), ti.as_deref(), Some(n)).ok()?;
+            // keep the pairs drawn at least once
+            let mut pairs = bt::Pairs {
+                n,
+                ..bt::Pairs::default()
+            };
+            for e in 0..k_pairs {
+                if wij[e] + wji[e] > 0.0 {
+                    pairs.i.push(base.i[e]);
+                    pairs.j.push(base.j[e]);
+                    pairs.wij.push(wij[e]);
+                    pairs.wji.push(wji[e]);
+                    pairs.tie.push(tie.get(e).copied().unwrap_or(0.0));
+                }
+            }
             let fit = if davidson {
                 bt::fit_davidson(&pairs, prior, tol, max_iter)
                     .ok()
@@ -338,6 +446,84 @@ pub fn bootstrap_bt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bootstrap_reweighting_equals_aggregating_the_drawn_rows() -> Result<()> {
+        // rows drawn exactly as bootstrap_bt draws them, aggregated from scratch, then fitted
+        let mut st = 7u64;
+        let mut next = || {
+            st = mix(st);
+            st
+        };
+        let (n, m) = (6usize, 300usize);
+        let (mut w, mut l, mut wt, mut ti) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..m {
+            let a = (next() % n as u64) as i64;
+            let b = (a + 1 + (next() % (n as u64 - 1)) as i64) % n as i64;
+            w.push(a);
+            l.push(b);
+            wt.push(0.5 + (next() % 4) as f64);
+            ti.push(next() % 5 == 0);
+        }
+        let (out, failed) = bootstrap_bt(
+            &w,
+            &l,
+            Some(&wt),
+            Some(&ti),
+            n,
+            0.1,
+            1e-12,
+            200,
+            3,
+            11,
+            false,
+        )?;
+        assert_eq!(failed, 0);
+        for b in 0..3usize {
+            let mut state = mix(11 ^ mix(b as u64));
+            let (mut dw, mut dl, mut dwt, mut dti) = (vec![], vec![], vec![], vec![]);
+            for _ in 0..m {
+                state = mix(state);
+                let k = ((state as u128 * m as u128) >> 64) as usize;
+                dw.push(w[k]);
+                dl.push(l[k]);
+                dwt.push(wt[k]);
+                dti.push(ti[k]);
+            }
+            let p = bt::aggregate(&dw, &dl, Some(&dwt), Some(&dti), Some(n))?;
+            let f = bt::fit(&p, 0.1, 1e-12, 200)?;
+            for i in 0..n {
+                assert!((out[b * n + i] - f.scores[i]).abs() < 1e-9);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn score_comparisons_counts_judges() -> Result<()> {
+        // items x judges; NaN = not judged
+        let nan = f64::NAN;
+        let s = [
+            3.0, 1.0, 2.0, /**/ 1.0, 1.0, nan, /**/ 2.0, 5.0, 2.0,
+        ];
+        let (w, l, wt, ti) = score_comparisons(&s, 3, 3, 0.0)?;
+        let rows: Vec<_> = (0..w.len()).map(|k| (w[k], l[k], wt[k], ti[k])).collect();
+        assert_eq!(
+            rows,
+            vec![
+                (0, 1, 1.0, false),
+                (0, 2, 1.0, false),
+                (2, 0, 1.0, false),
+                (2, 1, 2.0, false),
+                (0, 1, 1.0, true),
+                (0, 2, 1.0, true),
+            ]
+        );
+        assert!(score_comparisons(&s, 3, 2, 0.0).is_err());
+        assert!(score_comparisons(&[f64::INFINITY, 1.0], 2, 1, 0.0).is_err());
+        assert!(score_comparisons(&s, 3, 3, -1.0).is_err());
+        Ok(())
+    }
 
     #[test]
     fn elo_first_update() {
