@@ -201,6 +201,7 @@ def _bwd_grad_kernel(
     ENT,
     G_LOGP,
     G_ENT,
+    LABEL_G,
     G,
     N,
     V,
@@ -252,12 +253,15 @@ def _bwd_grad_kernel(
     g = tl.load(G_LOGP + rows64, mask=row_ok, other=0.0)
     p = tl.exp(z - lse[:, None])
     # d logp / dz = onehot - p
-    grad = tl.where(cols[None, :] == y[:, None], g[:, None], 0.0) - p * g[:, None]
+    grad = -p * g[:, None]
     if HAS_ENT_GRAD:
         # d H / dz = -p (z - lse + H)
         ent = tl.load(ENT + rows64, mask=row_ok, other=0.0)
         ge = tl.load(G_ENT + rows64, mask=row_ok, other=0.0)
         grad -= ge[:, None] * p * (z - (lse - ent)[:, None])
+    # the label's entry from the accurate log-prob (1 - p_y cancels when p_y is near 1)
+    lab = tl.load(LABEL_G + rows64, mask=row_ok, other=0.0)
+    grad = tl.where(cols[None, :] == y[:, None], lab[:, None], grad)
     if HAS_SOFTCAP:
         th = z * t_over_softcap
         grad = grad * (1.0 - th * th)
@@ -405,6 +409,7 @@ def backward(
     ent: torch.Tensor | None,
     grad_logp: torch.Tensor,
     grad_ent: torch.Tensor | None,
+    label_g: torch.Tensor,
     *,
     temperature: float,
     logit_scale: float,
@@ -414,7 +419,8 @@ def backward(
     need_b: bool,
     chunk_bytes: int = 256 * 2**20,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-    """(dx, dw, db) for the unmasked rows; dw and db accumulate in float32."""
+    """(dx, dw, db) for the unmasked rows; dw and db accumulate in float32. ``label_g`` is
+    ``dL/dz`` at each row's label (:func:`fastalign._logprobs_torch.label_grad`)."""
     n, h = x.shape
     v = w.shape[0]
     dx = torch.empty_like(x) if need_x else None
@@ -445,6 +451,7 @@ def backward(
             ent[s:e] if has_ent else lse[s:e],
             g_logp[s:e],
             g_ent[s:e],
+            label_g[s:e],
             g,
             mrows,
             v,

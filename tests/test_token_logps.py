@@ -349,3 +349,27 @@ def test_triton_backend_vocab_split_and_backward_chunks(monkeypatch):
     check_against_float64(
         case, entropy=True, backend="triton", tol_out=1e-5, tol_grad=1e-4, softcap=5.0
     )
+
+
+@pytest.mark.parametrize(
+    "backend", ["torch", pytest.param("triton", marks=pytest.mark.interpreter)]
+)
+@pytest.mark.parametrize("entropy", [False, True])
+def test_gradient_exact_when_the_label_is_almost_certain(backend, entropy):
+    """Found by hypothesis (n=2, h=1, v=2, seed 9759863): with p_label = 0.99997 the label's
+    gradient g (1 - p_label) formed from a rounded p_label kept 3 digits (dhidden off by
+    3e-3 relative, 6x PyTorch's error); it is now formed as -g expm1(logp)."""
+    case = make_case(2, 1, 2, 9759863, mask_frac=0.0)
+    check_against_float64(case, entropy=entropy, backend=backend, tol_out=1e-5, tol_grad=1e-4)
+    # sharper than hypothesis' example: p_label = 1 - 4e-9, beyond fp32's resolution near 1
+    hidden = torch.tensor([[4.0], [-3.0]])
+    weight = torch.tensor([[2.4], [-2.4]])
+    labels = torch.tensor([0, 1])
+    g = torch.tensor([1.0, -0.5], dtype=torch.float64)
+    check_against_float64(
+        (hidden, weight, None, labels, g, g.flip(0)),
+        entropy=entropy,
+        backend=backend,
+        tol_out=1e-5,
+        tol_grad=1e-4,
+    )

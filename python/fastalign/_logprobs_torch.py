@@ -68,12 +68,13 @@ class FusedLogps(torch.autograd.Function):
     """token log-probs (and optionally entropies) of compacted, unmasked tokens."""
 
     @staticmethod
-    def forward(ctx, h, w, b, labels, transform, want_entropy, chunk_rows):
+    def forward(ctx, h, w, b, labels, transform, want_entropy, chunk_rows, extras=()):
         n, vocab = h.shape[0], w.shape[0]
         compute = torch.float64 if h.dtype == torch.float64 else torch.float32
         logp = torch.empty(n, dtype=compute, device=h.device)
         lse = torch.empty(n, dtype=compute, device=h.device)
         ent = torch.empty(n, dtype=compute, device=h.device) if want_entropy else None
+        stats = {k: _stat_buffer(k, n, compute, h.device) for k in extras}
         rows = min(chunk_rows, max(n, 1))
         buf = torch.empty(rows, vocab, dtype=compute, device=h.device)
         pbuf = torch.empty_like(buf) if want_entropy else None
@@ -83,6 +84,10 @@ class FusedLogps(torch.autograd.Function):
             # Shift by the row max first, as log_softmax does: logp = (z - m) - log(sum-exp)
             # is exact for the max logit where z - logsumexp(z) would cancel. Every step runs
             # in place on the one chunk buffer (no [rows, V] temporaries).
+            if "mean_logits" in stats:
+                stats["mean_logits"][s:e] = z.mean(1)
+            if "is_top1" in stats:  # the first maximum is the label (argmax's convention)
+                stats["is_top1"][s:e] = z.argmax(1) == labels[s:e]
             m = z.amax(dim=1, keepdim=True)
             z.sub_(m)
             target = z.gather(1, labels[s:e, None]).squeeze(1)
@@ -90,19 +95,25 @@ class FusedLogps(torch.autograd.Function):
                 zs = pbuf[: e - s].copy_(z)
             sum_exp = z.exp_().sum(1)
             log_s = sum_exp.log()
+            if "log_sum_sq_probs" in stats:  # log sum_v p_v^2 = 2 log ||exp(z - m)|| - 2 log_s
+                norm = torch.linalg.vector_norm(z, dim=1)
+                stats["log_sum_sq_probs"][s:e] = 2.0 * (norm.log() - log_s)
             lse[s:e] = m.squeeze(1) + log_s
             logp[s:e] = target - log_s
             if want_entropy:
                 # H = log(sum-exp) - sum_v p_v (z_v - m), with p = exp(z - m) / sum-exp
                 ent[s:e] = log_s - zs.mul_(z).sum(1) / sum_exp
-        ctx.save_for_backward(h, w, b, labels, lse, ent)
+        ctx.save_for_backward(h, w, b, labels, lse, ent, logp)
         ctx.transform, ctx.chunk_rows = transform, rows
-        ctx.mark_non_differentiable(lse)
-        return (logp, ent) if want_entropy else (logp,)
+        ctx.mark_non_differentiable(lse, *stats.values())
+        ctx.set_materialize_grads(False)  # entropy often only feeds metrics: no zero gradient
+        head = (logp, ent) if want_entropy else (logp,)
+        return head + tuple(stats[k] for k in extras)
 
     @staticmethod
-    def backward(ctx, grad_logp, grad_ent=None):
-        h, w, b, labels, lse, ent = ctx.saved_tensors
+    def backward(ctx, grad_logp, *grads):
+        grad_ent = grads[0] if ctx.saved_tensors[5] is not None and grads else None
+        h, w, b, labels, lse, ent, logp = ctx.saved_tensors
         transform: Transform = ctx.transform
         n, vocab = h.shape[0], w.shape[0]
         compute = lse.dtype
@@ -114,11 +125,14 @@ class FusedLogps(torch.autograd.Function):
         dh = torch.empty_like(h) if need_h else None
         dw = torch.zeros(w.shape, dtype=compute, device=w.device) if need_w else None
         db = torch.zeros(vocab, dtype=compute, device=w.device) if need_b else None
-        if n == 0 or not (need_h or need_w or need_b):
+        if n == 0 or not (need_h or need_w or need_b) or (grad_logp is None and grad_ent is None):
+            if dh is not None:
+                dh.zero_()
             return _grads(dh, dw, db, w, b)
         g_lp = grad_logp.to(compute) if grad_logp is not None else torch.zeros_like(lse)
         use_ent = ent is not None and grad_ent is not None
         g_ent = grad_ent.to(compute) if use_ent else None
+        lab = label_grad(logp, g_lp, ent if use_ent else None, g_ent)
         need_z = use_ent or transform.softcap is not None
         rows = ctx.chunk_rows
         buf = torch.empty(rows, vocab, dtype=compute, device=h.device)
@@ -138,7 +152,7 @@ class FusedLogps(torch.autograd.Function):
                 grad = p.mul_(z.sub(coef).mul_(g_ent[s:e, None]).add_(g[:, None])).neg_()
             else:
                 grad = p.mul_(g.neg()[:, None])
-            grad[arange[:m], labels[s:e]] += g
+            grad[arange[:m], labels[s:e]] = lab[s:e]
             if need_z:
                 transform.chain_(grad, z)
             elif transform.logit_scale / transform.temperature != 1.0:
@@ -153,9 +167,57 @@ class FusedLogps(torch.autograd.Function):
         return _grads(dh, dw, db, w, b)
 
 
+def label_grad(
+    logp: torch.Tensor,
+    g_lp: torch.Tensor,
+    ent: torch.Tensor | None = None,
+    g_ent: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``dL/dz`` at each row's label, formed from the accurate log-prob: ``g (1 - p_y)`` as
+    ``-g expm1(logp)`` (``1 - p_y`` from a rounded ``p_y`` near 1 loses every digit), minus the
+    entropy term ``g_ent p_y (logp + H)``."""
+    out = -g_lp * torch.expm1(logp)
+    if ent is not None and g_ent is not None:
+        p = torch.exp(logp)
+        out = out - torch.where(p > 0, g_ent * p * (logp + ent), 0.0)
+    return out
+
+
 def _grads(dh, dw, db, w, b):
     if dw is not None and dw.dtype != w.dtype:
         dw = dw.to(w.dtype)
     if db is not None and b is not None and db.dtype != b.dtype:
         db = db.to(b.dtype)
-    return dh, dw, db, None, None, None, None
+    return dh, dw, db, None, None, None, None, None
+
+
+STATS = ("log_sum_sq_probs", "mean_logits", "is_top1")
+
+
+def _stat_buffer(name: str, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    if name not in STATS:
+        raise ValueError(f"unknown statistic {name!r}; expected one of {STATS}")
+    return torch.empty(n, dtype=torch.bool if name == "is_top1" else dtype, device=device)
+
+
+@torch.no_grad()
+def logit_stats(h, w, b, labels, transform: Transform, extras, chunk_rows: int):
+    """Forward-only statistics of the transformed logits, chunk by chunk (for paths whose
+    kernel does not compute them): ``log_sum_sq_probs``, ``mean_logits``, ``is_top1``."""
+    n, vocab = h.shape[0], w.shape[0]
+    compute = torch.float64 if h.dtype == torch.float64 else torch.float32
+    stats = {k: _stat_buffer(k, n, compute, h.device) for k in extras}
+    rows = min(chunk_rows, max(n, 1))
+    buf = torch.empty(rows, vocab, dtype=compute, device=h.device)
+    for s in range(0, n, rows):
+        e = min(n, s + rows)
+        z = transform.apply_(_chunk_logits(h[s:e], w, b, buf[: e - s]))
+        if "mean_logits" in stats:
+            stats["mean_logits"][s:e] = z.mean(1)
+        if "is_top1" in stats:
+            stats["is_top1"][s:e] = z.argmax(1) == labels[s:e]
+        if "log_sum_sq_probs" in stats:
+            z.sub_(z.amax(dim=1, keepdim=True)).exp_()
+            norm = torch.linalg.vector_norm(z, dim=1)
+            stats["log_sum_sq_probs"][s:e] = 2.0 * (norm.log() - z.sum(1).log())
+    return tuple(stats[k] for k in extras)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fastalign._logprobs_torch import Transform
+from fastalign._logprobs_torch import Transform, label_grad
 
 
 class _FusedLogpsTriton(torch.autograd.Function):
@@ -22,7 +22,7 @@ class _FusedLogpsTriton(torch.autograd.Function):
             softcap=transform.softcap,
             want_entropy=want_entropy,
         )
-        ctx.save_for_backward(h, w, b, labels, lse, ent)
+        ctx.save_for_backward(h, w, b, labels, lse, ent, logp)
         ctx.transform = transform
         return (logp, ent) if want_entropy else (logp,)
 
@@ -30,11 +30,15 @@ class _FusedLogpsTriton(torch.autograd.Function):
     def backward(ctx, grad_logp, grad_ent=None):
         from fastalign.kernels import fused_logprobs as k
 
-        h, w, b, labels, lse, ent = ctx.saved_tensors
+        h, w, b, labels, lse, ent, logp = ctx.saved_tensors
         t: Transform = ctx.transform
         need_b = b is not None and ctx.needs_input_grad[2]
         if grad_logp is None:
             grad_logp = torch.zeros_like(lse)
+        use_ent = ent is not None and grad_ent is not None
+        lab = label_grad(
+            logp, grad_logp.float(), ent if use_ent else None, grad_ent.float() if use_ent else None
+        )
         dh, dw, db = k.backward(
             h,
             w,
@@ -44,6 +48,7 @@ class _FusedLogpsTriton(torch.autograd.Function):
             ent,
             grad_logp,
             grad_ent,
+            lab,
             temperature=t.temperature,
             logit_scale=t.logit_scale,
             softcap=t.softcap,

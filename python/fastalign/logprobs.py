@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from fastalign import _backend
-from fastalign._logprobs_torch import FusedLogps, Transform, chunk_rows_for
+from fastalign._logprobs_torch import FusedLogps, Transform, chunk_rows_for, logit_stats
 from fastalign.errors import InvalidInputError, ShapeError
 from fastalign.reference import logprobs as _ref
 
@@ -269,6 +269,42 @@ def token_logps(
         >>> fastalign.token_logps(h, w, torch.tensor([1, 2, -100]))
         tensor([-2.3026, -2.3026,  0.0000])
     """
+    outs = _token_logps(
+        hidden,
+        weight,
+        labels,
+        bias=bias,
+        temperature=temperature,
+        logit_scale=logit_scale,
+        softcap=softcap,
+        ignore_index=ignore_index,
+        return_entropy=return_entropy,
+        backend=backend,
+        process_group=process_group,
+        chunk_rows=chunk_rows,
+    )
+    return (outs[0], outs[1]) if return_entropy else outs[0]
+
+
+def _token_logps(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    bias: torch.Tensor | None,
+    temperature: float,
+    logit_scale: float,
+    softcap: float | None,
+    ignore_index: int,
+    return_entropy: bool,
+    backend: str,
+    process_group: object | None,
+    chunk_rows: int | None,
+    extras: tuple[str, ...] = (),
+) -> tuple[torch.Tensor, ...]:
+    """:func:`token_logps`'s work: ``(logps[, entropy], *extras)``, each ``[N]``; ``extras``
+    are forward-only statistics (``log_sum_sq_probs``, ``mean_logits``, ``is_top1``; see
+    :func:`fastalign._logprobs_torch.logit_stats`), 0 / False at ignored positions."""
     _check_float(hidden, "hidden")
     _check_float(weight, "weight")
     if not isinstance(labels, torch.Tensor):
@@ -308,8 +344,17 @@ def token_logps(
     )
     _check_labels(labels, vocab, ignore_index)
     which = _backend.resolve(backend, hidden.device.type, triton_ok=hidden.dtype != torch.float64)
+    if chunk_rows is None:
+        rows = chunk_rows_for(vocab, _CHUNK_BYTES)
+    elif isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise InvalidInputError(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
+    else:
+        rows = chunk_rows
+    keep = (labels != ignore_index).nonzero().squeeze(1)
+    h_c = hidden.index_select(0, keep)
+    y_c = labels.index_select(0, keep).long()
     if which == "reference":
-        return _ref.token_logps(
+        head = _ref.token_logps(
             hidden,
             weight,
             labels,
@@ -320,27 +365,31 @@ def token_logps(
             ignore_index=ignore_index,
             return_entropy=return_entropy,
         )
-    keep = (labels != ignore_index).nonzero().squeeze(1)
-    h_c = hidden.index_select(0, keep)
-    y_c = labels.index_select(0, keep).long()
+        head = head if isinstance(head, tuple) else (head,)
+        if not extras:
+            return head
+        outs = logit_stats(h_c, weight, bias, y_c, transform, extras, rows)
+        return head + _scatter(outs, keep, n)
     if which == "triton":
         from fastalign._logprobs_triton import fused_logps
 
-        outs = fused_logps(h_c, weight, bias, y_c, transform, return_entropy)
+        outs = tuple(fused_logps(h_c, weight, bias, y_c, transform, return_entropy))
+        if extras:
+            outs += logit_stats(h_c, weight, bias, y_c, transform, extras, rows)
     else:
-        if chunk_rows is None:
-            rows = chunk_rows_for(vocab, _CHUNK_BYTES)
-        elif isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
-            raise InvalidInputError(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
-        else:
-            rows = chunk_rows
         outs = FusedLogps.apply(
-            h_c.contiguous(), weight, bias, y_c, transform, bool(return_entropy), rows
+            h_c.contiguous(), weight, bias, y_c, transform, bool(return_entropy), rows, extras
         )
-    results = []
-    for o in outs:
-        results.append(torch.zeros(n, dtype=o.dtype, device=o.device).index_copy(0, keep, o))
-    return (results[0], results[1]) if return_entropy else results[0]
+    return _scatter(outs, keep, n)
+
+
+def _scatter(
+    outs: tuple[torch.Tensor, ...], keep: torch.Tensor, n: int
+) -> tuple[torch.Tensor, ...]:
+    """Compacted per-token outputs back to all ``n`` positions (0 / False elsewhere)."""
+    return tuple(
+        torch.zeros(n, dtype=o.dtype, device=o.device).index_copy(0, keep, o) for o in outs
+    )
 
 
 def sequence_logps(

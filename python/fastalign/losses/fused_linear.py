@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from fastalign._logprobs_torch import Transform, _chunk_logits, chunk_rows_for
+from fastalign._logprobs_torch import Transform, _chunk_logits, chunk_rows_for, label_grad
 from fastalign.errors import InvalidInputError, ShapeError
 from fastalign.losses._common import LossOutput
 from fastalign.losses.preference import PREFERENCE_LOSS_TYPES, preference_loss
@@ -86,7 +86,8 @@ class _PairwiseFused(torch.autograd.Function):
             g = g_seq.index_select(0, seq)
             # dL/dz = g (onehot - softmax), with softmax = exp(z - max) / sum_exp: one pass
             grad = z.mul_((-g / sum_exp)[:, None])
-            grad[torch.arange(m, device=grad.device), y] += g
+            # the label's entry from the log-prob: g (1 - p_y) cancels when p_y is near 1
+            grad[torch.arange(m, device=grad.device), y] = label_grad(logp, g)
             if zbuf is not None:
                 transform.chain_(grad, zbuf[:m])
             elif transform.logit_scale / transform.temperature != 1.0:
