@@ -1,0 +1,272 @@
+"""fastalign.integrations.trl end to end: stock TRL trainers (DPO, KTO, GRPO) for 3 steps on a
+tiny random Llama, with and without fastalign: the same per-step losses, the same weight
+updates, the same logged metrics, and no ``[tokens, vocab]`` logits in the fastalign run."""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+pytest.importorskip("trl")
+pytest.importorskip("datasets")
+
+import fastalign.integrations.trl as fa_trl  # noqa: E402
+from fastalign.bench import tiny_lm  # noqa: E402
+
+CHUNK = 4  # fastalign's chunk of tokens: the largest [rows, V] block it may form
+
+
+class VocabWatch(TorchDispatchMode):
+    """Records the most rows of any new tensor (not a view) an op produces whose last
+    dimension is the vocabulary (the logits, or a chunk of them)."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.vocab, self.rows = vocab, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func.is_view:  # e.g. weight.t(): no new memory
+            return out
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor) and t.ndim >= 2 and t.shape[-1] == self.vocab:
+                self.rows = max(self.rows, math.prod(t.shape[:-1]))
+        return out
+
+
+def _common(tmp_path, **kw):
+    return {
+        "output_dir": str(tmp_path / "out"),
+        "max_steps": 3,
+        "per_device_train_batch_size": 4,
+        "learning_rate": 1.0,  # SGD: large enough for updates well above fp32 rounding
+        "optim": "sgd",
+        "logging_steps": 1,
+        "report_to": "none",
+        "save_strategy": "no",
+        "use_cpu": True,
+        "bf16": False,
+        "seed": 0,
+        "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+        **kw,
+    }
+
+
+def _trainer(kind, tmp_path, *, tie=False, loss_type=None):
+    from datasets import Dataset
+
+    tok = tiny_lm.make_tokenizer()
+    model = tiny_lm.make_llama(tok, tie_word_embeddings=tie)
+    if kind == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        args = DPOConfig(**_common(tmp_path, max_length=32), loss_type=loss_type or ["sigmoid"])
+        ds = Dataset.from_list(tiny_lm.preference_rows(12))
+        trainer = DPOTrainer(
+            model=model, ref_model=copy.deepcopy(model), args=args, train_dataset=ds,
+            processing_class=tok,
+        )  # fmt: skip
+    elif kind == "kto":
+        from trl import KTOConfig, KTOTrainer
+
+        args = KTOConfig(**_common(tmp_path, max_length=32))
+        ds = Dataset.from_list(tiny_lm.unpaired_rows(12))
+        trainer = KTOTrainer(
+            model=model, ref_model=copy.deepcopy(model), args=args, train_dataset=ds,
+            processing_class=tok,
+        )  # fmt: skip
+    else:
+        from trl import GRPOConfig, GRPOTrainer
+
+        # GRPO reloads its reference from the model's path: the tiny model lives on disk
+        path = tmp_path / "tiny"
+        model.save_pretrained(path)
+        tok.save_pretrained(path)
+        args = GRPOConfig(
+            **_common(tmp_path, per_device_train_batch_size=2),
+            num_generations=2, max_completion_length=6, beta=0.04, temperature=0.9,
+        )  # fmt: skip
+        ds = Dataset.from_list(tiny_lm.prompt_rows(8))
+        trainer = GRPOTrainer(
+            model=str(path), reward_funcs=tiny_lm.distinct_words_reward, args=args,
+            train_dataset=ds, processing_class=tok,
+        )  # fmt: skip
+    return trainer, len(tok)
+
+
+def _run(kind, tmp_path, *, fastalign, **kw):
+    """Per-step losses (full precision), parameters before and after, logged metrics, and
+    the most rows of a [*, V] tensor formed inside the loss computation."""
+    if fastalign:
+        fa_trl.enable(chunk_rows=CHUNK)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer, vocab = _trainer(kind, tmp_path / ("fa" if fastalign else "trl"), **kw)
+            before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+            losses = []
+            watch = VocabWatch(trainer.model.config.vocab_size)
+            real = trainer.compute_loss
+
+            def compute_loss(*a, **k):
+                with watch:
+                    out = real(*a, **k)
+                losses.append(float((out[0] if isinstance(out, tuple) else out).detach()))
+                return out
+
+            trainer.compute_loss = compute_loss
+            trainer.train()
+    finally:
+        fa_trl.disable()
+    after = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    return losses, before, after, logs, watch.rows
+
+
+def _assert_same_training(a, b, *, loss_rtol=1e-5, update_rtol=1e-4):
+    losses_a, before_a, after_a, logs_a, _ = a
+    losses_b, before_b, after_b, logs_b, _ = b
+    assert len(losses_a) == len(losses_b) >= 3
+    for x, y in zip(losses_a, losses_b, strict=True):
+        assert abs(x - y) <= loss_rtol * max(abs(x), 1e-3), (losses_a, losses_b)
+    for name, w0 in before_a.items():
+        torch.testing.assert_close(before_b[name], w0, rtol=0, atol=0)  # same start
+        da, db = after_a[name] - w0, after_b[name] - w0
+        scale = max(float(da.abs().max()), 1e-12)
+        # the weights agree within 1e-5 relative, and so do the updates (to 1e-4 of the
+        # largest, plus the float32 rounding of storing the weights three times)
+        torch.testing.assert_close(after_b[name], after_a[name], rtol=1e-5, atol=1e-7)
+        rounding = 3 * torch.finfo(torch.float32).eps * after_a[name].abs()
+        assert bool(((da - db).abs() <= update_rtol * scale + rounding).all()), name
+        assert scale > 1e-5, f"{name} barely moved: the comparison would say nothing"
+    for la, lb in zip(logs_a, logs_b, strict=True):
+        for key in la.keys() & lb.keys():
+            timing = "time" in key or "per_second" in key
+            if isinstance(la[key], float) and not timing and key not in ("learning_rate", "epoch"):
+                assert lb[key] == pytest.approx(la[key], rel=1e-4, abs=1e-6), key
+
+
+@pytest.mark.parametrize(
+    ("kind", "kw"),
+    [
+        ("dpo", {}),
+        ("dpo", {"tie": True, "loss_type": ["sigmoid", "sft"]}),
+        ("kto", {}),
+        ("grpo", {}),
+    ],
+    ids=["dpo", "dpo-tied-sigmoid+sft", "kto", "grpo"],
+)
+def test_stock_trainer_with_fastalign_trains_identically(tmp_path, kind, kw):
+    stock = _run(kind, tmp_path, fastalign=False, **kw)
+    fast = _run(kind, tmp_path, fastalign=True, **kw)
+    _assert_same_training(stock, fast)
+    # TRL's own CPU path scores every position in one [tokens, V] tile; fastalign only
+    # forms chunks of CHUNK rows
+    assert stock[4] > CHUNK
+    assert 0 < fast[4] <= CHUNK
+
+
+def _truth(h, w, b, y, temp=1.0, cap=None, scale=1.0):
+    """Float64 definitions of TRL's five outputs, from materialized logits."""
+    z = (h @ w.T + (0 if b is None else b)) * scale
+    if cap is not None:
+        z = cap * torch.tanh(z / cap)
+    z = z / temp
+    logp_all = torch.log_softmax(z, -1)
+    p = logp_all.exp()
+    return (
+        logp_all.gather(1, y[:, None]).squeeze(1),
+        -(p * logp_all).sum(-1),
+        torch.logsumexp(2 * logp_all, -1),
+        z.mean(-1),
+        z.argmax(-1) == y,
+    )
+
+
+OUTPUTS = ("log_probs", "entropy", "log_sum_sq_probs", "mean_logits", "is_top1")
+
+
+def test_outputs_match_the_definitions_and_trls_function():
+    """Every output TRL asks for, under the transforms TRL passes (temperature, logit scale,
+    softcapping, bias): float64-exact against the definitions (TRL's own function, which
+    works in float32, agrees to float32 precision)."""
+    from trl.trainer import utils
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(37, 16, generator=g, dtype=torch.float64)
+    w = torch.randn(50, 16, generator=g, dtype=torch.float64)
+    w[7] = w[3]  # an exact tie at the top: is_top1 follows argmax (the first maximum)
+    b = torch.randn(50, generator=g, dtype=torch.float64)
+    b[7] = b[3]
+    y = torch.randint(0, 50, (37,), generator=g)
+    y[:3], y[3:6] = 3, 7
+    for kw in ({}, {"temp": 0.7, "cap": 4.0, "scale": 1.3}):
+        args = (kw.get("temp", 1.0), 32768, kw.get("cap"), kw.get("scale", 1.0), OUTPUTS)
+        truth = _truth(h, w, b, y, *(args[0], args[2], args[3]))
+        ours = fa_trl.FastalignLogProbFunction.apply(h, w, b, y, *args)
+        trls = utils._ChunkedLogProbFunction.apply(h, w, b, y, *args)
+        for name, want, got, theirs in zip(OUTPUTS, truth, ours, trls, strict=True):
+            if name == "is_top1":
+                assert torch.equal(got, want)
+                assert torch.equal(theirs, want)
+            else:
+                torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12, msg=name)
+                torch.testing.assert_close(theirs.double(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_gradients_match_the_definitions():
+    g = torch.Generator().manual_seed(1)
+    h0 = torch.randn(20, 8, generator=g, dtype=torch.float64)
+    w0 = torch.randn(30, 8, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 30, (20,), generator=g)
+    c = torch.randn(20, generator=g, dtype=torch.float64)
+    grads = []
+    for use_truth in (True, False):
+        h, w = h0.clone().requires_grad_(True), w0.clone().requires_grad_(True)
+        if use_truth:
+            lp, ent, *_ = _truth(h, w, None, y, temp=0.8, cap=3.0)
+        else:
+            lp, ent, *_ = fa_trl.FastalignLogProbFunction.apply(
+                h, w, None, y, 0.8, 32768, 3.0, 1.0, ("log_probs", "entropy")
+            )
+        ((lp * c).sum() + (ent * c.flip(0)).sum()).backward()
+        grads.append((h.grad, w.grad))
+    for want, got in zip(*grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_autocast_runs_the_head_in_the_autocast_dtype():
+    h = torch.randn(6, 8)
+    w = torch.randn(12, 8)
+    y = torch.randint(0, 12, (6,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lp, *_ = fa_trl.FastalignLogProbFunction.apply(h, w, None, y, 1.0, 32768)
+    ref = torch.log_softmax((h.bfloat16() @ w.bfloat16().T).float(), -1).gather(1, y[:, None])
+    torch.testing.assert_close(lp, ref.squeeze(1), rtol=0, atol=2e-2)
+    assert lp.dtype == torch.float32
+
+
+def test_enable_disable_and_context():
+    from trl.trainer import utils
+
+    original = utils._ChunkedLogProbFunction
+    assert not fa_trl.is_enabled()
+    with fa_trl.enabled(backend="torch"):
+        assert utils._ChunkedLogProbFunction is fa_trl.FastalignLogProbFunction
+        assert fa_trl.FastalignLogProbFunction.backend == "torch"
+        fa_trl.enable(backend="reference")  # idempotent, updates the options
+        assert fa_trl.is_enabled()
+    assert utils._ChunkedLogProbFunction is original
+    assert not fa_trl.is_enabled()
+    fa_trl.disable()  # a no-op when off
+    with pytest.raises(ValueError, match="backend"):
+        fa_trl.enable(backend="cuda")
+    with pytest.raises(ValueError, match="chunk_rows"):
+        fa_trl.enable(chunk_rows=0)
+    assert not fa_trl.is_enabled()
