@@ -15,6 +15,7 @@ import pytest
         "fastalign.bleu",
         "fastalign.dedup",
         "fastalign.errors",
+        "fastalign.integrations.hf",
         "fastalign.logprobs",
         "fastalign.losses.beta_dpo",
         "fastalign.losses.fused_linear",

@@ -15,8 +15,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 pytest.importorskip("trl")
 pytest.importorskip("datasets")
 
-import fastalign.integrations.trl as fa_trl  # noqa: E402
-from fastalign.bench import tiny_lm  # noqa: E402
+import fastalign.integrations.trl as fa_trl
+from fastalign.bench import tiny_lm
 
 CHUNK = 4  # fastalign's chunk of tokens: the largest [rows, V] block it may form
 
@@ -108,7 +108,7 @@ def _run(kind, tmp_path, *, fastalign, **kw):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trainer, vocab = _trainer(kind, tmp_path / ("fa" if fastalign else "trl"), **kw)
+            trainer, _ = _trainer(kind, tmp_path / ("fa" if fastalign else "trl"), **kw)
             before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
             losses = []
             watch = VocabWatch(trainer.model.config.vocab_size)

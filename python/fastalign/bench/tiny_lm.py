@@ -7,11 +7,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
-WORDS = (
-    "the a cat dog sat ran on in mat box red blue big small is was good bad yes no what color "
-    "sky grass sun moon hot cold up down left right one two three four five six seven eight "
-    "nine ten and or not very fast slow tree house car road day night"
-).split()
+_TEXT = (
+    "the a cat dog sat ran on in mat box red blue big small is was good bad yes no what "
+    "color sky grass sun moon hot cold up down left right one two three four five six seven "
+    "eight nine ten and or not very fast slow tree house car road day night"
+)
+WORDS: tuple[str, ...] = tuple(_TEXT.split())
 
 # (prompt, a good answer, a bad answer): the generated rows recombine these
 _FACTS = [
@@ -36,7 +37,7 @@ def make_tokenizer() -> Any:
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<unk>", "<bos>", "<eos>"]
-    vocab = {t: i for i, t in enumerate(specials + WORDS)}
+    vocab = {t: i for i, t in enumerate([*specials, *WORDS])}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.decoder = decoders.WordPiece(prefix="##")
