@@ -9,9 +9,9 @@ import torch
 
 pytest.importorskip("transformers")
 
-from fastalign.bench import tiny_lm  # noqa: E402
-from fastalign.errors import InvalidInputError, ShapeError  # noqa: E402
-from fastalign.integrations.hf import head_transform, sequence_logps  # noqa: E402
+from fastalign.bench import tiny_lm
+from fastalign.errors import InvalidInputError, ShapeError
+from fastalign.integrations.hf import head_transform, sequence_logps
 
 
 def _model(kind, tok):
