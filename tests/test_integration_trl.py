@@ -270,3 +270,25 @@ def test_enable_disable_and_context():
     with pytest.raises(ValueError, match="chunk_rows"):
         fa_trl.enable(chunk_rows=0)
     assert not fa_trl.is_enabled()
+
+
+def test_example_script_runs_and_agrees():
+    """examples/trl_dpo_tiny.py at a small size: both runs finish with the same losses."""
+    import json
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).parents[1] / "examples" / "trl_dpo_tiny.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--steps", "2", "--vocab", "500"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    stock, fast = results["stock TRL"], results["TRL + fastalign"]
+    assert len(stock["losses"]) == len(fast["losses"]) == 2
+    assert fast["losses"] == pytest.approx(stock["losses"], rel=1e-5)
+    assert "speed-up" in proc.stdout

@@ -85,20 +85,36 @@ def make_llama(
     return LlamaForCausalLM(cfg)
 
 
-def _rows(n: int, seed: int) -> list[tuple[str, str, str]]:
+def _words(rng: random.Random, lo: int, hi: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi)))
+
+
+def _rows(
+    n: int, seed: int, context: tuple[int, int] = (0, 3), tail: tuple[int, int] = (0, 0)
+) -> list[tuple[str, str, str]]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
         prompt, good, bad = _FACTS[i % len(_FACTS)]
-        pad = " ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 3)))
+        pad = _words(rng, *context)
+        good = (good + " " + _words(rng, *tail)).strip()
+        bad = (bad + " " + _words(rng, *tail)).strip()
         out.append(((pad + " " + prompt).strip(), good, bad))
     return out
 
 
-def preference_rows(n: int = 8, seed: int = 0) -> list[dict[str, str]]:
+def preference_rows(
+    n: int = 8,
+    seed: int = 0,
+    *,
+    context: tuple[int, int] = (0, 3),
+    tail: tuple[int, int] = (0, 0),
+) -> list[dict[str, str]]:
     """``prompt`` / ``chosen`` / ``rejected`` rows (completions start with a space, as TRL
-    tokenizes ``prompt + completion``)."""
-    return [{"prompt": p, "chosen": " " + g, "rejected": " " + b} for p, g, b in _rows(n, seed)]
+    tokenizes ``prompt + completion``); ``context`` random words (min, max) before each
+    prompt and ``tail`` after each answer make longer sequences."""
+    rows = _rows(n, seed, context, tail)
+    return [{"prompt": p, "chosen": " " + g, "rejected": " " + b} for p, g, b in rows]
 
 
 def unpaired_rows(n: int = 8, seed: int = 0) -> list[dict[str, Any]]:

@@ -155,6 +155,15 @@ def fused_dpo(size: str) -> list[Row]:
     return dpo_rows.rows(size)
 
 
+@workload("trl_dpo")
+def trl_dpo(size: str) -> list[Row]:
+    """One step of TRL's stock DPOTrainer, with and without fastalign.integrations.trl; every
+    row in its own process."""
+    from fastalign.bench import trainer_rows
+
+    return trainer_rows.rows(size)
+
+
 @workload("pareto")
 def pareto(size: str) -> list[Row]:
     """Non-dominated sorting (one big set, and many small groups), hypervolume; pymoo and
