@@ -39,13 +39,13 @@ test-python: build
 lint: build
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
-	$(BIN)/ruff check python kernels tests benches
-	$(BIN)/ruff format --check python kernels tests benches
+	$(BIN)/ruff check python kernels tests benches examples
+	$(BIN)/ruff format --check python kernels tests benches examples
 	$(PY) -m mypy.stubtest fastalign._core --mypy-config-file pyproject.toml
 
 fmt:
 	cargo fmt --all
-	$(BIN)/ruff format python kernels tests benches
+	$(BIN)/ruff format python kernels tests benches examples
 	$(BIN)/ruff check --fix python kernels tests benches
 
 bench: build

@@ -114,7 +114,7 @@ def _reference(size: str) -> tuple[Any, ...]:
 def rows(size: str, progress: Callable[[str], None] | None = None) -> list[Row]:
     if not (have("trl") and have("transformers") and have("datasets")):
         return [Row("trl_dpo", "DPOTrainer step", IMPLS[1], None, error="needs trl, datasets")]
-    pairs, context, tail, hidden, layers, vocab = SIZES[size]
+    pairs, context, _tail, hidden, layers, vocab = SIZES[size]
     v = f"V={vocab:,}" if vocab else "V=tokenizer"
     wl = (
         f"DPOTrainer step, {pairs} pairs, prompts of {context[0]}-{context[1]}+ words, "
