@@ -58,7 +58,7 @@ def _common(tmp_path, **kw):
     }
 
 
-def _trainer(kind, tmp_path, *, tie=False, loss_type=None):
+def _trainer(kind, tmp_path, *, tie=False, loss_type=None, lora=False):
     from datasets import Dataset
 
     tok = tiny_lm.make_tokenizer()
@@ -68,10 +68,20 @@ def _trainer(kind, tmp_path, *, tie=False, loss_type=None):
 
         args = DPOConfig(**_common(tmp_path, max_length=32), loss_type=loss_type or ["sigmoid"])
         ds = Dataset.from_list(tiny_lm.preference_rows(12))
-        trainer = DPOTrainer(
-            model=model, ref_model=copy.deepcopy(model), args=args, train_dataset=ds,
-            processing_class=tok,
-        )  # fmt: skip
+        if lora:  # LoRA on the backbone; the reference is the model with adapters disabled
+            from peft import LoraConfig
+
+            peft = LoraConfig(
+                r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+            )  # random B too: both factors move from the first step
+            trainer = DPOTrainer(
+                model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft,
+            )  # fmt: skip
+        else:
+            trainer = DPOTrainer(
+                model=model, ref_model=copy.deepcopy(model), args=args, train_dataset=ds,
+                processing_class=tok,
+            )  # fmt: skip
     elif kind == "kto":
         from trl import KTOConfig, KTOTrainer
 
@@ -109,7 +119,11 @@ def _run(kind, tmp_path, *, fastalign, **kw):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trainer, _ = _trainer(kind, tmp_path / ("fa" if fastalign else "trl"), **kw)
-            before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+            before = {
+                k: v.detach().clone()
+                for k, v in trainer.model.named_parameters()
+                if v.requires_grad
+            }
             losses = []
             watch = VocabWatch(trainer.model.config.vocab_size)
             real = trainer.compute_loss
@@ -124,7 +138,7 @@ def _run(kind, tmp_path, *, fastalign, **kw):
             trainer.train()
     finally:
         fa_trl.disable()
-    after = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+    after = {k: v.detach().clone() for k, v in trainer.model.named_parameters() if k in before}
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     return losses, before, after, logs, watch.rows
 
@@ -157,10 +171,11 @@ def _assert_same_training(a, b, *, loss_rtol=1e-5, update_rtol=1e-4):
     [
         ("dpo", {}),
         ("dpo", {"tie": True, "loss_type": ["sigmoid", "sft"]}),
+        ("dpo", {"lora": True}),
         ("kto", {}),
         ("grpo", {}),
     ],
-    ids=["dpo", "dpo-tied-sigmoid+sft", "kto", "grpo"],
+    ids=["dpo", "dpo-tied-sigmoid+sft", "dpo-lora", "kto", "grpo"],
 )
 def test_stock_trainer_with_fastalign_trains_identically(tmp_path, kind, kw):
     stock = _run(kind, tmp_path, fastalign=False, **kw)
