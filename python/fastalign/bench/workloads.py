@@ -207,7 +207,7 @@ def dpo_loss(size: str) -> list[Row]:
                 chosen_lengths=mask[:b].sum(1),
                 rejected_lengths=mask[b:].sum(1),
             ).loss
-        ),  # fmt: skip
+        ),
         "fastalign token_preference_loss": lambda x, kind: (
             token_preference_loss(x, mask, ref_c, ref_r, loss_type=kind, beta=beta).loss
         ),
