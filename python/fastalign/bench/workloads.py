@@ -220,7 +220,7 @@ def dpo_loss(size: str) -> list[Row]:
         (want_g,) = torch.autograd.grad(want, x64)
         for i, (name, fn) in enumerate(impls.items()):
 
-            def step(fn: Any = fn) -> Any:
+            def step(fn: Any = fn, kind: str = kind) -> Any:
                 x = tok.detach().requires_grad_(True)
                 loss = fn(x, kind)
                 (gx,) = torch.autograd.grad(loss, x)
