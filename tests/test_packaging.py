@@ -65,6 +65,8 @@ def test_wheel_installs_and_imports_kernels_in_a_fresh_venv(tmp_path):
             assert zf.read(member) == src.read_bytes()
         assert "fastalign/py.typed" in names
         assert "fastalign/_core.pyi" in names
+        assert "fastalign/bench/data/prefdata.jsonl.gz" in names  # the bench's shipped data
+        assert "fastalign/bench/data/LICENSE" in names
         assert not any(n.startswith("kernels/") for n in names), "no top-level kernels package"
 
     venv = tmp_path / "venv"
