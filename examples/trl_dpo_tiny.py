@@ -86,10 +86,12 @@ def main() -> None:
         q = ctx.Queue()
         proc = ctx.Process(target=train, args=(flag, a.steps, a.vocab, q))
         proc.start()
+        while proc.is_alive() and q.empty():  # a run that dies before reporting: no hang
+            proc.join(timeout=0.5)
+        if q.empty():
+            raise SystemExit(f"{name} run failed (exit code {proc.exitcode})")
         results[name] = q.get()
         proc.join()
-        if proc.exitcode != 0:
-            raise SystemExit(f"{name} run failed (exit code {proc.exitcode})")
     print(f"{'run':<18} {'median step':>12} {'peak RSS':>10} {'above start':>12}  losses")
     for name, r in results.items():
         losses = " ".join(f"{x:.4f}" for x in r["losses"])

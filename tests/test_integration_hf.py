@@ -94,7 +94,8 @@ def test_defaults_mean_and_none_reductions():
     model = _model("llama", tok).double()
     ids, mask, _ = _batch(tok)
     labels = ids.masked_fill(mask == 0, -100)
-    total = sequence_logps(model, ids, mask)  # labels default: the unpadded tokens
+    labels[0, 3] = -100  # the first real token after left padding: nothing real before it
+    total = sequence_logps(model, ids, mask)  # labels default: real tokens after real ones
     torch.testing.assert_close(total, _reference(model, ids, mask, labels))
     per_token = sequence_logps(model, ids, mask, reduction="none")
     assert per_token.shape == (3, 8)
@@ -124,3 +125,30 @@ def test_fp32_model_within_fp32_error_and_bad_input():
     bad[1, 5] = 10_000
     with pytest.raises(ValueError, match="labels"):
         sequence_logps(model, ids, mask, bad)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # peft on transformers 5's deprecations
+def test_lora_on_the_head_is_refused():
+    peft = pytest.importorskip("peft")
+    tok = tiny_lm.make_tokenizer()
+    model = peft.get_peft_model(
+        _model("llama", tok), peft.LoraConfig(r=2, target_modules=["q_proj", "lm_head"])
+    )
+    ids, mask, _ = _batch(tok)
+    with pytest.raises(NotImplementedError, match="adapter"):
+        sequence_logps(model, ids, mask)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_lora_on_the_backbone_equals_the_models_own_logits():
+    peft = pytest.importorskip("peft")
+    tok = tiny_lm.make_tokenizer()
+    cfg = peft.LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    model = peft.get_peft_model(_model("llama", tok).double(), cfg)
+    ids, mask, labels = _batch(tok)
+    want = _reference(model, ids, mask, labels)
+    torch.testing.assert_close(sequence_logps(model, ids, mask, labels), want)
+    with model.disable_adapter():  # the reference-model trick of TRL's trainers
+        base = _reference(model, ids, mask, labels)
+        torch.testing.assert_close(sequence_logps(model, ids, mask, labels), base)
+    assert not torch.allclose(want, base)

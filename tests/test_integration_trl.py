@@ -91,19 +91,30 @@ def _trainer(kind, tmp_path, *, tie=False, loss_type=None, lora=False):
             model=model, ref_model=copy.deepcopy(model), args=args, train_dataset=ds,
             processing_class=tok,
         )  # fmt: skip
-    else:
-        from trl import GRPOConfig, GRPOTrainer
+    elif kind == "sft":
+        from trl import SFTConfig, SFTTrainer
 
-        # GRPO reloads its reference from the model's path: the tiny model lives on disk
+        args = SFTConfig(**_common(tmp_path, max_length=32))
+        rows = [{"prompt": r["prompt"], "completion": r["chosen"]} for r in
+                tiny_lm.preference_rows(12)]  # fmt: skip
+        trainer = SFTTrainer(
+            model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok
+        )
+    else:
+        from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
+
+        # GRPO / RLOO reload their reference from the model's path: it lives on disk
         path = tmp_path / "tiny"
         model.save_pretrained(path)
         tok.save_pretrained(path)
-        args = GRPOConfig(
+        config, trainer_cls = (GRPOConfig, GRPOTrainer) if kind == "grpo" else (
+            RLOOConfig, RLOOTrainer)  # fmt: skip
+        args = config(
             **_common(tmp_path, per_device_train_batch_size=2),
             num_generations=2, max_completion_length=6, beta=0.04, temperature=0.9,
         )  # fmt: skip
         ds = Dataset.from_list(tiny_lm.prompt_rows(8))
-        trainer = GRPOTrainer(
+        trainer = trainer_cls(
             model=str(path), reward_funcs=tiny_lm.distinct_words_reward, args=args,
             train_dataset=ds, processing_class=tok,
         )  # fmt: skip
@@ -112,7 +123,8 @@ def _trainer(kind, tmp_path, *, tie=False, loss_type=None, lora=False):
 
 def _run(kind, tmp_path, *, fastalign, **kw):
     """Per-step losses (full precision), parameters before and after, logged metrics, and
-    the most rows of a [*, V] tensor formed inside the loss computation."""
+    the most rows of a [*, V] tensor formed inside the loss computation and its backward
+    (generation, which needs logits of the last position, is outside)."""
     if fastalign:
         fa_trl.enable(chunk_rows=CHUNK)
     try:
@@ -135,6 +147,13 @@ def _run(kind, tmp_path, *, fastalign, **kw):
                 return out
 
             trainer.compute_loss = compute_loss
+            real_backward = trainer.accelerator.backward
+
+            def backward(*a, **k):  # the backward pass is watched too
+                with watch:
+                    return real_backward(*a, **k)
+
+            trainer.accelerator.backward = backward
             trainer.train()
     finally:
         fa_trl.disable()
@@ -174,8 +193,10 @@ def _assert_same_training(a, b, *, loss_rtol=1e-5, update_rtol=1e-4):
         ("dpo", {"lora": True}),
         ("kto", {}),
         ("grpo", {}),
+        ("rloo", {}),
+        ("sft", {}),
     ],
-    ids=["dpo", "dpo-tied-sigmoid+sft", "dpo-lora", "kto", "grpo"],
+    ids=["dpo", "dpo-tied-sigmoid+sft", "dpo-lora", "kto", "grpo", "rloo", "sft"],
 )
 def test_stock_trainer_with_fastalign_trains_identically(tmp_path, kind, kw):
     stock = _run(kind, tmp_path, fastalign=False, **kw)
@@ -257,14 +278,35 @@ def test_gradients_match_the_definitions():
 
 
 def test_autocast_runs_the_head_in_the_autocast_dtype():
-    h = torch.randn(6, 8)
-    w = torch.randn(12, 8)
-    y = torch.randint(0, 12, (6,))
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(64, 32, generator=g)
+    w = torch.randn(100, 32, generator=g)
+    y = torch.randint(0, 100, (64,), generator=g)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         lp, *_ = fa_trl.FastalignLogProbFunction.apply(h, w, None, y, 1.0, 32768)
-    ref = torch.log_softmax((h.bfloat16() @ w.bfloat16().T).float(), -1).gather(1, y[:, None])
-    torch.testing.assert_close(lp, ref.squeeze(1), rtol=0, atol=2e-2)
     assert lp.dtype == torch.float32
+
+    def logp(z):
+        return torch.log_softmax(z.float(), -1).gather(1, y[:, None]).squeeze(1)
+
+    bf16 = logp(h.bfloat16() @ w.bfloat16().T)  # bf16 matmul, as autocast runs it
+    fp32 = logp(h @ w.T)
+    torch.testing.assert_close(lp, bf16, rtol=0, atol=1e-5)
+    assert float((lp - fp32).abs().max()) > 1e-2  # the check tells the two dtypes apart
+
+
+def test_no_labelled_position():
+    """A micro-batch with nothing to score: empty outputs that still backpropagate."""
+    h = torch.randn(0, 8, requires_grad=True)
+    w = torch.randn(12, 8, requires_grad=True)
+    lp, ent, lss, mean, top1 = fa_trl.FastalignLogProbFunction.apply(
+        h, w, None, torch.zeros(0, dtype=torch.long), 1.0, 32768, None, 1.0, OUTPUTS
+    )
+    assert lp.shape == ent.shape == lss.shape == mean.shape == top1.shape == (0,)
+    (lp.sum() + ent.sum()).backward()
+    assert h.grad.shape == (0, 8)
+    assert w.grad is not None
+    assert not w.grad.any()
 
 
 def test_enable_disable_and_context():

@@ -24,6 +24,7 @@ class _FusedLogpsTriton(torch.autograd.Function):
         )
         ctx.save_for_backward(h, w, b, labels, lse, ent, logp)
         ctx.transform = transform
+        ctx.set_materialize_grads(False)  # entropy often only feeds metrics: no zero gradient
         return (logp, ent) if want_entropy else (logp,)
 
     @staticmethod

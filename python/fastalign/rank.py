@@ -527,11 +527,13 @@ def preference_matrix(
             f"comparison {int(same[0])}: item {int(w[same[0]])} compared with itself"
         )
     top = int(max(w.max(), lo.max())) + 1 if len(w) else 0
+    if n_items is not None and (isinstance(n_items, bool) or int(n_items) < 0):
+        raise InvalidInputError(f"n_items must be an int >= 0, got {n_items!r}")
     n = len(labels) if labels is not None else (top if n_items is None else int(n_items))
     if top > n:
         raise InvalidInputError(f"item id {top - 1} is out of range for n_items={n}")
-    if n > 1 << 15:
-        raise InvalidInputError(f"{n} items would make a {n} x {n} matrix; too large")
+    if n > 1 << 14:
+        raise InvalidInputError(f"{n} items would make a {n} x {n} float64 matrix; too large")
     wt = np.ones(len(w)) if weights is None else as_float_array(weights, "weights", ndim=1)
     ti = _bools(ties, "ties")
     for name, a in (("weights", wt), ("ties", ti)):

@@ -83,8 +83,9 @@ def sequence_logps(
         model: a transformers ``*ForCausalLM`` (or a PEFT model wrapping one).
         input_ids: ``[B, T]`` token ids.
         attention_mask: ``[B, T]`` (1 = token, 0 = padding); default all ones.
-        labels: ``[B, T]`` ids to score, ``-100`` where not scored; default ``input_ids``
-            with padding set to ``-100`` (every real token after the first is scored).
+        labels: ``[B, T]`` ids to score, ``-100`` where not scored; default ``input_ids``,
+            scoring every real token that follows a real token (not padding, not the first
+            token after left padding).
         reduction: ``"sum"`` (default), ``"mean"`` over scored tokens, or ``"none"``
             (``[B, T - 1]`` per-token log-probs, 0 where not scored).
         temperature: divides the logits (after the config's scaling and softcapping).
@@ -97,6 +98,10 @@ def sequence_logps(
 
     Gradients flow to every parameter the model's own loss would reach (backbone, head,
     tied embeddings). Under autocast the head runs in the autocast dtype.
+
+    The backbone is called directly (``model.model``), not through ``model(...)``: hooks on
+    the outer module (e.g. FSDP2 ``fully_shard`` on the root, DDP) do not run; wrap the
+    backbone itself, or gather such parameters first.
     """
     if not isinstance(input_ids, torch.Tensor) or input_ids.ndim != 2:
         raise ShapeError(
@@ -111,18 +116,24 @@ def sequence_logps(
     if input_ids.shape[1] < 2:
         raise InvalidInputError("sequences need at least 2 tokens to score a next token")
     if labels is None:
-        labels = (
-            input_ids
-            if attention_mask is None
-            else input_ids.masked_fill(attention_mask == 0, -100)
-        )
+        labels = input_ids
+        if attention_mask is not None:
+            # a real token is scored only from a real token: not from padding before it
+            labels = labels.masked_fill(attention_mask == 0, -100)
+            labels[:, 1:] = labels[:, 1:].masked_fill(attention_mask[:, :-1] == 0, -100)
     head = model.get_output_embeddings()
     if head is None or not hasattr(head, "weight"):
         raise TypeError(f"{type(model).__name__} has no LM head (get_output_embeddings())")
+    if hasattr(head, "base_layer"):  # a PEFT tuner layer: its adapter is not in .weight
+        raise NotImplementedError(
+            "the LM head carries a PEFT adapter (e.g. LoRA on lm_head), which a fused head "
+            "cannot apply; put adapters on the backbone, or use modules_to_save=['lm_head']"
+        )
     weight, bias = head.weight, getattr(head, "bias", None)
     if hasattr(weight, "full_tensor"):  # a DTensor (FSDP2 / tensor parallel): gather it
         weight = weight.full_tensor()
-        bias = None if bias is None else bias.full_tensor()
+    if bias is not None and hasattr(bias, "full_tensor"):
+        bias = bias.full_tensor()
     scale, softcap = head_transform(model.config)
     out = _backbone(model)(
         input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **model_kwargs
