@@ -247,8 +247,15 @@ def token_logps(
         return_entropy: also return the per-token entropy (differentiable).
         backend: ``"auto"`` (Triton on CUDA, chunked torch elsewhere), ``"triton"``,
             ``"torch"`` or ``"reference"`` (materialized logits).
-        process_group: vocab-parallel heads (each rank holds a contiguous slice of the
-            vocabulary); not supported yet: pass ``None``.
+        process_group: a ``torch.distributed`` group over which the head is sharded by
+            vocabulary (vocab / tensor parallelism): each rank passes its contiguous slice
+            ``weight[V_r, H]`` (slices in rank order; they may differ in size) and the same
+            ``hidden``, ``labels`` (global ids) on every rank. Results equal the unsharded
+            op's on every rank; gradients go to the local slice (and bias) and, in full, to
+            ``hidden``. Communication per token: one all-reduce of 1 float (max) and one of
+            2-3 floats (sum-exp, target logit, entropy term) forward, the ``[N, H]`` hidden
+            gradient backward. Inconsistent ranks (shapes, labels, a rejected input on any
+            rank) raise the same error on every rank. The chunked torch path runs it.
         chunk_rows: tokens per chunk of the torch path (default: about 128 MB of float32
             logits per chunk). Results do not depend on it.
 
@@ -305,51 +312,27 @@ def _token_logps(
     """:func:`token_logps`'s work: ``(logps[, entropy], *extras)``, each ``[N]``; ``extras``
     are forward-only statistics (``log_sum_sq_probs``, ``mean_logits``, ``is_top1``; see
     :func:`fastalign._logprobs_torch.logit_stats`), 0 / False at ignored positions."""
-    _check_float(hidden, "hidden")
-    _check_float(weight, "weight")
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"labels must be a torch.Tensor, not {type(labels).__name__}")
-    if hidden.ndim != 2 or weight.ndim != 2:
-        raise ShapeError(
-            f"hidden must be [N, H] and weight [V, H]; got {tuple(hidden.shape)} and "
-            f"{tuple(weight.shape)}"
-        )
-    n, h_dim = hidden.shape
-    vocab = weight.shape[0]
-    if weight.shape[1] != h_dim:
-        raise ShapeError(f"weight must be [V, {h_dim}] to match hidden, got {tuple(weight.shape)}")
-    if vocab == 0:
-        raise ShapeError("weight must have at least one row (the vocabulary is empty)")
-    if tuple(labels.shape) != (n,):
-        raise ShapeError(f"labels must be [{n}] to match hidden, got {tuple(labels.shape)}")
-    if hidden.dtype != weight.dtype:
-        raise TypeError(f"hidden ({hidden.dtype}) and weight ({weight.dtype}) must share a dtype")
-    for name, t in (("weight", weight), ("labels", labels)):
-        if t.device != hidden.device:
-            raise ShapeError(f"{name} is on {t.device} but hidden on {hidden.device}")
-    if bias is not None:
-        _check_float(bias, "bias")
-        if tuple(bias.shape) != (vocab,):
-            raise ShapeError(f"bias must be [{vocab}], got {tuple(bias.shape)}")
-        if bias.device != hidden.device:
-            raise ShapeError(f"bias is on {bias.device} but hidden on {hidden.device}")
     if process_group is not None:
-        raise NotImplementedError(
-            "token_logps(process_group=...) (vocab-parallel heads) is not implemented yet"
+        return _parallel_token_logps(
+            hidden,
+            weight,
+            labels,
+            bias=bias,
+            temperature=temperature,
+            logit_scale=logit_scale,
+            softcap=softcap,
+            ignore_index=ignore_index,
+            return_entropy=return_entropy,
+            backend=backend,
+            group=process_group,
+            chunk_rows=chunk_rows,
+            extras=extras,
         )
-    transform = Transform(
-        temperature=_check_positive(temperature, "temperature"),  # type: ignore[arg-type]
-        logit_scale=_check_positive(logit_scale, "logit_scale"),  # type: ignore[arg-type]
-        softcap=_check_positive(softcap, "softcap", allow_none=True),
-    )
+    n, vocab = _check_inputs(hidden, weight, labels, bias)
+    transform = _make_transform(temperature, logit_scale, softcap)
     _check_labels(labels, vocab, ignore_index)
     which = _backend.resolve(backend, hidden.device.type, triton_ok=hidden.dtype != torch.float64)
-    if chunk_rows is None:
-        rows = chunk_rows_for(vocab, _CHUNK_BYTES)
-    elif isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise InvalidInputError(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
-    else:
-        rows = chunk_rows
+    rows = _chunk_rows(chunk_rows, vocab)
     keep = (labels != ignore_index).nonzero().squeeze(1)
     h_c = hidden.index_select(0, keep)
     y_c = labels.index_select(0, keep).long()
@@ -380,6 +363,108 @@ def _token_logps(
         outs = FusedLogps.apply(
             h_c.contiguous(), weight, bias, y_c, transform, bool(return_entropy), rows, extras
         )
+    return _scatter(outs, keep, n)
+
+
+def _check_inputs(
+    hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, bias: torch.Tensor | None
+) -> tuple[int, int]:
+    """Types, shapes, dtypes and devices of a head call (not the label values): (N, V)."""
+    _check_float(hidden, "hidden")
+    _check_float(weight, "weight")
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels must be a torch.Tensor, not {type(labels).__name__}")
+    if hidden.ndim != 2 or weight.ndim != 2:
+        raise ShapeError(
+            f"hidden must be [N, H] and weight [V, H]; got {tuple(hidden.shape)} and "
+            f"{tuple(weight.shape)}"
+        )
+    n, h_dim = hidden.shape
+    vocab = weight.shape[0]
+    if weight.shape[1] != h_dim:
+        raise ShapeError(f"weight must be [V, {h_dim}] to match hidden, got {tuple(weight.shape)}")
+    if vocab == 0:
+        raise ShapeError("weight must have at least one row (the vocabulary is empty)")
+    if tuple(labels.shape) != (n,):
+        raise ShapeError(f"labels must be [{n}] to match hidden, got {tuple(labels.shape)}")
+    if hidden.dtype != weight.dtype:
+        raise TypeError(f"hidden ({hidden.dtype}) and weight ({weight.dtype}) must share a dtype")
+    for name, t in (("weight", weight), ("labels", labels)):
+        if t.device != hidden.device:
+            raise ShapeError(f"{name} is on {t.device} but hidden on {hidden.device}")
+    if bias is not None:
+        _check_float(bias, "bias")
+        if tuple(bias.shape) != (vocab,):
+            raise ShapeError(f"bias must be [{vocab}], got {tuple(bias.shape)}")
+        if bias.device != hidden.device:
+            raise ShapeError(f"bias is on {bias.device} but hidden on {hidden.device}")
+    return n, vocab
+
+
+def _make_transform(temperature: float, logit_scale: float, softcap: float | None) -> Transform:
+    return Transform(
+        temperature=_check_positive(temperature, "temperature"),  # type: ignore[arg-type]
+        logit_scale=_check_positive(logit_scale, "logit_scale"),  # type: ignore[arg-type]
+        softcap=_check_positive(softcap, "softcap", allow_none=True),
+    )
+
+
+def _chunk_rows(chunk_rows: int | None, vocab: int) -> int:
+    if chunk_rows is None:
+        return chunk_rows_for(vocab, _CHUNK_BYTES)
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise InvalidInputError(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
+    return chunk_rows
+
+
+def _parallel_token_logps(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    bias: torch.Tensor | None,
+    temperature: float,
+    logit_scale: float,
+    softcap: float | None,
+    ignore_index: int,
+    return_entropy: bool,
+    backend: str,
+    group: object,
+    chunk_rows: int | None,
+    extras: tuple[str, ...],
+) -> tuple[torch.Tensor, ...]:
+    """The vocab-parallel path: local checks, then a handshake of the whole group (so that
+    any rank's error is raised on every rank), then the sharded computation."""
+    from fastalign import _logprobs_parallel as par
+
+    problem = None
+    n = h_dim = v_local = key = 0
+    try:
+        n, v_local = _check_inputs(hidden, weight, labels, bias)
+        h_dim = hidden.shape[1]
+        transform = _make_transform(temperature, logit_scale, softcap)
+        rows = _chunk_rows(chunk_rows, v_local)
+        if backend not in ("auto", "torch"):
+            raise NotImplementedError(
+                f"backend={backend!r} with a process group: the vocab-parallel path is the "
+                "chunked torch one (backend='auto' or 'torch')"
+            )
+        if extras:
+            raise NotImplementedError(f"statistics {extras} with a process group")
+        if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+            raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
+        key = par.labels_key(labels)
+    except (TypeError, ValueError, NotImplementedError) as e:
+        problem = f"{type(e).__name__}: {e}"
+    device = hidden.device if isinstance(hidden, torch.Tensor) else torch.device("cpu")
+    offset, vocab = par.agree(group, n, h_dim, v_local, key, problem, device)
+    _check_labels(labels, vocab, ignore_index)  # the same labels, so the same error everywhere
+    keep = (labels != ignore_index).nonzero().squeeze(1)
+    h_c = hidden.index_select(0, keep).contiguous()
+    y_c = labels.index_select(0, keep).long()
+    outs = par.VocabParallelLogps.apply(
+        h_c, weight, bias, y_c, transform, bool(return_entropy), rows, offset, group
+    )
     return _scatter(outs, keep, n)
 
 
