@@ -349,6 +349,38 @@ def forward(
     want_entropy: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(logp [N], lse [N], entropy [N] or None), float32, for unmasked rows x [N, H]."""
+    m, s, t, a = forward_partials(
+        x,
+        w,
+        b,
+        y,
+        temperature=temperature,
+        logit_scale=logit_scale,
+        softcap=softcap,
+        want_entropy=want_entropy,
+    )
+    # log-probs as (target - M) - log S and entropy as log S - A / S: no cancellation
+    log_s = torch.log(s)
+    logp = (t - m) - log_s
+    ent = log_s - a / s if a is not None else None
+    return logp, m + log_s, ent
+
+
+def forward_partials(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None,
+    y: torch.Tensor,
+    *,
+    temperature: float,
+    logit_scale: float,
+    softcap: float | None,
+    want_entropy: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Per-row statistics of this head (or vocabulary slice), float32 ``[N]`` each: the max
+    logit ``M``, ``S = sum exp(z - M)``, the label's logit (0 where ``y`` is outside
+    ``[0, V)``, e.g. -1 for a label on another rank's slice) and, with ``want_entropy``,
+    ``A = sum exp(z - M) (z - M)``."""
     n, h = x.shape
     v = w.shape[0]
     # Split the vocabulary across programs when the row blocks alone (counted with the
@@ -386,18 +418,23 @@ def forward(
             DOT_PRECISION=_precision(x.dtype),
             **meta,
         )
-    # merge the per-split partials: M = max m_i, S = sum e^(m_i - M) s_i; log-probs as
-    # (target - M) - log S and entropy as log S - A / S, both free of cancellation
+    return merge_partials(m_p, s_p, t_p, sz_p if want_entropy else None)
+
+
+def merge_partials(
+    m_p: torch.Tensor, s_p: torch.Tensor, t_p: torch.Tensor, a_p: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Merges statistics ``[K, N]`` of K vocabulary parts into one ``(M, S, T, A)``:
+    ``M = max m_i``, ``S = sum e^(m_i - M) s_i``, ``T = sum t_i`` (one part holds the label),
+    ``A = sum e^(m_i - M) (a_i + (m_i - M) s_i)``."""
     m = m_p.max(dim=0).values
     scale = torch.exp(m_p - m)
     s = (s_p * scale).sum(0)
-    log_s = torch.log(s)
-    logp = (t_p.sum(0) - m) - log_s
-    ent = None
-    if want_entropy:
+    a = None
+    if a_p is not None:
         shift = torch.where(s_p > 0, (m_p - m) * s_p, torch.zeros_like(s_p))
-        ent = log_s - (scale * (sz_p + shift)).sum(0) / s
-    return logp, m + log_s, ent
+        a = (scale * (a_p + shift)).sum(0)
+    return m, s, t_p.sum(0), a
 
 
 def backward(

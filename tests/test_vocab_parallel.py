@@ -50,7 +50,40 @@ def _worker(rank, world, init_file, scenario, errors):
         import fastalign
         from fastalign.errors import InvalidInputError
 
-        if scenario == "equal":
+        if scenario == "triton":  # the Triton kernels (interpreter on CPU), fp32
+            for kw in ({}, {"softcap": 3.0, "temperature": 0.7}):
+                hidden, weight, bias, labels, g_lp, g_ent = _case(torch.float32, n=12, v=37)
+                lp, ent, dh, dw, db = _run(
+                    *(t.double() for t in (hidden, weight, bias)), labels, g_lp, g_ent, **kw
+                )
+                rows = torch.tensor_split(torch.arange(weight.shape[0]), world)[rank]
+                got = _run(
+                    hidden, weight[rows], bias[rows], labels, g_lp, g_ent,
+                    process_group=dist.group.WORLD, backend="triton", **kw,
+                )  # fmt: skip
+                for name, a, b in zip(("logp", "ent", "dh", "dw", "db"),
+                                      (lp, ent, dh, dw[rows], db[rows]), got, strict=True):  # fmt: skip
+                    err = float((b.double() - a).abs().max()) / max(float(a.abs().max()), 1.0)
+                    assert err <= 1e-5, (kw, name, err)
+        elif scenario == "dtensor":  # a DTensor head sharded by rows, as FSDP2 / TP hold it
+            from torch.distributed.device_mesh import init_device_mesh
+            from torch.distributed.tensor import Shard, distribute_tensor
+
+            mesh = init_device_mesh("cpu", (world,))
+            hidden, weight, bias, labels, g_lp, g_ent = _case(torch.float64)
+            lp, ent, dh, dw, db = _run(hidden, weight, bias, labels, g_lp, g_ent)
+            w = torch.nn.Parameter(distribute_tensor(weight, mesh, [Shard(0)]))
+            h = hidden.clone().requires_grad_(True)
+            rows = torch.tensor_split(torch.arange(weight.shape[0]), world)[rank]
+            lp1, ent1 = fastalign.token_logps(
+                h, w.to_local(), labels, bias=bias[rows], return_entropy=True,
+                process_group=mesh.get_group(),
+            )  # fmt: skip
+            ((lp1 * g_lp).sum() + (ent1 * g_ent).sum()).backward()
+            torch.testing.assert_close(lp1, lp, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(h.grad, dh, rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(w.grad.to_local(), dw[rows], rtol=1e-10, atol=1e-12)
+        elif scenario == "equal":
             for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 1e-5)):
                 for kw in ({}, {"softcap": 3.0, "temperature": 0.7}, {"chunk_rows": 4}):
                     hidden, weight, bias, labels, g_lp, g_ent = _case(dtype)
@@ -148,3 +181,18 @@ def test_inconsistent_ranks_raise_everywhere(tmp_path, scenario, message):
     if scenario == "bad_dtype":  # the rank with the bad input names its own problem
         assert any("must share a dtype" in m for m in oks), oks
     assert any(message in m for m in oks), oks
+
+
+@pytest.mark.interpreter
+def test_sharded_triton_kernels_equal_unsharded(tmp_path):
+    msgs, codes = _spawn(2, "triton", tmp_path)
+    assert not msgs, "\n".join(msgs)
+    assert codes == [0, 0]
+
+
+def test_dtensor_sharded_head(tmp_path):
+    """Megatron / DTensor style: pass the local shard (``to_local()``, differentiable) and
+    the mesh's group; the DTensor parameter gets its shard of the full gradient."""
+    msgs, codes = _spawn(2, "dtensor", tmp_path)
+    assert not msgs, "\n".join(msgs)
+    assert codes == [0, 0]

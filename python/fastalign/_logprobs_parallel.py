@@ -113,6 +113,80 @@ class VocabParallelLogps(torch.autograd.Function):
         )
 
 
+class VocabParallelLogpsTriton(torch.autograd.Function):
+    """The same with the Triton kernels: each rank's kernel gives its slice's (max, sum-exp,
+    target logit, entropy sum) per row; the slices are merged across ranks with the same
+    two all-reduces; the backward kernel forms the slice's logits gradient against the
+    global log-sum-exp (a label on another rank is -1 locally: no column matches it)."""
+
+    @staticmethod
+    def forward(ctx, h, w, b, labels, transform, want_entropy, offset, group):
+        from fastalign.kernels import fused_logprobs as k
+
+        v_local = w.shape[0]
+        local = labels - offset
+        y = torch.where((local >= 0) & (local < v_local), local, -1).contiguous()
+        m, s, t, a = k.forward_partials(
+            h,
+            w,
+            b,
+            y,
+            temperature=transform.temperature,
+            logit_scale=transform.logit_scale,
+            softcap=transform.softcap,
+            want_entropy=want_entropy,
+        )
+        big_m = m.clone()
+        dist.all_reduce(big_m, op=dist.ReduceOp.MAX, group=group)
+        scale = torch.exp(m - big_m)
+        parts = [s * scale, t]
+        if want_entropy:
+            parts.append(scale * (a + torch.where(s > 0, (m - big_m) * s, 0.0)))
+        red = torch.stack(parts)
+        dist.all_reduce(red, op=dist.ReduceOp.SUM, group=group)
+        log_s = red[0].log()
+        logp = (red[1] - big_m) - log_s
+        lse = big_m + log_s
+        ent = log_s - red[2] / red[0] if want_entropy else None
+        ctx.save_for_backward(h, w, b, y, lse, ent, logp)
+        ctx.transform, ctx.group = transform, group
+        ctx.set_materialize_grads(False)
+        return (logp, ent) if want_entropy else (logp,)
+
+    @staticmethod
+    def backward(ctx, grad_logp, *grads):
+        from fastalign.kernels import fused_logprobs as k
+
+        h, w, b, y, lse, ent, logp = ctx.saved_tensors
+        grad_ent = grads[0] if ent is not None and grads else None
+        t: Transform = ctx.transform
+        g_lp = grad_logp.float() if grad_logp is not None else torch.zeros_like(lse)
+        use_ent = ent is not None and grad_ent is not None
+        g_ent = grad_ent.float() if use_ent else None
+        lab = label_grad(logp, g_lp, ent if use_ent else None, g_ent)
+        need_b = b is not None and ctx.needs_input_grad[2]
+        dh, dw, db = k.backward(
+            h,
+            w,
+            b,
+            y,
+            lse,
+            ent if use_ent else None,
+            g_lp,
+            g_ent,
+            lab,
+            temperature=t.temperature,
+            logit_scale=t.logit_scale,
+            softcap=t.softcap,
+            need_x=True,  # every rank joins the all-reduce below
+            need_w=ctx.needs_input_grad[1],
+            need_b=need_b,
+        )
+        dh32 = dh.float()
+        dist.all_reduce(dh32, op=dist.ReduceOp.SUM, group=ctx.group)
+        return dh32.to(h.dtype), dw, db, None, None, None, None, None
+
+
 def agree(
     group: object,
     n: int,

@@ -255,7 +255,7 @@ def token_logps(
             ``hidden``. Communication per token: one all-reduce of 1 float (max) and one of
             2-3 floats (sum-exp, target logit, entropy term) forward, the ``[N, H]`` hidden
             gradient backward. Inconsistent ranks (shapes, labels, a rejected input on any
-            rank) raise the same error on every rank. The chunked torch path runs it.
+            rank) raise the same error on every rank. The torch and Triton backends run it.
         chunk_rows: tokens per chunk of the torch path (default: about 128 MB of float32
             logits per chunk). Results do not depend on it.
 
@@ -439,15 +439,19 @@ def _parallel_token_logps(
 
     problem = None
     n = h_dim = v_local = key = 0
+    which = "torch"
     try:
         n, v_local = _check_inputs(hidden, weight, labels, bias)
         h_dim = hidden.shape[1]
         transform = _make_transform(temperature, logit_scale, softcap)
         rows = _chunk_rows(chunk_rows, v_local)
-        if backend not in ("auto", "torch"):
+        which = _backend.resolve(
+            backend, hidden.device.type, triton_ok=hidden.dtype != torch.float64
+        )
+        if which == "reference":
             raise NotImplementedError(
-                f"backend={backend!r} with a process group: the vocab-parallel path is the "
-                "chunked torch one (backend='auto' or 'torch')"
+                "backend='reference' with a process group (the reference materializes the "
+                "whole head); use 'auto', 'torch' or 'triton'"
             )
         if extras:
             raise NotImplementedError(f"statistics {extras} with a process group")
@@ -462,9 +466,15 @@ def _parallel_token_logps(
     keep = (labels != ignore_index).nonzero().squeeze(1)
     h_c = hidden.index_select(0, keep).contiguous()
     y_c = labels.index_select(0, keep).long()
-    outs = par.VocabParallelLogps.apply(
-        h_c, weight, bias, y_c, transform, bool(return_entropy), rows, offset, group
-    )
+    if which == "triton":
+        w = weight if weight.stride(-1) == 1 else weight.contiguous()
+        outs = par.VocabParallelLogpsTriton.apply(
+            h_c, w, bias, y_c, transform, bool(return_entropy), offset, group
+        )
+    else:
+        outs = par.VocabParallelLogps.apply(
+            h_c, weight, bias, y_c, transform, bool(return_entropy), rows, offset, group
+        )
     return _scatter(outs, keep, n)
 
 
