@@ -61,8 +61,8 @@ def _worker(rank, world, init_file, scenario, errors):
                     hidden, weight[rows], bias[rows], labels, g_lp, g_ent,
                     process_group=dist.group.WORLD, backend="triton", **kw,
                 )  # fmt: skip
-                for name, a, b in zip(("logp", "ent", "dh", "dw", "db"),
-                                      (lp, ent, dh, dw[rows], db[rows]), got, strict=True):  # fmt: skip
+                want = (lp, ent, dh, dw[rows], db[rows])
+                for name, a, b in zip(("logp", "ent", "dh", "dw", "db"), want, got, strict=True):
                     err = float((b.double() - a).abs().max()) / max(float(a.abs().max()), 1.0)
                     assert err <= 1e-5, (kw, name, err)
         elif scenario == "dtensor":  # a DTensor head sharded by rows, as FSDP2 / TP hold it
