@@ -29,7 +29,12 @@ LOSS_IDS = {
     "apo_zero": 7,
     "apo_down": 8,
     "nca_pair": 9,
+    "exo_pair": 10,
+    "discopop": 11,
 }
+F_DIV_IDS = {"reverse_kl": 0, "forward_kl": 1, "js_divergence": 2, "alpha_divergence": 3}
+# loss types whose margin is formed from the f-divergence scores of the log-ratios
+SCORED = {"sigmoid", "hinge", "ipo", "robust", "sigmoid_norm", "exo_pair", "discopop"}
 
 
 @triton.jit
@@ -43,6 +48,35 @@ def _log1p(y):
 @triton.jit
 def _softplus(x):
     return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
+
+
+@triton.jit
+def _sigmoid(u):
+    # from exp(-|u|): no overflow for large |u| (tl.sigmoid forms exp(-u))
+    e = tl.exp(-tl.abs(u))
+    return tl.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+@triton.jit
+def _score(rho, f_alpha, alpha_clamp, F_DIV: tl.constexpr):
+    """The f-divergence score f'(exp(rho)) and its derivative in rho."""
+    if F_DIV == 1:  # forward KL: 1 - exp(-rho)
+        e = tl.exp(-rho)
+        sc = 1.0 - e
+        ds = e
+    elif F_DIV == 2:  # Jensen-Shannon: log 2 + log sigmoid(rho)
+        sc = 0.6931471805599453 - _softplus(-rho)
+        ds = tl.sigmoid(-rho)
+    elif F_DIV == 3:  # alpha: expm1(min((a - 1) rho, clamp)) / (a - 1)
+        u = (f_alpha - 1.0) * rho
+        clamped = u > alpha_clamp
+        e = tl.exp(tl.minimum(u, alpha_clamp))
+        sc = (e - 1.0) / (f_alpha - 1.0)
+        ds = tl.where(clamped, 0.0, e)
+    else:  # reverse KL: the log-ratio itself
+        sc = rho
+        ds = 1.0 + 0.0 * rho
+    return sc, ds
 
 
 @triton.jit
@@ -60,15 +94,22 @@ def _pair_kernel(
     beta,
     eps,
     inv_b,
+    f_alpha,
+    alpha_clamp,
+    tau,
     LOSS_TYPE: tl.constexpr,
     MEAN: tl.constexpr,
+    F_DIV: tl.constexpr,
+    SCORED: tl.constexpr,
     BLOCK_T: tl.constexpr,
 ):
     pair = tl.program_id(0).to(tl.int64)
     row_w = pair
     row_l = pair + B
-    sw = 0.0
-    sl = 0.0
+    # the sequence sums in float64: the log-ratio s - s_ref cancels most of their digits
+    # (memory-bound work; the few extra adds are free next to the loads)
+    sw = tl.zeros((), dtype=tl.float64)
+    sl = tl.zeros((), dtype=tl.float64)
     nw = 0.0
     nl = 0.0
     for t0 in range(0, T, BLOCK_T):
@@ -78,18 +119,25 @@ def _pair_kernel(
         ml = tl.load(MASK + row_l * stride_m + offs, mask=ok, other=0).to(tl.float32)
         lw = tl.load(LP + row_w * stride_lp + offs, mask=ok, other=0.0).to(tl.float32)
         ll = tl.load(LP + row_l * stride_lp + offs, mask=ok, other=0.0).to(tl.float32)
-        sw += tl.sum(tl.where(mw > 0, lw, 0.0), axis=0)
-        sl += tl.sum(tl.where(ml > 0, ll, 0.0), axis=0)
+        sw += tl.sum(tl.where(mw > 0, lw, 0.0).to(tl.float64), axis=0)
+        sl += tl.sum(tl.where(ml > 0, ll, 0.0).to(tl.float64), axis=0)
         nw += tl.sum(mw, axis=0)
         nl += tl.sum(ml, axis=0)
-    rho_w = sw - tl.load(REF + row_w).to(tl.float32)
-    rho_l = sl - tl.load(REF + row_l).to(tl.float32)
+    rho_w = (sw - tl.load(REF + row_w).to(tl.float64)).to(tl.float32)
+    rho_l = (sl - tl.load(REF + row_l).to(tl.float64)).to(tl.float32)
     scale_w = 1.0
     scale_l = 1.0
     if MEAN:
         scale_w = 1.0 / tl.maximum(nw, 1.0)
         scale_l = 1.0 / tl.maximum(nl, 1.0)
-    h = rho_w * scale_w - rho_l * scale_l
+    ds_w = 1.0
+    ds_l = 1.0
+    sc_w = rho_w
+    sc_l = rho_l
+    if SCORED:
+        sc_w, ds_w = _score(rho_w, f_alpha, alpha_clamp, F_DIV)
+        sc_l, ds_l = _score(rho_l, f_alpha, alpha_clamp, F_DIV)
+    h = sc_w * scale_w - sc_l * scale_l
     x = beta * h
     if LOSS_TYPE == 0:  # sigmoid with label smoothing
         loss = (1.0 - eps) * _softplus(-x) + eps * _softplus(x)
@@ -107,7 +155,9 @@ def _pair_kernel(
         gw = 2.0 * d
         gl = -2.0 * d
     elif LOSS_TYPE == 3:  # robust
-        loss = ((1.0 - eps) * _softplus(-x) - eps * _softplus(x)) / (1.0 - 2.0 * eps)
+        # ((1 - eps) sp(-x) - eps sp(x)) / (1 - 2 eps) with sp(x) = sp(-x) + x: the terms
+        # that cancel near the minimum are O(sp(-x)), not O(1)
+        loss = _softplus(-x) - eps * x / (1.0 - 2.0 * eps)
         dh = beta * (-(1.0 - eps) * tl.sigmoid(-x) - eps * tl.sigmoid(x)) / (1.0 - 2.0 * eps)
         gw = dh
         gl = -dh
@@ -140,15 +190,41 @@ def _pair_kernel(
         loss = s_w + (1.0 - s_d)
         gw = beta * s_w * (1.0 - s_w) - beta * s_d * (1.0 - s_d)
         gl = beta * s_d * (1.0 - s_d)
-    else:  # nca_pair
+    elif LOSS_TYPE == 9:  # nca_pair
         cw = beta * rho_w
         cl = beta * rho_l
         loss = _softplus(-cw) + 0.5 * _softplus(cw) + 0.5 * _softplus(cl)
         gw = beta * (-tl.sigmoid(-cw) + 0.5 * tl.sigmoid(cw))
         gl = beta * 0.5 * tl.sigmoid(cl)
+    elif LOSS_TYPE == 10:  # exo_pair (eps > 0): KL(sigmoid(x) || (1 - eps, eps))
+        c1 = _log1p(-eps)
+        c2 = tl.log(eps)
+        pw = _sigmoid(x)
+        pl = _sigmoid(-x)
+        # pw log(pw / (1 - eps)) + pl log(pl / eps) with d = pw - (1 - eps) = eps - pl: no
+        # cancellation between the two terms near the minimum (pw = 1 - eps)
+        d = eps - pl
+        near = tl.abs(d) < 0.5 * eps  # (arguments made safe first: where() runs both sides)
+        a1 = tl.where(near, d / (1.0 - eps), 0.0)
+        a2 = tl.where(near, -d / eps, 0.0)
+        loss_near = pw * _log1p(a1) + pl * _log1p(a2)
+        loss_far = pw * (-_softplus(-x) - c1) + pl * (-_softplus(x) - c2)
+        loss = tl.where(near, loss_near, loss_far)
+        dh = beta * pw * pl * (x - c1 + c2)
+        gw = dh
+        gl = -dh
+    else:  # discopop: a logistic / exponential mixture gated by sigmoid(x / tau)
+        mix = _sigmoid(x / tau)
+        sp = _softplus(-x)
+        ex = tl.exp(-x)
+        dmix = mix * (1.0 - mix) / tau
+        dh = beta * (-tl.sigmoid(-x) * (1.0 - mix) - sp * dmix - ex * mix + ex * dmix)
+        loss = sp * (1.0 - mix) + ex * mix
+        gw = dh
+        gl = -dh
     tl.store(LOSS + pair, loss)
-    gw = gw * scale_w * inv_b
-    gl = gl * scale_l * inv_b
+    gw = gw * ds_w * scale_w * inv_b
+    gl = gl * ds_l * scale_l * inv_b
     for t0 in range(0, T, BLOCK_T):
         offs = t0 + tl.arange(0, BLOCK_T)
         ok = offs < T
@@ -167,8 +243,14 @@ def pair_loss(
     beta: float,
     label_smoothing: float,
     mean: bool,
+    f_divergence: str = "reverse_kl",
+    f_alpha: float = 0.5,
+    alpha_clamp: float = 80.0,
+    discopop_tau: float = 0.05,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(per-pair losses [B] float32, d(mean loss)/d(token_logps) [2B, T] float32)."""
+    """(per-pair losses [B] float32, d(mean loss)/d(token_logps) [2B, T] float32).
+    ``f_divergence`` turns the log-ratios into scores for the margin-based types
+    (:data:`SCORED`); ``alpha_clamp`` caps the alpha-divergence exponent as TRL does."""
     two_b, t = token_logps.shape
     b = two_b // 2
     losses = torch.empty(b, dtype=torch.float32, device=token_logps.device)
@@ -188,8 +270,13 @@ def pair_loss(
             beta,
             label_smoothing,
             1.0 / b,
+            f_alpha,
+            alpha_clamp,
+            discopop_tau,
             LOSS_TYPE=LOSS_IDS[loss_type],
             MEAN=mean,
+            F_DIV=F_DIV_IDS[f_divergence],
+            SCORED=loss_type in SCORED,
             BLOCK_T=min(1024, triton.next_power_of_2(max(t, 1))),
         )
     return losses, grad

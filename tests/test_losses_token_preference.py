@@ -56,7 +56,7 @@ def test_triton_kernel_matches_preference_loss(loss_type, seed, b, t, normalize)
         loss_type=loss_type,
         beta=0.3,
         normalize=normalize,
-        label_smoothing=0.1 if loss_type in ("sigmoid", "robust") else 0.0,
+        label_smoothing=0.1 if loss_type in ("sigmoid", "robust", "exo_pair", "aot") else 0.0,
     )
     got_l, got_g = run(lp, mask, rw, rl, backend="triton", **kw)
     want_l, want_g = reference(lp, mask, rw, rl, **kw)
@@ -68,11 +68,71 @@ def test_triton_kernel_matches_preference_loss(loss_type, seed, b, t, normalize)
     assert torch.all(got_g[~mask] == 0)
 
 
+@pytest.mark.interpreter
+@pytest.mark.parametrize(
+    "loss_type", ["sigmoid", "hinge", "ipo", "robust", "sigmoid_norm", "exo_pair", "discopop"]
+)
+@pytest.mark.parametrize(
+    ("f_divergence", "f_alpha"),
+    [("forward_kl", 0.5), ("js_divergence", 0.5), ("alpha_divergence", 0.3),
+     ("alpha_divergence", 1.8)],
+)  # fmt: skip
+def test_triton_kernel_f_divergence_scores(loss_type, f_divergence, f_alpha):
+    """The kernel's f-divergence scores (and their chain rule) equal preference_loss's, for
+    every type whose margin is formed from them; small log-ratios keep forward KL finite."""
+    lp, mask, rw, rl = case(11, 4, 12)
+    rw = (lp[:4] * mask[:4]).sum(1) + torch.linspace(-0.5, 0.5, 4)  # |rho| <= 0.5
+    rl = (lp[4:] * mask[4:]).sum(1) + torch.linspace(0.4, -0.6, 4)
+    kw = dict(
+        loss_type=loss_type, beta=0.5, f_divergence=f_divergence, f_alpha=f_alpha,
+        label_smoothing=0.2 if loss_type in ("sigmoid", "exo_pair") else 0.0,
+        discopop_tau=0.3,
+    )  # fmt: skip
+    got_l, got_g = run(lp, mask, rw, rl, backend="triton", **kw)
+    want_l, want_g = reference(lp, mask, rw, rl, **kw)
+    nat_l, nat_g = run(lp, mask, rw, rl, backend="torch", **kw)
+    assert_fp32_contract(got_l, want_l, nat_l, 1e-5, "losses")
+    assert_fp32_contract(got_g, want_g, nat_g, 1e-4, "gradient")
+    plain_l, _ = run(lp, mask, rw, rl, backend="triton", **{**kw, "f_divergence": "reverse_kl"})
+    assert not torch.allclose(plain_l, got_l)  # the scores changed the loss
+
+
+@pytest.mark.interpreter
+@pytest.mark.parametrize(
+    ("loss_type", "seed", "t", "eps"), [("robust", 174, 34, 0.1), ("exo_pair", 173, 18, 0.1)]
+)
+def test_triton_kernel_near_a_loss_minimum(loss_type, seed, t, eps):
+    """Hypothesis counterexamples (b=1): losses of ~1e-4 from log-ratios of ~50, where the
+    fp32 sums s - s_ref lost the digits (robust: 2.5e-7 off, 3x PyTorch's error) and exo's
+    two KL terms cancelled (2.5e-8 off on 2.4e-4). The kernel now sums in float64 and forms
+    exo's KL without the cancellation."""
+    lp, mask, rw, rl = case(seed, 1, t)
+    kw = dict(loss_type=loss_type, beta=0.3, normalize="mean", label_smoothing=eps)
+    got_l, got_g = run(lp, mask, rw, rl, backend="triton", **kw)
+    want_l, want_g = reference(lp, mask, rw, rl, **kw)
+    assert float(want_l.abs().max()) < 1e-3  # the regime of the counterexample
+    assert_rel(got_l, want_l, 2e-5, "losses")
+    assert_rel(got_g, want_g, 1e-5, "gradient")
+
+
+def test_alpha_clamp_zeroes_the_gradient_like_torch():
+    lp, mask, rw, rl = case(5, 2, 6, torch.float64)
+    rw = rw - 2000.0  # rho ~ +2000: (a - 1) rho beyond the clamp
+    kw = dict(loss_type="sigmoid", beta=0.1, f_divergence="alpha_divergence", f_alpha=1.5)
+    got_l, got_g = run(lp, mask, rw, rl, backend="torch", **kw)
+    want_l, want_g = reference(lp, mask, rw, rl, **kw)
+    assert_rel(got_l, want_l, 1e-14, "losses")
+    assert_rel(got_g, want_g, 1e-14, "gradient")
+
+
 @pytest.mark.parametrize("loss_type", TOKEN_PREFERENCE_LOSS_TYPES)
 def test_torch_path_float64(loss_type):
     lp, mask, rw, rl = case(3, 3, 9, torch.float64)
-    got_l, got_g = run(lp, mask, rw, rl, loss_type=loss_type, beta=0.2, backend="torch")
-    want_l, want_g = reference(lp, mask, rw, rl, loss_type=loss_type, beta=0.2)
+    eps = 0.1 if loss_type == "exo_pair" else 0.0
+    got_l, got_g = run(
+        lp, mask, rw, rl, loss_type=loss_type, beta=0.2, label_smoothing=eps, backend="torch"
+    )
+    want_l, want_g = reference(lp, mask, rw, rl, loss_type=loss_type, beta=0.2, label_smoothing=eps)
     assert_rel(got_l, want_l, 1e-14, "losses")
     assert_rel(got_g, want_g, 1e-14, "gradient")
 
@@ -80,10 +140,16 @@ def test_torch_path_float64(loss_type):
 def test_bad_input():
     lp, mask, rw, rl = case(0, 2, 5)
     with pytest.raises(InvalidInputError, match="loss_type"):
-        token_preference_loss(lp, mask, rw, rl, loss_type="aot")
+        token_preference_loss(lp, mask, rw, rl, loss_type="sft")
     with pytest.raises(ShapeError, match="mask"):
         token_preference_loss(lp, mask[:, :3], rw, rl)
     with pytest.raises(ShapeError, match="ref_chosen_logps"):
         token_preference_loss(lp, mask, rw[:1], rl)
     with pytest.raises(ShapeError, match="chosen then rejected"):
         token_preference_loss(lp[:3], mask[:3], rw, rl)
+    with pytest.raises(InvalidInputError, match="f_divergence"):
+        token_preference_loss(lp, mask, rw, rl, f_divergence="kl")
+    with pytest.raises(InvalidInputError, match="exo_pair"):
+        token_preference_loss(lp, mask, rw, rl, loss_type="exo_pair")
+    with pytest.raises(InvalidInputError, match="discopop_tau"):
+        token_preference_loss(lp, mask, rw, rl, loss_type="discopop", discopop_tau=0.0)

@@ -9,7 +9,7 @@ import torch
 from fastalign import _backend
 from fastalign.errors import InvalidInputError, ShapeError
 from fastalign.losses._common import LossOutput, check_positive, check_range
-from fastalign.losses.preference import preference_loss
+from fastalign.losses.preference import _ALPHA_CLAMP, F_DIVERGENCES, preference_loss
 
 __all__ = ["TOKEN_PREFERENCE_LOSS_TYPES", "token_preference_loss"]
 
@@ -24,12 +24,18 @@ TOKEN_PREFERENCE_LOSS_TYPES = (
     "apo_zero",
     "apo_down",
     "nca_pair",
+    "exo_pair",
+    "discopop",
+    "aot",
+    "aot_unpaired",
 )
+# batch-coupled (a sort across the batch): the torch composition runs them on every device
+_SORTED = ("aot", "aot_unpaired")
 
 
 class _KernelLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, token_logps, mask, ref, loss_type, beta, eps, mean):
+    def forward(ctx, token_logps, mask, ref, loss_type, beta, eps, mean, options):
         from fastalign.kernels import preference_loss as k
 
         losses, grad = k.pair_loss(
@@ -40,6 +46,7 @@ class _KernelLoss(torch.autograd.Function):
             beta=beta,
             label_smoothing=eps,
             mean=mean,
+            **options,
         )
         ctx.save_for_backward(grad)
         ctx.dtype = token_logps.dtype
@@ -49,7 +56,7 @@ class _KernelLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss, _grad_losses=None):
         (grad,) = ctx.saved_tensors
-        return (grad * grad_loss).to(ctx.dtype), None, None, None, None, None, None
+        return (grad * grad_loss).to(ctx.dtype), None, None, None, None, None, None, None
 
 
 def token_preference_loss(
@@ -62,6 +69,9 @@ def token_preference_loss(
     beta: float = 0.1,
     label_smoothing: float = 0.0,
     normalize: str = "mean",
+    f_divergence: str = "reverse_kl",
+    f_alpha: float = 0.5,
+    discopop_tau: float = 0.05,
     backend: str = "auto",
 ) -> LossOutput:
     """DPO-family loss from per-token policy log-probs ``[2B, T]`` (chosen rows first, then
@@ -69,8 +79,10 @@ def token_preference_loss(
 
     Equals :func:`preference_loss` on the masked per-sequence sums (token counts from the
     mask for ``ipo`` with ``normalize="mean"`` and ``sigmoid_norm``). ``backend="triton"``
-    (the default on CUDA) forms the loss and its gradient in one kernel launch; the torch
-    path is the composition. Supported types: :data:`TOKEN_PREFERENCE_LOSS_TYPES`.
+    (the default on CUDA) forms the loss and its gradient in one kernel launch, f-divergence
+    scores included; the torch path is the composition. Supported types:
+    :data:`TOKEN_PREFERENCE_LOSS_TYPES`; ``aot`` and ``aot_unpaired`` sort log-ratios across
+    the batch, so they run as the torch composition on every device.
     """
     if loss_type not in TOKEN_PREFERENCE_LOSS_TYPES:
         raise InvalidInputError(
@@ -98,11 +110,24 @@ def token_preference_loss(
     which = _backend.resolve(
         backend, policy_token_logps.device.type, triton_ok=policy_token_logps.dtype != torch.float64
     )
+    if f_divergence not in F_DIVERGENCES:
+        raise InvalidInputError(
+            f"f_divergence must be one of {F_DIVERGENCES}, got {f_divergence!r}"
+        )
+    if loss_type == "exo_pair" and eps <= 0:
+        raise InvalidInputError("exo_pair needs label_smoothing (its eps) > 0")
+    discopop_tau = check_positive(discopop_tau, "discopop_tau")
     m = mask.bool()
-    if which == "triton":
+    if which == "triton" and loss_type not in _SORTED:
         ref = torch.cat([ref_chosen_logps, ref_rejected_logps]).detach().float()
+        options = {
+            "f_divergence": f_divergence,
+            "f_alpha": float(f_alpha),
+            "alpha_clamp": _ALPHA_CLAMP[policy_token_logps.dtype],
+            "discopop_tau": float(discopop_tau),
+        }
         loss, losses = _KernelLoss.apply(
-            policy_token_logps, m.to(torch.int8), ref, loss_type, beta, eps, mean
+            policy_token_logps, m.to(torch.int8), ref, loss_type, beta, eps, mean, options
         )
         return LossOutput(loss, losses, {})
     s = (policy_token_logps * m).sum(1)
@@ -118,4 +143,7 @@ def token_preference_loss(
         chosen_lengths=lengths[:b],
         rejected_lengths=lengths[b:],
         normalize=normalize,
+        f_divergence=f_divergence,
+        f_alpha=f_alpha,
+        discopop_tau=discopop_tau,
     )
