@@ -230,7 +230,7 @@ def dpo_loss(size: str) -> list[Row]:
 
             tm, (loss, gx) = time_median(step, repeat=20)
             err = max(  # relative to the float64 loss and the largest gradient entry
-                abs(float(loss) - float(want)) / max(abs(float(want)), 1e-30),
+                abs(float(loss.detach()) - float(want)) / max(abs(float(want)), 1e-30),
                 float((gx.double() - want_g).abs().max() / want_g.abs().max()),
             )
             # fp32 sums of T log-probs: every row, the baseline too, is ~1e-5 off
