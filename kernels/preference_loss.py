@@ -58,21 +58,28 @@ def _sigmoid(u):
 
 
 @triton.jit
+def _expm1(u):
+    # Kahan's expm1 from exp: accurate for small |u| (u is finite here)
+    e = tl.exp(u)
+    exact = e == 1.0
+    return tl.where(exact, u, (e - 1.0) * u / tl.log(tl.where(exact, 2.0, e)))
+
+
+@triton.jit
 def _score(rho, f_alpha, alpha_clamp, F_DIV: tl.constexpr):
     """The f-divergence score f'(exp(rho)) and its derivative in rho."""
-    if F_DIV == 1:  # forward KL: 1 - exp(-rho)
-        e = tl.exp(-rho)
-        sc = 1.0 - e
-        ds = e
+    if F_DIV == 1:  # forward KL: 1 - exp(-rho) = -expm1(-rho)
+        sc = -_expm1(-rho)
+        ds = tl.exp(-rho)
     elif F_DIV == 2:  # Jensen-Shannon: log 2 + log sigmoid(rho)
         sc = 0.6931471805599453 - _softplus(-rho)
-        ds = tl.sigmoid(-rho)
+        ds = _sigmoid(-rho)
     elif F_DIV == 3:  # alpha: expm1(min((a - 1) rho, clamp)) / (a - 1)
         u = (f_alpha - 1.0) * rho
         clamped = u > alpha_clamp
-        e = tl.exp(tl.minimum(u, alpha_clamp))
-        sc = (e - 1.0) / (f_alpha - 1.0)
-        ds = tl.where(clamped, 0.0, e)
+        uc = tl.minimum(u, alpha_clamp)
+        sc = _expm1(uc) / (f_alpha - 1.0)
+        ds = tl.where(clamped, 0.0, tl.exp(uc))
     else:  # reverse KL: the log-ratio itself
         sc = rho
         ds = 1.0 + 0.0 * rho
@@ -141,7 +148,7 @@ def _pair_kernel(
     x = beta * h
     if LOSS_TYPE == 0:  # sigmoid with label smoothing
         loss = (1.0 - eps) * _softplus(-x) + eps * _softplus(x)
-        dh = beta * (-(1.0 - eps) * tl.sigmoid(-x) + eps * tl.sigmoid(x))
+        dh = beta * (-(1.0 - eps) * _sigmoid(-x) + eps * _sigmoid(x))
         gw = dh
         gl = -dh
     elif LOSS_TYPE == 1:  # hinge
@@ -158,20 +165,20 @@ def _pair_kernel(
         # ((1 - eps) sp(-x) - eps sp(x)) / (1 - 2 eps) with sp(x) = sp(-x) + x: the terms
         # that cancel near the minimum are O(sp(-x)), not O(1)
         loss = _softplus(-x) - eps * x / (1.0 - 2.0 * eps)
-        dh = beta * (-(1.0 - eps) * tl.sigmoid(-x) - eps * tl.sigmoid(x)) / (1.0 - 2.0 * eps)
+        dh = beta * (-(1.0 - eps) * _sigmoid(-x) - eps * _sigmoid(x)) / (1.0 - 2.0 * eps)
         gw = dh
         gl = -dh
     elif LOSS_TYPE == 4:  # sigmoid_norm
         loss = _softplus(-x)
-        dh = -beta * tl.sigmoid(-x)
+        dh = -beta * _sigmoid(-x)
         gw = dh
         gl = -dh
     elif LOSS_TYPE == 5:  # bco_pair
         cw = beta * rho_w
         cl = beta * rho_l
         loss = _softplus(-cw) + _softplus(cl)
-        gw = -beta * tl.sigmoid(-cw)
-        gl = beta * tl.sigmoid(cl)
+        gw = -beta * _sigmoid(-cw)
+        gl = beta * _sigmoid(cl)
     elif LOSS_TYPE == 6:  # sppo_hard
         a = rho_w - 0.5 / beta
         c = rho_l + 0.5 / beta
@@ -179,14 +186,14 @@ def _pair_kernel(
         gw = 2.0 * a
         gl = 2.0 * c
     elif LOSS_TYPE == 7:  # apo_zero
-        s_w = tl.sigmoid(beta * rho_w)
-        s_l = tl.sigmoid(beta * rho_l)
+        s_w = _sigmoid(beta * rho_w)
+        s_l = _sigmoid(beta * rho_l)
         loss = (1.0 - s_w) + s_l
         gw = -beta * s_w * (1.0 - s_w)
         gl = beta * s_l * (1.0 - s_l)
     elif LOSS_TYPE == 8:  # apo_down
-        s_w = tl.sigmoid(beta * rho_w)
-        s_d = tl.sigmoid(beta * (rho_w - rho_l))
+        s_w = _sigmoid(beta * rho_w)
+        s_d = _sigmoid(beta * (rho_w - rho_l))
         loss = s_w + (1.0 - s_d)
         gw = beta * s_w * (1.0 - s_w) - beta * s_d * (1.0 - s_d)
         gl = beta * s_d * (1.0 - s_d)
@@ -194,15 +201,16 @@ def _pair_kernel(
         cw = beta * rho_w
         cl = beta * rho_l
         loss = _softplus(-cw) + 0.5 * _softplus(cw) + 0.5 * _softplus(cl)
-        gw = beta * (-tl.sigmoid(-cw) + 0.5 * tl.sigmoid(cw))
-        gl = beta * 0.5 * tl.sigmoid(cl)
+        gw = beta * (-_sigmoid(-cw) + 0.5 * _sigmoid(cw))
+        gl = beta * 0.5 * _sigmoid(cl)
     elif LOSS_TYPE == 10:  # exo_pair (eps > 0): KL(sigmoid(x) || (1 - eps, eps))
         c1 = _log1p(-eps)
         c2 = tl.log(eps)
         pw = _sigmoid(x)
         pl = _sigmoid(-x)
-        # pw log(pw / (1 - eps)) + pl log(pl / eps) with d = pw - (1 - eps) = eps - pl: no
-        # cancellation between the two terms near the minimum (pw = 1 - eps)
+        # pw log(pw / (1 - eps)) + pl log(pl / eps) with d = pw - (1 - eps) = eps - pl:
+        # near the minimum the two terms (about +d and -d) are formed from d itself, so the
+        # O(d^2) sum keeps its relative accuracy instead of cancelling O(1) logarithms
         d = eps - pl
         near = tl.abs(d) < 0.5 * eps  # (arguments made safe first: where() runs both sides)
         a1 = tl.where(near, d / (1.0 - eps), 0.0)
@@ -218,7 +226,7 @@ def _pair_kernel(
         sp = _softplus(-x)
         ex = tl.exp(-x)
         dmix = mix * (1.0 - mix) / tau
-        dh = beta * (-tl.sigmoid(-x) * (1.0 - mix) - sp * dmix - ex * mix + ex * dmix)
+        dh = beta * (-_sigmoid(-x) * (1.0 - mix) - sp * dmix - ex * mix + ex * dmix)
         loss = sp * (1.0 - mix) + ex * mix
         gw = dh
         gl = -dh
@@ -275,7 +283,7 @@ def pair_loss(
             discopop_tau,
             LOSS_TYPE=LOSS_IDS[loss_type],
             MEAN=mean,
-            F_DIV=F_DIV_IDS[f_divergence],
+            F_DIV=F_DIV_IDS[f_divergence] if loss_type in SCORED else 0,
             SCORED=loss_type in SCORED,
             BLOCK_T=min(1024, triton.next_power_of_2(max(t, 1))),
         )

@@ -306,7 +306,7 @@ def test_bad_input():
             fastalign.token_logps(h, w, y, **{name: float("inf")})
     with pytest.raises(InvalidInputError, match="chunk_rows"):
         fastalign.token_logps(h, w, y, chunk_rows=0)
-    with pytest.raises(NotImplementedError, match="vocab-parallel"):
+    with pytest.raises(TypeError, match="process_group"):
         fastalign.token_logps(h, w, y, process_group=object())
     with pytest.raises(InvalidInputError, match="reduction"):
         fastalign.sequence_logps(h[None], w, y[None], reduction="max")

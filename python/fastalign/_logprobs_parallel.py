@@ -55,7 +55,6 @@ class VocabParallelLogps(torch.autograd.Function):
                 ent[s:e] = log_s - red[2] / red[0]
         ctx.save_for_backward(h, w, b, local, own, lse, ent, logp)
         ctx.transform, ctx.rows, ctx.group = transform, rows, group
-        ctx.mark_non_differentiable(lse)
         ctx.set_materialize_grads(False)
         return (logp, ent) if want_entropy else (logp,)
 
@@ -72,8 +71,10 @@ class VocabParallelLogps(torch.autograd.Function):
         use_ent = ent is not None and grad_ent is not None
         g_ent = grad_ent.to(compute) if use_ent else None
         lab = label_grad(logp, g_lp, ent if use_ent else None, g_ent)
+        need_w = ctx.needs_input_grad[1]
         dh = torch.zeros(h.shape, dtype=compute, device=h.device)
-        dw = torch.zeros(w.shape, dtype=compute, device=w.device)
+        dw = torch.zeros(w.shape, dtype=compute, device=w.device) if need_w else None
+        w_c = w.to(compute)  # once, not per chunk
         db = torch.zeros(v_local, dtype=compute, device=w.device) if need_b else None
         rows = ctx.rows
         buf = torch.empty(rows, v_local, dtype=compute, device=h.device)
@@ -95,14 +96,15 @@ class VocabParallelLogps(torch.autograd.Function):
                 transform.chain_(grad, zc)
             elif transform.logit_scale / transform.temperature != 1.0:
                 grad.mul_(transform.logit_scale / transform.temperature)
-            dh[s:e] = grad @ w.to(compute)
-            dw.addmm_(grad.t(), h[s:e].to(compute))
+            dh[s:e] = grad @ w_c
+            if dw is not None:
+                dw.addmm_(grad.t(), h[s:e].to(compute))
             if db is not None:
                 db += grad.sum(0)
         dist.all_reduce(dh, op=dist.ReduceOp.SUM, group=ctx.group)
         return (
             dh.to(h.dtype),
-            dw.to(w.dtype),
+            None if dw is None else dw.to(w.dtype),
             None if db is None else db.to(b.dtype),
             None,
             None,
@@ -188,13 +190,7 @@ class VocabParallelLogpsTriton(torch.autograd.Function):
 
 
 def agree(
-    group: object,
-    n: int,
-    h_dim: int,
-    v_local: int,
-    labels_key: int,
-    problem: str | None,
-    device: torch.device,
+    group: object, n: int, h_dim: int, v_local: int, labels_key: int, problem: str | None
 ) -> tuple[int, int]:
     """The group's handshake before any work: every rank shares its shapes, a key of its
     labels and whether its own checks passed, so that an inconsistency raises the same error
@@ -202,6 +198,12 @@ def agree(
     vocabulary offset, the total vocabulary)."""
     world = dist.get_world_size(group)
     rank = dist.get_rank(group)
+    # the handshake tensor lives where the backend's collectives run, whatever the inputs
+    device = (
+        torch.device("cuda", torch.cuda.current_device())
+        if dist.get_backend(group) == "nccl"
+        else torch.device("cpu")
+    )
     mine = torch.tensor(
         [int(problem is None), n, h_dim, v_local, labels_key], dtype=torch.int64, device=device
     )
@@ -219,7 +221,11 @@ def agree(
             f"{rows[:, 1:3].tolist()} (hidden and labels must be replicated)"
         )
     elif rows[:, 4].unique().numel() > 1:
-        raise_here = "the ranks hold different labels (they must be replicated)"
+        raise_here = (
+            "the ranks hold different labels or options (labels must be replicated; dtype, "
+            "return_entropy, backend, chunk_rows, ignore_index, bias and the logit transform "
+            "must be the same on every rank)"
+        )
     else:
         raise_here = None
     if raise_here is not None:
@@ -230,10 +236,29 @@ def agree(
     return int(sum(sizes[:rank])), int(sum(sizes))
 
 
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    """splitmix64's finalizer on int64 tensors (wrapping arithmetic)."""
+    x = x ^ (x >> 30)  # arithmetic shifts: fine for a fingerprint
+    x = x * -4658895280553007687  # 0xBF58476D1CE4E5B9 as int64
+    x = x ^ (x >> 27)
+    x = x * -7723592293110705685  # 0x94D049BB133111EB as int64
+    return x ^ (x >> 31)
+
+
 def labels_key(labels: torch.Tensor) -> int:
-    """A cheap fingerprint of a label tensor (equal labels give equal keys)."""
+    """A fingerprint of a label tensor: a sum of mixed (position, label) hashes, so equal
+    labels give equal keys and different ones collide only by chance (2^-62)."""
     if labels.numel() == 0:
         return 0
     x = labels.reshape(-1).to(torch.int64)
-    pos = torch.arange(1, x.numel() + 1, device=x.device, dtype=torch.int64)
-    return int(((x + 7) * (pos % 65521 + 1)).sum() % (2**61 - 1)) ^ x.numel()
+    pos = torch.arange(x.numel(), device=x.device, dtype=torch.int64)
+    h = _mix(_mix(pos * 0x9E3779B9 + 1) + x)
+    return int(h.sum() & (2**62 - 1)) ^ x.numel()
+
+
+def settings_key(settings: tuple) -> int:
+    """A fingerprint of the options every rank must share (stable across processes)."""
+    import hashlib
+
+    digest = hashlib.blake2b(repr(settings).encode(), digest_size=7).digest()
+    return int.from_bytes(digest, "little")

@@ -434,17 +434,27 @@ def _parallel_token_logps(
     extras: tuple[str, ...],
 ) -> tuple[torch.Tensor, ...]:
     """The vocab-parallel path: local checks, then a handshake of the whole group (so that
-    any rank's error is raised on every rank), then the sharded computation."""
+    any rank's error or any disagreement is raised on every rank), then the sharded
+    computation with the same collectives, in the same order and sizes, on every rank."""
+    import torch.distributed as dist
+
     from fastalign import _logprobs_parallel as par
 
+    if not dist.is_available() or not isinstance(group, dist.ProcessGroup):
+        raise TypeError(
+            "process_group must be a torch.distributed ProcessGroup (e.g. dist.group.WORLD "
+            f"or mesh.get_group()), not {type(group).__name__}"
+        )
     problem = None
     n = h_dim = v_local = key = 0
     which = "torch"
+    settings: tuple = ()
     try:
         n, v_local = _check_inputs(hidden, weight, labels, bias)
         h_dim = hidden.shape[1]
         transform = _make_transform(temperature, logit_scale, softcap)
-        rows = _chunk_rows(chunk_rows, v_local)
+        if chunk_rows is not None:
+            _chunk_rows(chunk_rows, 1)
         which = _backend.resolve(
             backend, hidden.device.type, triton_ok=hidden.dtype != torch.float64
         )
@@ -458,10 +468,19 @@ def _parallel_token_logps(
         if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
             raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
         key = par.labels_key(labels)
-    except (TypeError, ValueError, NotImplementedError) as e:
+        # everything that decides the collectives' sizes, count and meaning must agree
+        settings = (
+            str(hidden.dtype),
+            bool(return_entropy),
+            which,
+            chunk_rows,
+            int(ignore_index),
+            bias is not None,
+            transform,
+        )
+    except Exception as e:
         problem = f"{type(e).__name__}: {e}"
-    device = hidden.device if isinstance(hidden, torch.Tensor) else torch.device("cpu")
-    offset, vocab = par.agree(group, n, h_dim, v_local, key, problem, device)
+    offset, vocab = par.agree(group, n, h_dim, v_local, key ^ par.settings_key(settings), problem)
     _check_labels(labels, vocab, ignore_index)  # the same labels, so the same error everywhere
     keep = (labels != ignore_index).nonzero().squeeze(1)
     h_c = hidden.index_select(0, keep).contiguous()
@@ -472,6 +491,9 @@ def _parallel_token_logps(
             h_c, w, bias, y_c, transform, bool(return_entropy), offset, group
         )
     else:
+        # chunks sized by the whole vocabulary: every rank runs the same number of
+        # same-sized all-reduces (slices may differ in size)
+        rows = _chunk_rows(chunk_rows, vocab)
         outs = par.VocabParallelLogps.apply(
             h_c, weight, bias, y_c, transform, bool(return_entropy), rows, offset, group
         )

@@ -4,6 +4,8 @@ composition ``sums -> preference_loss`` elsewhere (the reference)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from fastalign import _backend
@@ -118,12 +120,25 @@ def token_preference_loss(
         raise InvalidInputError("exo_pair needs label_smoothing (its eps) > 0")
     discopop_tau = check_positive(discopop_tau, "discopop_tau")
     m = mask.bool()
+    if (
+        isinstance(f_alpha, bool)
+        or not isinstance(f_alpha, (int, float))
+        or not math.isfinite(f_alpha)
+    ):
+        raise InvalidInputError(f"f_alpha must be a finite number, got {f_alpha!r}")
     if which == "triton" and loss_type not in _SORTED:
-        ref = torch.cat([ref_chosen_logps, ref_rejected_logps]).detach().float()
-        options = {
-            "f_divergence": f_divergence,
+        # the references in float64: the kernel forms s - s_ref from float64 sums
+        ref = torch.cat([ref_chosen_logps, ref_rejected_logps]).detach().double()
+        # the clamp of the composition, whose log-ratios take the promoted dtype
+        promoted = torch.promote_types(
+            policy_token_logps.dtype,
+            torch.promote_types(ref_chosen_logps.dtype, ref_rejected_logps.dtype),
+        )
+        alpha_one = f_divergence == "alpha_divergence" and abs(f_alpha - 1.0) < 1e-6
+        options = {  # alpha -> 1 is the reverse KL (as preference_loss treats it)
+            "f_divergence": "reverse_kl" if alpha_one else f_divergence,
             "f_alpha": float(f_alpha),
-            "alpha_clamp": _ALPHA_CLAMP[policy_token_logps.dtype],
+            "alpha_clamp": _ALPHA_CLAMP[promoted],
             "discopop_tau": float(discopop_tau),
         }
         loss, losses = _KernelLoss.apply(
