@@ -103,6 +103,20 @@ def _worker(rank, world, init_file, scenario, errors):
                         scale = max(float(a.abs().max()), 1.0)
                         err = float((b.double() - a).abs().max()) / scale
                         assert err <= tol, (dtype, kw, name, err)
+            # default chunking with slices of unequal size (37 rows over 2 or 3 ranks) and
+            # several chunks: every rank must run the same all-reduces
+            import fastalign.logprobs as lp_mod
+
+            lp_mod._CHUNK_BYTES = 4 * 37 * 5  # 5 rows of the whole vocabulary per chunk
+            hidden, weight, bias, labels, g_lp, g_ent = _case(torch.float64)
+            full = _run(hidden, weight, bias, labels, g_lp, g_ent)
+            rows = torch.tensor_split(torch.arange(weight.shape[0]), world)[rank]
+            got = _run(
+                hidden, weight[rows], bias[rows], labels, g_lp, g_ent,
+                process_group=dist.group.WORLD,
+            )  # fmt: skip
+            torch.testing.assert_close(got[0], full[0], rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(got[3], full[3][rows], rtol=1e-10, atol=1e-12)
             # sequence_logps forwards the group
             hidden, weight, bias, labels, *_ = _case(torch.float64)
             rows = torch.tensor_split(torch.arange(weight.shape[0]), world)[rank]
