@@ -11,14 +11,15 @@ import traceback
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 pytest.importorskip("trl")
+
+from _distributed import spawn_ranks
 
 WORLD = 2
 
 
-def _worker(rank: int, init_file: str, errors) -> None:
+def _worker(rank: int, world: int, init_file: str, errors) -> None:
     try:
         dist.init_process_group(
             "gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD
@@ -87,21 +88,6 @@ def _worker(rank: int, init_file: str, errors) -> None:
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 def test_dtensor_sharded_head_two_processes(tmp_path):
-    ctx = mp.get_context("spawn")
-    errors = ctx.SimpleQueue()
-    procs = [
-        ctx.Process(target=_worker, args=(r, str(tmp_path / "init"), errors)) for r in range(WORLD)
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=300)
-    msgs = []
-    while not errors.empty():
-        msgs.append(errors.get())
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-            msgs.append("a rank hung")
+    msgs, codes = spawn_ranks(_worker, WORLD, tmp_path, timeout=300)
     assert not msgs, "\n".join(msgs)
-    assert all(p.exitcode == 0 for p in procs)
+    assert codes == [0] * WORLD

@@ -11,7 +11,8 @@ import traceback
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+
+from _distributed import spawn_ranks
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="needs torch.distributed")
 
@@ -151,24 +152,7 @@ def _worker(rank, world, init_file, scenario, errors):
 
 
 def _spawn(world, scenario, tmp_path):
-    ctx = mp.get_context("spawn")
-    errors = ctx.SimpleQueue()
-    procs = [
-        ctx.Process(target=_worker, args=(r, world, str(tmp_path / "init"), scenario, errors))
-        for r in range(world)
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=240)
-    msgs = []
-    while not errors.empty():
-        msgs.append(errors.get())
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-            msgs.append("a rank hung")
-    return msgs, [p.exitcode for p in procs]
+    return spawn_ranks(_worker, world, tmp_path, scenario)
 
 
 @pytest.mark.parametrize("world", [2, 3])
