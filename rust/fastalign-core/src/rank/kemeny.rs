@@ -34,23 +34,7 @@ pub fn objective(p: &[f64], m: usize, order: &[usize]) -> f64 {
 /// The Kemeny ranking of a preference matrix (`P[i][j]` = weight of "i preferred to j");
 /// `exact` forces (`Some(true)`, up to [`EXACT_MAX`] items) or forbids the exact method.
 pub fn kemeny(p: &[f64], m: usize, exact: Option<bool>) -> Result<Kemeny> {
-    if p.len() != m * m || m == 0 {
-        return Err(Error::shape(format!(
-            "P must be a non-empty m x m matrix, got {} values",
-            p.len()
-        )));
-    }
-    if let Some(k) = p.iter().position(|v| !v.is_finite() || *v < 0.0) {
-        return Err(Error::NonFinite {
-            what: "P",
-            location: format!(
-                "row {}, column {} (weights must be finite and >= 0)",
-                k / m,
-                k % m
-            ),
-            value: p[k],
-        });
-    }
+    super::check_matrix(p, m, true)?;
     let use_exact = exact.unwrap_or(m <= EXACT_MAX);
     if use_exact && m > EXACT_MAX {
         return Err(Error::invalid(format!(

@@ -11,23 +11,7 @@ use crate::{Error, Result};
 
 /// The maximal lottery of `p` (row-major `m x m`, `p[i][j]` = weight of "i preferred to j").
 pub fn maximal_lottery(p: &[f64], m: usize) -> Result<Vec<f64>> {
-    if m == 0 || p.len() != m * m {
-        return Err(Error::shape(format!(
-            "P must be a non-empty square matrix, got {} values for m = {m}",
-            p.len()
-        )));
-    }
-    if let Some(k) = p.iter().position(|v| !v.is_finite() || *v < 0.0) {
-        return Err(Error::NonFinite {
-            what: "P",
-            location: format!(
-                "row {}, column {} (weights must be finite and >= 0)",
-                k / m,
-                k % m
-            ),
-            value: p[k],
-        });
-    }
+    super::check_matrix(p, m, true)?;
     if m == 1 {
         return Ok(vec![1.0]);
     }

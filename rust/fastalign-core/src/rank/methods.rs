@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::bt;
+use super::{bt, check_matrix};
 use crate::{Error, Result};
 
 /// Online Elo over comparisons in order (FastChat's `compute_elo`): expected score
@@ -64,30 +64,9 @@ pub fn borda(rk: &super::pl::Rankings) -> Vec<f64> {
     pts
 }
 
-fn check_matrix(p: &[f64], m: usize) -> Result<()> {
-    if p.len() != m * m {
-        return Err(Error::shape(format!(
-            "P must be m x m, got {} values for m = {m}",
-            p.len()
-        )));
-    }
-    if let Some(k) = p.iter().position(|v| !v.is_finite() || *v < 0.0) {
-        return Err(Error::NonFinite {
-            what: "P",
-            location: format!(
-                "row {}, column {} (weights must be finite and >= 0)",
-                k / m,
-                k % m
-            ),
-            value: p[k],
-        });
-    }
-    Ok(())
-}
-
 /// Copeland scores: pairwise-majority wins minus losses (a tied pair counts for neither).
 pub fn copeland(p: &[f64], m: usize) -> Result<Vec<f64>> {
-    check_matrix(p, m)?;
+    check_matrix(p, m, false)?;
     Ok((0..m)
         .map(|i| {
             (0..m)
@@ -105,7 +84,7 @@ pub fn copeland(p: &[f64], m: usize) -> Result<Vec<f64>> {
 /// `P[i][j] > P[j][i]`), and per item the number of others it beats by path strength (the
 /// Schulze ranking orders by it; the winners beat everyone else they are not tied with).
 pub fn schulze(p: &[f64], m: usize) -> Result<(Vec<f64>, Vec<f64>)> {
-    check_matrix(p, m)?;
+    check_matrix(p, m, false)?;
     let mut s = vec![0.0f64; m * m];
     for i in 0..m {
         for j in 0..m {
@@ -147,7 +126,7 @@ pub fn schulze(p: &[f64], m: usize) -> Result<(Vec<f64>, Vec<f64>)> {
 /// strongly connected component of each item (components numbered in topological order, the
 /// top one first), their count, and the number of directed 3-cycles.
 pub fn cycles(p: &[f64], m: usize) -> Result<(Vec<u32>, usize, u64)> {
-    check_matrix(p, m)?;
+    check_matrix(p, m, false)?;
     let words = m.div_ceil(64);
     let (mut out_bits, mut in_bits) = (vec![0u64; m * words], vec![0u64; m * words]);
     let (mut w, mut l) = (Vec::new(), Vec::new());

@@ -41,6 +41,34 @@ pub fn ranks_desc(scores: &[f64]) -> Vec<i64> {
     ranks
 }
 
+/// Checks a row-major `m x m` preference matrix: the right size (non-empty when
+/// `non_empty`), every weight finite and >= 0 (the error names the first bad cell).
+pub(crate) fn check_matrix(p: &[f64], m: usize, non_empty: bool) -> crate::Result<()> {
+    if p.len() != m * m || (non_empty && m == 0) {
+        let what = if non_empty {
+            "a non-empty m x m"
+        } else {
+            "an m x m"
+        };
+        return Err(crate::Error::shape(format!(
+            "P must be {what} matrix, got {} values for m = {m}",
+            p.len()
+        )));
+    }
+    if let Some(k) = p.iter().position(|v| !v.is_finite() || *v < 0.0) {
+        return Err(crate::Error::NonFinite {
+            what: "P",
+            location: format!(
+                "row {}, column {} (weights must be finite and >= 0)",
+                k / m,
+                k % m
+            ),
+            value: p[k],
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
