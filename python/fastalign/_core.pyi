@@ -15,12 +15,15 @@ __all__ = [
     "bleu_tokenize",
     "cpu_features",
     "crowding_distance",
+    "dedup_band_keys",
+    "dedup_bucket_forest",
     "dedup_cluster",
     "dedup_cluster_signatures",
     "dedup_exact",
     "dedup_jaccard",
     "dedup_normalize",
     "dedup_signatures",
+    "dedup_signatures_utf8",
     "hypervolume",
     "lsh_params",
     "mgda_weights",
@@ -104,6 +107,23 @@ _Matches = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.fl
 def dedup_signatures(
     texts: _Texts, shingling: _Shingling, threads: int | None = None
 ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]: ...
+def dedup_signatures_utf8(
+    data: npt.NDArray[np.uint8],
+    offsets: npt.NDArray[np.int64],
+    shingling: _Shingling,
+    threads: int | None = None,
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]: ...
+def dedup_band_keys(
+    signatures: npt.NDArray[np.uint32], bands: int, rows: int
+) -> npt.NDArray[np.uint64]: ...
+def dedup_bucket_forest(
+    band: npt.NDArray[np.uint32],
+    key: npt.NDArray[np.uint64],
+    id: npt.NDArray[np.int64],
+    signatures: npt.NDArray[np.uint32] | None,
+    verify: str,
+    threshold: float,
+) -> npt.NDArray[np.int64]: ...
 def dedup_cluster(
     texts: _Texts, shingling: _Shingling, banding: _Banding, threads: int | None = None
 ) -> tuple[_ClusterOut, npt.NDArray[np.bool_]]: ...

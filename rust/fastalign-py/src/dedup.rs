@@ -2,11 +2,13 @@
 //! with the GIL released; results come back as NumPy arrays.
 
 use fastalign_core::dedup::{
-    self, Banding, Clusters, Index, Normalize, Shingling, Sketches, Unit, Verify,
+    self, shard, Banding, Clusters, Index, Normalize, Shingling, Sketches, Unit, Verify,
 };
 use fastalign_core::sys::with_threads;
 use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
@@ -409,4 +411,73 @@ fn matches_out(py: Python<'_>, m: dedup::Matches) -> MatchesOut<'_> {
         ids.into_pyarray(py),
         m.similarity.into_pyarray(py),
     )
+}
+
+/// Signatures of the texts of an Arrow string array, given as its UTF-8 value buffer and its
+/// `n + 1` offsets (both borrowed from the Arrow buffers, no copy): `(sigs, empty)`.
+#[pyfunction]
+#[pyo3(signature = (data, offsets, shingling, threads=None))]
+pub fn dedup_signatures_utf8<'py>(
+    py: Python<'py>,
+    data: PyReadonlyArray1<'py, u8>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    shingling: ShinglingArgs,
+    threads: Option<usize>,
+) -> PyResult<SigsOut<'py>> {
+    let sh = self::shingling(&shingling)?;
+    let (data, offsets) = (contiguous(&data, "data")?, contiguous(&offsets, "offsets")?);
+    let sk = run(py, || {
+        let strs = shard::utf8_texts(data, offsets)?;
+        with_threads(threads, || dedup::sketch(&strs, &sh, false))
+    })?;
+    sigs_out(py, sk)
+}
+
+/// The key of every band of every signature, `uint64 [n, bands]`.
+#[pyfunction]
+pub fn dedup_band_keys<'py>(
+    py: Python<'py>,
+    signatures: PyReadonlyArray2<'py, u32>,
+    bands: usize,
+    rows: usize,
+) -> PyResult<Bound<'py, PyArray2<u64>>> {
+    let n = signatures.shape()[0];
+    let p = signatures.shape()[1];
+    let sigs = contiguous(&signatures, "signatures")?;
+    let keys = run(py, || shard::band_keys(sigs, p, bands, rows))?;
+    let keys = Array2::from_shape_vec((n, bands), keys)
+        .map_err(|e| to_pyerr(fastalign_core::Error::shape(e.to_string())))?;
+    Ok(keys.into_pyarray(py))
+}
+
+/// The duplicate forest of the bucket rows one worker holds: `int64 [k, 2]` edges
+/// `(child, parent)`.
+#[pyfunction]
+#[pyo3(signature = (band, key, id, signatures, verify, threshold))]
+pub fn dedup_bucket_forest<'py>(
+    py: Python<'py>,
+    band: PyReadonlyArray1<'py, u32>,
+    key: PyReadonlyArray1<'py, u64>,
+    id: PyReadonlyArray1<'py, i64>,
+    signatures: Option<PyReadonlyArray2<'py, u32>>,
+    verify: &str,
+    threshold: f64,
+) -> PyResult<Bound<'py, PyArray2<i64>>> {
+    let verify = Verify::parse(verify).map_err(to_pyerr)?;
+    let sigs = match &signatures {
+        Some(s) => Some((contiguous(s, "signatures")?, s.shape()[1])),
+        None => None,
+    };
+    let rows = shard::BucketRows {
+        band: contiguous(&band, "band")?,
+        key: contiguous(&key, "key")?,
+        id: contiguous(&id, "id")?,
+        sigs,
+    };
+    let edges = run(py, || shard::bucket_forest(&rows, verify, threshold))?;
+    let k = edges.len();
+    let flat: Vec<i64> = edges.into_iter().flatten().collect();
+    let out = Array2::from_shape_vec((k, 2), flat)
+        .map_err(|e| to_pyerr(fastalign_core::Error::shape(e.to_string())))?;
+    Ok(out.into_pyarray(py))
 }

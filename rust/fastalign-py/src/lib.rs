@@ -193,6 +193,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dedup::lsh_params, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_jaccard, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_normalize, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_signatures_utf8, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_band_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_bucket_forest, m)?)?;
     m.add_class::<dedup::MinHashIndexCore>()?;
     m.add_function(wrap_pyfunction!(rank::rank_bradley_terry, m)?)?;
     m.add_function(wrap_pyfunction!(rank::rank_maximal_lottery, m)?)?;

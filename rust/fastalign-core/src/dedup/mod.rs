@@ -16,6 +16,7 @@
 
 pub mod lsh;
 pub mod minhash;
+pub mod shard;
 pub mod text;
 
 use rayon::prelude::*;

@@ -19,6 +19,9 @@ normalization, or no character for ``unit="char"``) are never near-duplicates (e
 cluster, kept) and are flagged in :attr:`DedupResult.empty`; :func:`exact` groups them like any
 other text.
 
+Corpora beyond one machine: :mod:`fastalign.dedup.ray` runs the same clustering on Ray Data
+(the ``ray`` extra), imported on first use of ``fastalign.dedup.ray``.
+
 Example:
     >>> from fastalign import dedup
     >>> texts = ["The cat sat on the mat today.", "the cat sat on the mat today",
@@ -712,3 +715,12 @@ def dedup_records(
     else:
         kept = [records[i] for i in idx]
     return kept, result
+
+
+def __getattr__(name: str) -> Any:
+    # ``fastalign.dedup.ray`` on first use: importing fastalign.dedup never imports Ray
+    if name == "ray":
+        import importlib
+
+        return importlib.import_module("fastalign.dedup.ray")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
