@@ -8,6 +8,7 @@ hypothesis); the pipeline itself runs on one local Ray cluster of 2 CPUs shared 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -296,3 +297,33 @@ def test_import_fastalign_dedup_does_not_import_ray():
     code = "import sys, fastalign.dedup; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_cli_engine_ray(ray_cluster, tmp_path, capsys):
+    from fastalign.cli import main
+
+    texts = corpus(200, seed=4)
+    src, out, summary = tmp_path / "in.jsonl", tmp_path / "out", tmp_path / "s.json"
+    src.write_text("".join(json.dumps({"id": i, "prompt": t}) + "\n" for i, t in enumerate(texts)))
+    args = ["dedup", str(src), "-o", str(out), "--engine", "ray", "--partitions", "2"]
+    assert main([*args, "--threshold", "0.5", "--summary-json", str(summary)]) == 0
+    want = fd.dedup(texts, threshold=0.5)
+    check_output(out, want.keep, column="id")
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".fastalign")]  # renamed
+    s = json.loads(summary.read_text())
+    assert (s["kept"], s["removed"], s["texts"]) == (want.n_kept, want.n_removed, len(texts))
+    captured = capsys.readouterr()
+    assert f"kept {want.n_kept:,}" in captured.out
+    for stage in ("[read]", "[sign+buckets]", "[components]", "[write]"):
+        assert stage in captured.err
+    # refusals: an existing output, exact modes, ray-only flags without the engine
+    for extra, message in [
+        ([], "exists"),
+        (["--exact"], "one machine"),
+        (["--verify", "exact"], "signatures"),
+    ]:
+        assert main([*args, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["dedup", str(src), "-o", str(tmp_path / "x.jsonl"), "--partitions", "2"]) == 2
+    assert "--engine ray" in capsys.readouterr().err

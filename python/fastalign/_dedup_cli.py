@@ -4,6 +4,11 @@ file by one or more key columns, written atomically, with a summary.
 JSONL rows are copied to the output byte for byte (kept lines as they were read); Parquet goes
 through pyarrow. Nothing is written when anything fails (the output appears by one rename at
 the end), and the input is never overwritten.
+
+``--engine ray`` runs the same clustering on Ray Data (``pip install 'fastalign[ray]'``) for
+corpora beyond one machine: the input may be files, folders or glob patterns of Parquet and
+JSONL, the output is a folder of Parquet files (renamed into place at the end), each stage
+reports its progress, and ``--address`` joins an existing cluster (default: a local one).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -138,9 +144,62 @@ def _atomic_write(path: str, write: Callable[[str], None], before: Callable[[], 
         raise
 
 
+def _run_ray(args: argparse.Namespace) -> int:
+    from fastalign.dedup import ray as ray_dedup
+
+    if args.exact:
+        raise DedupCliError("--exact runs on one machine: drop --engine ray")
+    if args.verify == "exact":
+        raise DedupCliError(
+            "--engine ray moves signatures, not texts: use --verify none or minhash"
+        )
+    out = args.output
+    if os.path.exists(out):
+        raise DedupCliError(f"{out} exists: the Ray engine writes a new folder (choose another -o)")
+    parent = os.path.dirname(os.path.abspath(out))
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".fastalign-dedup-")
+    os.rmdir(tmp)  # Ray creates it
+    say = _Progress(None if args.no_progress else sys.stderr)
+    t0 = time.perf_counter()
+    try:
+        result = ray_dedup.dedup(
+            args.input, column=args.key or ["prompt"], output=tmp, threshold=args.threshold,
+            num_perm=args.num_perm, ngram=args.ngram, unit=args.unit,
+            normalize=not args.no_normalize, seed=args.seed,
+            verify="minhash" if args.verify == "minhash" else False,
+            partitions=args.partitions, address=args.address,
+            progress=say.done if not args.no_progress else False,
+        )  # fmt: skip
+        summary = {
+            "input": args.input,
+            "output": out,
+            "key": args.key or ["prompt"],
+            "method": f"minhash (verify={args.verify}) on ray",
+            **result.summary(),
+            "seconds_total": round(time.perf_counter() - t0, 3),
+        }
+        if args.summary_json:
+            with open(args.summary_json, "w", encoding="utf-8") as f:
+                json.dump(summary, f, indent=2)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(
+        f"{result.rows:,} rows: kept {result.kept:,}, removed {result.removed:,} in "
+        f"{result.clusters:,} duplicate clusters ({result.empty:,} empty keys; "
+        f"{result.rounds} component rounds) -> {out}"
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from fastalign import dedup as fd
 
+    if args.engine == "ray":
+        return _run_ray(args)
+    if args.address or args.partitions:
+        raise DedupCliError("--address and --partitions go with --engine ray")
     src, out = args.input, args.output
     if not os.path.isfile(src):
         raise DedupCliError(f"{src}: no such file")
@@ -222,8 +281,15 @@ def add_parser(sub: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", help="a .jsonl or .parquet file")
-    p.add_argument("-o", "--output", required=True, help="where the kept rows go (same format)")
+    p.add_argument(
+        "input", help="a .jsonl or .parquet file (with --engine ray also folders and globs)"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="where the kept rows go (same format; with --engine ray a new Parquet folder)",
+    )
     p.add_argument(
         "--key",
         action="append",
@@ -247,4 +313,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--format", choices=("jsonl", "parquet"), help="input format override")
     p.add_argument("--summary-json", metavar="PATH", help="also write the summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: Ray Data (pip install 'fastalign[ray]')",
+    )
+    p.add_argument("--address", help="--engine ray: the cluster to join (default: a local one)")
+    p.add_argument(
+        "--partitions", type=int, help="--engine ray: partitions per shuffle (2 per CPU)"
+    )
     p.set_defaults(func=run)
