@@ -214,6 +214,7 @@ def test_parquet_files_match_single_process(ray_cluster, tmp_path):
     assert r.band_rows == (r.rows - r.empty) * r.bands[0]
     assert r.shuffle_bytes > 0
     check_output(tmp_path / "out", want.keep)
+    assert sorted(os.listdir(tmp_path)) == ["in", "out"]  # the removed-ids folder is gone
     assert [line.split("]")[0] for line in lines] == [
         "[read", "[sign+buckets", "[components", "[write"
     ]  # fmt: skip
@@ -276,6 +277,9 @@ def test_bad_arguments(tmp_path):
         rd.dedup(tmp_path / "x.csv")
     with pytest.raises(TypeError, match="column"):
         rd.dedup(tmp_path / "x.csv", column=[])
+    pq.write_table(pa.table({"text": ["a"]}), tmp_path / "a.parquet")
+    with pytest.raises(InvalidInputError, match="position"):
+        rd.dedup(tmp_path / "a.parquet", id_column="id")
 
 
 @pytest.mark.slow

@@ -14,7 +14,10 @@ Needs the optional extra ``pip install 'fastalign[ray]'`` (``ray[data]``). The p
    each a hash shuffle on a node id: no worker ever holds more than its share of the edges.
    The rounds stop when the edges form stars around each component's smallest id (checked in
    every large-star round); typically 2-4 rounds.
-4. **write**: the rows that are not a star's leaf (a left anti-join on the id) go to Parquet.
+4. **write**: the rows that are not a star's leaf go to Parquet. From files, the removed ids
+   are written sorted to a Parquet folder beside the output, and each read task reads its
+   unit again and leaves out the ids of its range (the rows never move between workers, and
+   each output file keeps the input's order); from a Dataset, a left anti-join on the id.
 
 The clusters are those of the single-process path on the same texts and settings, for any
 number of blocks, partitions and workers: a signature does not depend on its batch, a bucket
@@ -45,6 +48,7 @@ import dataclasses
 import glob
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -424,7 +428,22 @@ def _units(files: list[str], ray: Any) -> tuple[list[dict[str, Any]], int]:
     return units, offset
 
 
-def _read_unit(batch: dict[str, np.ndarray]) -> Iterator[pa.Table]:
+def _removed_between(removed_dir: str, lo: int, hi: int) -> np.ndarray:
+    """The removed row ids in ``[lo, hi)``; the folder holds them sorted, so the Parquet
+    statistics leave out every row group outside the range."""
+    import pyarrow.dataset as pads
+
+    table = pads.dataset(removed_dir, format="parquet").to_table(
+        columns=["id"], filter=(pads.field("id") >= lo) & (pads.field("id") < hi)
+    )
+    return table.column("id").to_numpy()
+
+
+def _read_unit(
+    batch: dict[str, np.ndarray], removed_dir: str | None = None, with_ids: bool = True
+) -> Iterator[pa.Table]:
+    """The rows of each read unit with their row ids; with ``removed_dir``, without the
+    removed rows (the write stage: no shuffle of the rows, each file's order kept)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -446,7 +465,10 @@ def _read_unit(batch: dict[str, np.ndarray]) -> Iterator[pa.Table]:
                     rows.append(rec)
             table = pa.Table.from_pylist(rows)
         ids = np.arange(int(first), int(first) + table.num_rows, dtype=np.int64)
-        yield table.append_column(ROW_ID, pa.array(ids))
+        if removed_dir is not None and len(ids):
+            keep = ~np.isin(ids, _removed_between(removed_dir, int(ids[0]), int(ids[-1]) + 1))
+            table, ids = table.filter(pa.array(keep)), ids[keep]
+        yield table.append_column(ROW_ID, pa.array(ids)) if with_ids else table
 
 
 # -- the driver ---------------------------------------------------------------------------------
@@ -573,8 +595,8 @@ def dedup(
         column: the column(s) whose text is compared (several are joined as in
             :func:`fastalign.dedup.record_texts`; a column may hold chats).
         output: a folder for the kept rows as Parquet (None: compute the clusters only).
-        id_column: the unique non-negative integer id column (required for a Dataset; for
-            files the row position is used).
+        id_column: the unique non-negative integer id column of a Dataset (required there;
+            rows of files are numbered by position, so not accepted with files).
         threshold, num_perm, ngram, unit, normalize, seed, bands: as in
             :func:`fastalign.dedup.dedup`.
         verify: False (plain LSH) or ``"minhash"``.
@@ -607,6 +629,10 @@ def dedup(
     say = _say(progress)
 
     files = None if isinstance(data, ray.data.Dataset) else _expand(data)
+    if files is not None and id_column is not None:
+        raise InvalidInputError(
+            "rows of files are numbered by their position; id_column is for a ray.data.Dataset"
+        )
     if files is None and id_column is None:
         raise InvalidInputError(
             "a ray.data.Dataset has no reliable row order: give id_column (a unique "
@@ -629,7 +655,7 @@ def dedup(
             say(f"[read] {len(files)} file(s), {n_rows:,} rows in {len(units)} read task(s)")
             docs = ray.data.from_items(units, override_num_blocks=max(1, len(units)))
             docs = docs.map_batches(_read_unit, batch_size=1, batch_format="numpy")
-            id_col = id_column or ROW_ID
+            id_col = ROW_ID
 
         settings = _Settings(keys, id_col, sh, b, r, t, v, _fault)
         tally = ray.remote(num_cpus=0)(_TallyActor).remote()
@@ -699,16 +725,28 @@ def dedup(
         if output is not None:
             t3 = time.perf_counter()
             out_path = os.fspath(output)
-            kept_ds = docs.join(
-                labels.select_columns(["id"]),
-                "left_anti",
-                partitions,
-                on=(id_col,),
-                right_on=("id",),
-            )
-            if id_column is None:
-                kept_ds = kept_ds.drop_columns([ROW_ID])
-            kept_ds.write_parquet(out_path)
+            if files is None:
+                # a Dataset: a left anti-join on the id (a shuffle of the rows)
+                kept_ds = docs.join(
+                    labels.select_columns(["id"]), "left_anti", partitions,
+                    on=(id_col,), right_on=("id",),
+                )  # fmt: skip
+                kept_ds.write_parquet(out_path)
+            else:
+                # files: the removed ids, sorted, in a Parquet folder beside the output; each
+                # read task reads its unit again and leaves out the ids of its range
+                removed_dir = None
+                if removed:
+                    removed_dir = out_path.rstrip("/\\") + ".fastalign-removed"
+                    labels.select_columns(["id"]).sort("id").write_parquet(removed_dir)
+                try:
+                    ray.data.from_items(units, override_num_blocks=max(1, len(units))).map_batches(
+                        _read_unit, batch_size=1, batch_format="numpy",
+                        fn_kwargs={"removed_dir": removed_dir, "with_ids": False},
+                    ).write_parquet(out_path)  # fmt: skip
+                finally:
+                    if removed_dir is not None:
+                        shutil.rmtree(removed_dir, ignore_errors=True)
             seconds["write"] = time.perf_counter() - t3
             say(f"[write] {n_rows - removed:,} kept rows -> {out_path} in {seconds['write']:.1f} s")
         ray.kill(tally)
