@@ -97,6 +97,12 @@ fn borrow<'a>(items: &'a [Bound<'_, PyString>]) -> PyResult<Vec<&'a str>> {
         .collect()
 }
 
+/// A row-major `[rows, cols]` array from its values.
+fn matrix<T>(shape: (usize, usize), values: Vec<T>) -> PyResult<Array2<T>> {
+    Array2::from_shape_vec(shape, values)
+        .map_err(|e| to_pyerr(fastalign_core::Error::shape(e.to_string())))
+}
+
 type ClusterOut<'py> = (
     Bound<'py, PyArray1<i64>>,
     Bound<'py, PyArray2<i64>>,
@@ -119,8 +125,7 @@ fn cluster_out(py: Python<'_>, c: Clusters) -> PyResult<ClusterOut<'_>> {
         .iter()
         .flat_map(|p| [p[0] as i64, p[1] as i64])
         .collect();
-    let pairs = Array2::from_shape_vec((m, 2), flat)
-        .map_err(|e| to_pyerr(fastalign_core::Error::shape(e.to_string())))?;
+    let pairs = matrix((m, 2), flat)?;
     Ok((
         cluster.into_pyarray(py),
         pairs.into_pyarray(py),
@@ -131,8 +136,7 @@ fn cluster_out(py: Python<'_>, c: Clusters) -> PyResult<ClusterOut<'_>> {
 
 fn sigs_out<'py>(py: Python<'py>, sk: Sketches) -> PyResult<SigsOut<'py>> {
     let n = sk.len();
-    let sigs = Array2::from_shape_vec((n, sk.num_perm), sk.sigs)
-        .map_err(|e| to_pyerr(fastalign_core::Error::shape(e.to_string())))?;
+    let sigs = matrix((n, sk.num_perm), sk.sigs)?;
     Ok((sigs.into_pyarray(py), sk.empty.into_pyarray(py)))
 }
 
@@ -386,9 +390,7 @@ impl MinHashIndexCore {
     fn signatures<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<u32>>> {
         let p = self.index.shingling.num_perm;
         let s = self.index.signatures().to_vec();
-        let a = Array2::from_shape_vec((s.len() / p, p), s)
-            .map_err(|e| to_pyerr(fastalign_core::Error::shape(e.to_string())))?;
-        Ok(a.into_pyarray(py))
+        Ok(matrix((s.len() / p, p), s)?.into_pyarray(py))
     }
 
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
@@ -445,8 +447,7 @@ pub fn dedup_band_keys<'py>(
     let p = signatures.shape()[1];
     let sigs = contiguous(&signatures, "signatures")?;
     let keys = run(py, || shard::band_keys(sigs, p, bands, rows))?;
-    let keys = Array2::from_shape_vec((n, bands), keys)
-        .map_err(|e| to_pyerr(fastalign_core::Error::shape(e.to_string())))?;
+    let keys = matrix((n, bands), keys)?;
     Ok(keys.into_pyarray(py))
 }
 
@@ -477,7 +478,6 @@ pub fn dedup_bucket_forest<'py>(
     let edges = run(py, || shard::bucket_forest(&rows, verify, threshold))?;
     let k = edges.len();
     let flat: Vec<i64> = edges.into_iter().flatten().collect();
-    let out = Array2::from_shape_vec((k, 2), flat)
-        .map_err(|e| to_pyerr(fastalign_core::Error::shape(e.to_string())))?;
+    let out = matrix((k, 2), flat)?;
     Ok(out.into_pyarray(py))
 }
