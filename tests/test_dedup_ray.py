@@ -294,6 +294,20 @@ def test_dataset_needs_ids_and_bad_rows_name_their_row(ray_cluster, tmp_path):
         rd.dedup(tmp_path / "a.jsonl", progress=False)
 
 
+@pytest.mark.slow
+def test_nothing_to_remove(ray_cluster, tmp_path):
+    # distinct texts and empty ones only: no band row joins another, every row is written
+    texts = ["", "alpha beta gamma delta", "   ", "one two three four five", ""]
+    pq.write_table(pa.table({"text": texts, "n": np.arange(5)}), tmp_path / "a.parquet")
+    r = rd.dedup(tmp_path / "a.parquet", output=tmp_path / "out", progress=False)
+    assert (r.rows, r.kept, r.removed, r.empty, r.rounds, r.edges) == (5, 5, 0, 3, 0, 0)
+    np.testing.assert_array_equal(r.cluster(), np.arange(5))
+    check_output(tmp_path / "out", np.ones(5, dtype=bool))
+    (tmp_path / "b.jsonl").write_text("")  # no rows at all
+    r = rd.dedup(tmp_path / "b.jsonl", progress=False)
+    assert (r.rows, r.kept, r.removed) == (0, 0, 0)
+
+
 def test_import_fastalign_dedup_does_not_import_ray():
     import subprocess
     import sys

@@ -150,6 +150,8 @@ def _maybe_crash(s: _Settings, stage: str) -> None:
 def _row_ids(table: pa.Table, s: _Settings) -> np.ndarray:
     import pyarrow as pa
 
+    if s.id_column not in table.column_names:
+        raise KeyError(f"no id column {s.id_column!r} (columns: {table.column_names})")
     col = table.column(s.id_column)
     if not pa.types.is_integer(col.type):
         raise TypeError(f"the id column {s.id_column!r} must hold integers, not {col.type}")

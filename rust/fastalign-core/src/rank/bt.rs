@@ -9,6 +9,8 @@
 //! "beat" graph is strongly connected (Zermelo's condition); otherwise the call fails and says
 //! which items form a group that never loses (or never wins) against the rest.
 
+use rayon::prelude::*;
+
 pub use super::newton::Fit;
 use super::newton::{check_args, maximize, Model};
 use crate::{Error, Result};
@@ -107,14 +109,21 @@ pub fn aggregate(
         start[i + 1] += start[i];
     }
     let mut fill = start.clone();
+    // per comparison in its bucket: the higher id; for unweighted comparisons without ties
+    // also which side won, in the low bit (4 bytes a row instead of 20)
+    let unit = weights.is_none() && ties.is_none();
     let mut hi = vec![0u32; m];
-    let mut wlo = vec![0.0f64; m];
-    let mut whi = vec![0.0f64; m];
+    let rows = if unit { 0 } else { m };
+    let (mut wlo, mut whi) = (vec![0.0f64; rows], vec![0.0f64; rows]);
     let mut wtie = vec![0.0f64; if ties.is_some() { m } else { 0 }];
     for k in 0..m {
         let (a, b, wa, wb, wt) = row(k);
         let at = fill[a as usize];
         fill[a as usize] += 1;
+        if unit {
+            hi[at] = b << 1 | u32::from(wb > 0.0);
+            continue;
+        }
         hi[at] = b;
         wlo[at] = wa;
         whi[at] = wb;
@@ -131,16 +140,31 @@ pub fn aggregate(
     let mut touched: Vec<u32> = Vec::new();
     for low in 0..n {
         for at in start[low]..start[low + 1] {
-            let h = hi[at] as usize;
+            let h = if unit { hi[at] >> 1 } else { hi[at] } as usize;
             if !seen[h] {
                 seen[h] = true;
                 touched.push(h as u32);
             }
-            sum_lo[h] += wlo[at];
-            sum_hi[h] += whi[at];
-            sum_tie[h] += wtie.get(at).copied().unwrap_or(0.0);
+            if unit {
+                // adding ones is exact in any order: the weighted path's sums, bit for bit
+                if hi[at] & 1 == 0 {
+                    sum_lo[h] += 1.0;
+                } else {
+                    sum_hi[h] += 1.0;
+                }
+            } else {
+                sum_lo[h] += wlo[at];
+                sum_hi[h] += whi[at];
+                sum_tie[h] += wtie.get(at).copied().unwrap_or(0.0);
+            }
         }
-        touched.sort_unstable();
+        // the pairs in order of the higher id: a scan of the row when it is dense, else a sort
+        if touched.len() * 8 >= n - low {
+            touched.clear();
+            touched.extend((low as u32 + 1..n as u32).filter(|&h| seen[h as usize]));
+        } else {
+            touched.sort_unstable();
+        }
         for &h in &touched {
             let h = h as usize;
             let (x, y) = (sum_lo[h], sum_hi[h]);
@@ -306,16 +330,99 @@ pub fn check_identifiable(p: &Pairs, prior: f64) -> Result<()> {
     Ok(())
 }
 
+/// Pairs per chunk of the parallel edge sums. Fixed, so that a result never depends on the
+/// number of threads: each chunk sums into its own buffer, and the buffers are added in order.
+const EDGE_CHUNK: usize = 1 << 15;
+
 impl Pairs {
+    /// Whether the edge sums run in parallel chunks: enough pairs, and per-chunk buffers
+    /// (`n` values each) small next to the pairs.
+    fn chunked(&self) -> bool {
+        let e = self.i.len();
+        e >= 2 * EDGE_CHUNK && self.n * e.div_ceil(EDGE_CHUNK) <= e
+    }
+
+    /// Sums per-pair terms into per-item accumulators: `add(range, acc, slots)` adds the
+    /// terms of the pairs in `range` into `acc` (`width * n` values) and may write each
+    /// pair's slot (`slots` is the range's part of `per_pair`, empty when `per_pair` is); the
+    /// sums are added to `out`.
+    fn edge_sums(
+        &self,
+        width: usize,
+        out: &mut [f64],
+        per_pair: &mut [f64],
+        add: impl Fn(std::ops::Range<usize>, &mut [f64], &mut [f64]) + Sync,
+    ) {
+        let e = self.i.len();
+        if !self.chunked() {
+            add(0..e, out, per_pair);
+            return;
+        }
+        let chunks = e.div_ceil(EDGE_CHUNK);
+        let slots: Vec<&mut [f64]> = if per_pair.is_empty() {
+            (0..chunks).map(|_| <&mut [f64]>::default()).collect()
+        } else {
+            per_pair.chunks_mut(EDGE_CHUNK).collect()
+        };
+        let parts: Vec<Vec<f64>> = slots
+            .into_par_iter()
+            .enumerate()
+            .map(|(k, slot)| {
+                let mut acc = vec![0.0; width * self.n];
+                add(
+                    k * EDGE_CHUNK..((k + 1) * EDGE_CHUNK).min(e),
+                    &mut acc,
+                    slot,
+                );
+                acc
+            })
+            .collect();
+        for acc in &parts {
+            out.iter_mut().zip(acc).for_each(|(o, a)| *o += a);
+        }
+    }
+
     /// `out += L_c v`: the graph Laplacian with edge weights `c` (the curvature of any model
     /// whose pair terms depend on `s_i - s_j` only).
     fn laplacian(&self, c: &[f64], v: &[f64], out: &mut [f64]) {
-        for e in 0..self.i.len() {
-            let (a, b) = (self.i[e] as usize, self.j[e] as usize);
-            let t = c[e] * (v[a] - v[b]);
-            out[a] += t;
-            out[b] -= t;
-        }
+        self.edge_sums(1, out, &mut [], |range, acc, _| {
+            for e in range {
+                let (a, b) = (self.i[e] as usize, self.j[e] as usize);
+                let t = c[e] * (v[a] - v[b]);
+                acc[a] += t;
+                acc[b] -= t;
+            }
+        });
+    }
+
+    /// The gradient and curvature of a model whose pair term depends on `d = s_i - s_j`:
+    /// `term(e, d)` gives the pair's gradient with respect to `s_i` and its curvature
+    /// (stored in `c[e]`); `g` and `diag` receive the per-item sums.
+    fn gradient_curvature(
+        &self,
+        s: &[f64],
+        g: &mut [f64],
+        diag: &mut [f64],
+        c: &mut [f64],
+        term: impl Fn(usize, f64) -> (f64, f64) + Sync,
+    ) {
+        let n = self.n;
+        let mut acc = vec![0.0; 2 * n];
+        self.edge_sums(2, &mut acc, c, |range, acc, slots| {
+            let (ga, da) = acc.split_at_mut(n);
+            let first = range.start;
+            for e in range {
+                let (a, b) = (self.i[e] as usize, self.j[e] as usize);
+                let (ge, ce) = term(e, s[a] - s[b]);
+                slots[e - first] = ce;
+                ga[a] += ge;
+                ga[b] -= ge;
+                da[a] += ce;
+                da[b] += ce;
+            }
+        });
+        g.copy_from_slice(&acc[..n]);
+        diag.copy_from_slice(&acc[n..]);
     }
 }
 
@@ -329,11 +436,7 @@ impl Model for Pairs {
     }
 
     fn evaluate(&self, s: &[f64], g: &mut [f64], diag: &mut [f64], c: &mut Vec<f64>) {
-        g.fill(0.0);
-        diag.fill(0.0);
-        for e in 0..self.i.len() {
-            let (a, b) = (self.i[e] as usize, self.j[e] as usize);
-            let d = s[a] - s[b];
+        self.gradient_curvature(s, g, diag, c, |e, d| {
             let t = (-d.abs()).exp(); // in (0, 1]: one exp per pair
             let q = if d >= 0.0 {
                 1.0 / (1.0 + t)
@@ -342,13 +445,8 @@ impl Model for Pairs {
             }; // sigmoid(d)
             let (wa, wb) = (self.wij[e], self.wji[e]);
             let w = wa + wb;
-            let ge = wa - w * q;
-            g[a] += ge;
-            g[b] -= ge;
-            c[e] = w * q * (1.0 - q);
-            diag[a] += c[e];
-            diag[b] += c[e];
-        }
+            (wa - w * q, w * q * (1.0 - q))
+        });
     }
 
     fn apply(&self, c: &Vec<f64>, v: &[f64], out: &mut [f64]) {
@@ -404,19 +502,11 @@ impl Model for Davidson<'_> {
     }
 
     fn evaluate(&self, s: &[f64], g: &mut [f64], diag: &mut [f64], c: &mut Vec<f64>) {
-        g.fill(0.0);
-        diag.fill(0.0);
-        for e in 0..self.p.i.len() {
-            let (a, b) = (self.p.i[e] as usize, self.p.j[e] as usize);
+        self.p.gradient_curvature(s, g, diag, c, |e, d| {
             let (wa, wb, _, w) = self.counts(e);
-            let (_, d1, d2) = self.log_d(s[a] - s[b]);
-            let ge = 0.5 * (wa - wb) - w * d1;
-            g[a] += ge;
-            g[b] -= ge;
-            c[e] = w * d2;
-            diag[a] += c[e];
-            diag[b] += c[e];
-        }
+            let (_, d1, d2) = self.log_d(d);
+            (0.5 * (wa - wb) - w * d1, w * d2)
+        });
     }
 
     fn apply(&self, c: &Vec<f64>, v: &[f64], out: &mut [f64]) {
@@ -488,6 +578,149 @@ pub fn fit_davidson(p: &Pairs, prior: f64, tol: f64, max_iter: usize) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `cargo test --release -p fastalign-core profile_bt -- --ignored --nocapture`: where the
+    /// time of the benchmark's fit (1000 items, 1M comparisons) goes.
+    #[test]
+    #[ignore]
+    fn profile_bt() {
+        let (n, m) = (1000usize, 1_000_000usize);
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let strength: Vec<f64> = (0..n).map(|i| (i as f64 / n as f64 - 0.5) * 4.0).collect();
+        let (mut w, mut l) = (Vec::with_capacity(m), Vec::with_capacity(m));
+        while w.len() < m {
+            let a = (next() % n as u64) as usize;
+            let b = (next() % n as u64) as usize;
+            if a == b {
+                continue;
+            }
+            let p = 1.0 / (1.0 + (strength[b] - strength[a]).exp());
+            let u = (next() >> 11) as f64 / (1u64 << 53) as f64;
+            let (win, lose) = if u < p { (a, b) } else { (b, a) };
+            w.push(win as i64);
+            l.push(lose as i64);
+        }
+        for _ in 0..3 {
+            let t0 = std::time::Instant::now();
+            let p = aggregate(&w, &l, None, None, None).expect("agg");
+            let t1 = std::time::Instant::now();
+            check_identifiable(&p, 0.0).expect("ok");
+            let t2 = std::time::Instant::now();
+            let f = fit(&p, 0.0, 1e-10, 100).expect("fit");
+            let t3 = std::time::Instant::now();
+            let mut c = p.new_cache();
+            let (mut g, mut d) = (vec![0.0; n], vec![0.0; n]);
+            p.evaluate(&f.scores, &mut g, &mut d, &mut c);
+            let t4 = std::time::Instant::now();
+            let mut out = vec![0.0; n];
+            p.laplacian(&c, &f.scores, &mut out);
+            let t5 = std::time::Instant::now();
+            println!(
+                "pairs {} aggregate {:?} identifiable {:?} fit {:?} ({} iterations) evaluate {:?} \
+                 laplacian {:?}",
+                p.i.len(),
+                t1 - t0,
+                t2 - t1,
+                t3 - t2,
+                f.iterations,
+                t4 - t3,
+                t5 - t4
+            );
+        }
+    }
+
+    #[test]
+    fn unweighted_rows_sum_like_unit_weights() {
+        // dense and sparse rows (the scan and the sort of the higher ids), both directions
+        let (mut w, mut l) = (vec![], vec![]);
+        let mut x: u64 = 11;
+        for k in 0..20_000u64 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let n = if k % 2 == 0 { 30 } else { 3000 };
+            let (a, b) = ((x >> 33) % n, (x >> 13) % n);
+            if a != b {
+                w.push(a as i64);
+                l.push(b as i64);
+            }
+        }
+        let ones = vec![1.0; w.len()];
+        let unit = aggregate(&w, &l, None, None, None).expect("unit");
+        let weighted = aggregate(&w, &l, Some(&ones), None, None).expect("weighted");
+        assert_eq!(
+            (&unit.i, &unit.j, &unit.wij, &unit.wji, &unit.tie),
+            (
+                &weighted.i,
+                &weighted.j,
+                &weighted.wij,
+                &weighted.wji,
+                &weighted.tie
+            )
+        );
+        assert!(unit.i.windows(2).all(|p| p[0] <= p[1]));
+    }
+
+    #[test]
+    fn chunked_edge_sums_equal_a_plain_loop_for_any_thread_count() {
+        // every pair of 600 items: enough pairs for the parallel chunks
+        let n = 600;
+        let mut p = Pairs {
+            n,
+            ..Pairs::default()
+        };
+        for a in 0..n as u32 {
+            for b in a + 1..n as u32 {
+                p.i.push(a);
+                p.j.push(b);
+                p.wij.push(f64::from((a * 7 + b) % 5));
+                p.wji.push(f64::from((a + b * 3) % 4) + 0.5);
+                p.tie.push(0.0);
+            }
+        }
+        assert!(p.chunked());
+        let s: Vec<f64> = (0..n)
+            .map(|i| ((i * 37) % 101) as f64 / 50.0 - 1.0)
+            .collect();
+        let run = |threads| {
+            crate::sys::with_threads(Some(threads), || {
+                let (mut g, mut d, mut c) = (vec![0.0; n], vec![0.0; n], p.new_cache());
+                p.evaluate(&s, &mut g, &mut d, &mut c);
+                let mut out = vec![1.0; n];
+                p.laplacian(&c, &s, &mut out);
+                Ok((g, d, c, out))
+            })
+            .expect("pool")
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
+        let (mut g, mut d, mut out) = (vec![0.0; n], vec![0.0; n], vec![1.0; n]);
+        for e in 0..p.i.len() {
+            let (a, b) = (p.i[e] as usize, p.j[e] as usize);
+            let q = 1.0 / (1.0 + (s[b] - s[a]).exp());
+            let w = p.wij[e] + p.wji[e];
+            let ce = w * q * (1.0 - q);
+            assert!((one.2[e] - ce).abs() <= 1e-15 * w);
+            g[a] += p.wij[e] - w * q;
+            g[b] -= p.wij[e] - w * q;
+            d[a] += ce;
+            d[b] += ce;
+            out[a] += ce * (s[a] - s[b]);
+            out[b] -= ce * (s[a] - s[b]);
+        }
+        for k in 0..n {
+            assert!((one.0[k] - g[k]).abs() <= 1e-9, "{k}");
+            assert!((one.1[k] - d[k]).abs() <= 1e-9, "{k}");
+            assert!((one.3[k] - out[k]).abs() <= 1e-9, "{k}");
+        }
+    }
 
     #[test]
     fn two_items_closed_form() {
