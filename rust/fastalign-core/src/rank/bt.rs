@@ -55,12 +55,13 @@ pub fn aggregate(
             }
         }
     }
-    let max_id = winners.iter().chain(losers).copied().max().unwrap_or(-1);
     let n = match n_items {
         Some(n) => n,
-        None => (max_id + 1).max(0) as usize,
+        None => (winners.iter().chain(losers).copied().max().unwrap_or(-1) + 1).max(0) as usize,
     };
     super::check_items(n)?;
+    // check every comparison and count the bucket sizes (by the lower id) in one pass
+    let mut start = vec![0usize; n + 1];
     for k in 0..m {
         let (a, b) = (winners[k], losers[k]);
         if a < 0 || b < 0 || a as u64 >= n as u64 || b as u64 >= n as u64 {
@@ -82,6 +83,7 @@ pub fn aggregate(
                 });
             }
         }
+        start[a.min(b) as usize + 1] += 1;
     }
     let row = |k: usize| {
         let w = weights.map_or(1.0, |w| w[k]);
@@ -101,10 +103,6 @@ pub fn aggregate(
     };
     // bucket the comparisons by their lower id (a counting sort), then sum each bucket in two
     // dense rows indexed by the higher id (reused, so they stay in cache): O(m + n + pairs log)
-    let mut start = vec![0usize; n + 1];
-    for k in 0..m {
-        start[winners[k].min(losers[k]) as usize + 1] += 1;
-    }
     for i in 0..n {
         start[i + 1] += start[i];
     }
@@ -131,58 +129,122 @@ pub fn aggregate(
             *t = wt;
         }
     }
+    let rows = Rows {
+        n,
+        start: &start,
+        hi: &hi,
+        wlo: &wlo,
+        whi: &whi,
+        wtie: &wtie,
+        unit,
+    };
+    // the buckets in parallel ranges of lower ids (about equal rows each); the pairs come out
+    // in (low, high) order whatever the ranges
+    // (each range has scratch rows of n values: at most as many ranges as m / n)
+    let parts = (m / (1 << 16)).min(m / n.max(1)).clamp(1, 64);
+    let mut cuts = vec![0usize];
+    for k in 1..parts {
+        let target = m * k / parts;
+        let low = start.partition_point(|&x| x < target).min(n);
+        if low > *cuts.last().unwrap_or(&0) {
+            cuts.push(low);
+        }
+    }
+    cuts.push(n);
+    let pieces: Vec<Pairs> = cuts
+        .windows(2)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|w| rows.sum(w[0]..w[1]))
+        .collect();
     let mut p = Pairs {
         n,
         ..Pairs::default()
     };
-    let (mut sum_lo, mut sum_hi, mut sum_tie) = (vec![0.0f64; n], vec![0.0f64; n], vec![0.0f64; n]);
-    let mut seen = vec![false; n];
-    let mut touched: Vec<u32> = Vec::new();
-    for low in 0..n {
-        for at in start[low]..start[low + 1] {
-            let h = if unit { hi[at] >> 1 } else { hi[at] } as usize;
-            if !seen[h] {
-                seen[h] = true;
-                touched.push(h as u32);
-            }
-            if unit {
-                // adding ones is exact in any order: the weighted path's sums, bit for bit
-                if hi[at] & 1 == 0 {
-                    sum_lo[h] += 1.0;
-                } else {
-                    sum_hi[h] += 1.0;
-                }
-            } else {
-                sum_lo[h] += wlo[at];
-                sum_hi[h] += whi[at];
-                sum_tie[h] += wtie.get(at).copied().unwrap_or(0.0);
-            }
-        }
-        // the pairs in order of the higher id: a scan of the row when it is dense, else a sort
-        if touched.len() * 8 >= n - low {
-            touched.clear();
-            touched.extend((low as u32 + 1..n as u32).filter(|&h| seen[h as usize]));
-        } else {
-            touched.sort_unstable();
-        }
-        for &h in &touched {
-            let h = h as usize;
-            let (x, y) = (sum_lo[h], sum_hi[h]);
-            if x + y > 0.0 {
-                p.i.push(low as u32);
-                p.j.push(h as u32);
-                p.wij.push(x);
-                p.wji.push(y);
-                p.tie.push(sum_tie[h]);
-            }
-            sum_lo[h] = 0.0;
-            sum_hi[h] = 0.0;
-            sum_tie[h] = 0.0;
-            seen[h] = false;
-        }
-        touched.clear();
+    for piece in pieces {
+        p.i.extend(piece.i);
+        p.j.extend(piece.j);
+        p.wij.extend(piece.wij);
+        p.wji.extend(piece.wji);
+        p.tie.extend(piece.tie);
     }
     Ok(p)
+}
+
+/// Comparisons bucketed by their lower id: `hi[start[low]..start[low + 1]]` (with the
+/// higher id shifted left by one and the winning side in the low bit when `unit`), and the
+/// rows' weights otherwise.
+struct Rows<'a> {
+    n: usize,
+    start: &'a [usize],
+    hi: &'a [u32],
+    wlo: &'a [f64],
+    whi: &'a [f64],
+    wtie: &'a [f64],
+    unit: bool,
+}
+
+impl Rows<'_> {
+    /// The summed pairs of the buckets of `lows`, in (low, high) order.
+    fn sum(&self, lows: std::ops::Range<usize>) -> Pairs {
+        let (start, hi, wlo, whi, wtie, unit) = (
+            self.start, self.hi, self.wlo, self.whi, self.wtie, self.unit,
+        );
+        let n = self.n;
+        let mut p = Pairs {
+            n,
+            ..Pairs::default()
+        };
+        let (mut sum_lo, mut sum_hi, mut sum_tie) =
+            (vec![0.0f64; n], vec![0.0f64; n], vec![0.0f64; n]);
+        let mut seen = vec![false; n];
+        let mut touched: Vec<u32> = Vec::new();
+        for low in lows {
+            for at in start[low]..start[low + 1] {
+                let h = if unit { hi[at] >> 1 } else { hi[at] } as usize;
+                if !seen[h] {
+                    seen[h] = true;
+                    touched.push(h as u32);
+                }
+                if unit {
+                    // adding ones is exact in any order: the weighted path's sums, bit for bit
+                    if hi[at] & 1 == 0 {
+                        sum_lo[h] += 1.0;
+                    } else {
+                        sum_hi[h] += 1.0;
+                    }
+                } else {
+                    sum_lo[h] += wlo[at];
+                    sum_hi[h] += whi[at];
+                    sum_tie[h] += wtie.get(at).copied().unwrap_or(0.0);
+                }
+            }
+            // the pairs in order of the higher id: a scan of the row when it is dense, else a sort
+            if touched.len() * 8 >= n - low {
+                touched.clear();
+                touched.extend((low as u32 + 1..n as u32).filter(|&h| seen[h as usize]));
+            } else {
+                touched.sort_unstable();
+            }
+            for &h in &touched {
+                let h = h as usize;
+                let (x, y) = (sum_lo[h], sum_hi[h]);
+                if x + y > 0.0 {
+                    p.i.push(low as u32);
+                    p.j.push(h as u32);
+                    p.wij.push(x);
+                    p.wji.push(y);
+                    p.tie.push(sum_tie[h]);
+                }
+                sum_lo[h] = 0.0;
+                sum_hi[h] = 0.0;
+                sum_tie[h] = 0.0;
+                seen[h] = false;
+            }
+            touched.clear();
+        }
+        p
+    }
 }
 
 /// For each comparison row of the data `p` was aggregated from, the index of its pair in `p`
@@ -224,6 +286,8 @@ pub fn scale(p: &Pairs) -> Vec<f64> {
         .collect()
 }
 
+/// The strongly connected components of the "beat" graph (Kosaraju): per item its
+/// component, and the number of components.
 pub fn beat_components(p: &Pairs) -> (Vec<u32>, usize) {
     let n = p.n;
     let mut out_adj: Vec<Vec<u32>> = vec![Vec::new(); n];
@@ -395,16 +459,15 @@ impl Pairs {
         });
     }
 
-    /// The gradient and curvature of a model whose pair term depends on `d = s_i - s_j`:
-    /// `term(e, d)` gives the pair's gradient with respect to `s_i` and its curvature
+    /// The gradient and curvature of a model whose pair term depends on `s_i - s_j`:
+    /// `term(e, i, j)` gives pair `e`'s gradient with respect to `s_i` and its curvature
     /// (stored in `c[e]`); `g` and `diag` receive the per-item sums.
     fn gradient_curvature(
         &self,
-        s: &[f64],
         g: &mut [f64],
         diag: &mut [f64],
         c: &mut [f64],
-        term: impl Fn(usize, f64) -> (f64, f64) + Sync,
+        term: impl Fn(usize, usize, usize) -> (f64, f64) + Sync,
     ) {
         let n = self.n;
         let mut acc = vec![0.0; 2 * n];
@@ -413,7 +476,7 @@ impl Pairs {
             let first = range.start;
             for e in range {
                 let (a, b) = (self.i[e] as usize, self.j[e] as usize);
-                let (ge, ce) = term(e, s[a] - s[b]);
+                let (ge, ce) = term(e, a, b);
                 slots[e - first] = ce;
                 ga[a] += ge;
                 ga[b] -= ge;
@@ -436,16 +499,33 @@ impl Model for Pairs {
     }
 
     fn evaluate(&self, s: &[f64], g: &mut [f64], diag: &mut [f64], c: &mut Vec<f64>) {
-        self.gradient_curvature(s, g, diag, c, |e, d| {
-            let t = (-d.abs()).exp(); // in (0, 1]: one exp per pair
-            let q = if d >= 0.0 {
-                1.0 / (1.0 + t)
+        // sigmoid(s_i - s_j) = e_i / (e_i + e_j) with e = exp(s - mean): one exp per item,
+        // not per pair, while no score is more than 300 from the mean (no overflow, and no
+        // e_i + e_j underflows); beyond that one exp of -|d| per pair
+        let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
+        let spread = s.iter().map(|x| (x - mean).abs()).fold(0.0, f64::max);
+        let ex: Vec<f64> = if spread <= 300.0 {
+            s.iter().map(|x| (x - mean).exp()).collect()
+        } else {
+            Vec::new()
+        };
+        self.gradient_curvature(g, diag, c, |e, a, b| {
+            let (q, r) = if ex.is_empty() {
+                let d = s[a] - s[b];
+                let t = (-d.abs()).exp(); // in (0, 1]
+                let (big, small) = (1.0 / (1.0 + t), t / (1.0 + t));
+                if d >= 0.0 {
+                    (big, small)
+                } else {
+                    (small, big)
+                }
             } else {
-                t / (1.0 + t)
-            }; // sigmoid(d)
+                let z = ex[a] + ex[b];
+                (ex[a] / z, ex[b] / z)
+            }; // sigmoid(d), sigmoid(-d)
             let (wa, wb) = (self.wij[e], self.wji[e]);
             let w = wa + wb;
-            (wa - w * q, w * q * (1.0 - q))
+            (wa - w * q, w * q * r)
         });
     }
 
@@ -502,9 +582,9 @@ impl Model for Davidson<'_> {
     }
 
     fn evaluate(&self, s: &[f64], g: &mut [f64], diag: &mut [f64], c: &mut Vec<f64>) {
-        self.p.gradient_curvature(s, g, diag, c, |e, d| {
+        self.p.gradient_curvature(g, diag, c, |e, a, b| {
             let (wa, wb, _, w) = self.counts(e);
-            let (_, d1, d2) = self.log_d(d);
+            let (_, d1, d2) = self.log_d(s[a] - s[b]);
             (0.5 * (wa - wb) - w * d1, w * d2)
         });
     }
@@ -640,7 +720,7 @@ mod tests {
         // dense and sparse rows (the scan and the sort of the higher ids), both directions
         let (mut w, mut l) = (vec![], vec![]);
         let mut x: u64 = 11;
-        for k in 0..20_000u64 {
+        for k in 0..300_000u64 {
             x = x
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
