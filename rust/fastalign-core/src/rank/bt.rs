@@ -286,6 +286,53 @@ pub fn scale(p: &Pairs) -> Vec<f64> {
         .collect()
 }
 
+/// Whether item 0 reaches every item along "beat" edges and every item reaches item 0 (the
+/// graph is strongly connected), by sweeps over the pair list that spread both reach sets
+/// until nothing changes: a few sweeps on well-mixed data, with no adjacency lists built.
+/// `None` when 8 sweeps did not settle it (long chains), to be decided by the components.
+pub fn reach_from_first(p: &Pairs) -> Option<bool> {
+    let n = p.n;
+    let (mut from, mut to) = (vec![false; n], vec![false; n]);
+    if n == 0 {
+        return Some(true);
+    }
+    from[0] = true;
+    to[0] = true;
+    for _ in 0..8 {
+        let mut changed = false;
+        for e in 0..p.i.len() {
+            let (a, b) = (p.i[e] as usize, p.j[e] as usize);
+            // from: reached from item 0 along beats; to: reaches item 0 along beats
+            if p.wij[e] > 0.0 {
+                // a beat b
+                if from[a] && !from[b] {
+                    from[b] = true;
+                    changed = true;
+                }
+                if to[b] && !to[a] {
+                    to[a] = true;
+                    changed = true;
+                }
+            }
+            if p.wji[e] > 0.0 {
+                // b beat a
+                if from[b] && !from[a] {
+                    from[a] = true;
+                    changed = true;
+                }
+                if to[a] && !to[b] {
+                    to[b] = true;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return Some(from.iter().all(|&x| x) && to.iter().all(|&x| x));
+        }
+    }
+    None
+}
+
 /// The strongly connected components of the "beat" graph (Kosaraju): per item its
 /// component, and the number of components.
 pub fn beat_components(p: &Pairs) -> (Vec<u32>, usize) {
@@ -362,7 +409,7 @@ pub fn fit(p: &Pairs, prior: f64, tol: f64, max_iter: usize) -> Result<Fit> {
 /// otherwise an error naming the smallest group that never loses (or never wins).
 pub fn check_identifiable(p: &Pairs, prior: f64) -> Result<()> {
     let n = p.n;
-    if prior == 0.0 && n > 1 {
+    if prior == 0.0 && n > 1 && reach_from_first(p) != Some(true) {
         let (comp, count) = beat_components(p);
         if count > 1 {
             // name a group at the top of the condensation (component 0 in Kosaraju's order):
@@ -745,6 +792,47 @@ mod tests {
             )
         );
         assert!(unit.i.windows(2).all(|p| p[0] <= p[1]));
+    }
+
+    #[test]
+    fn sweeps_agree_with_the_components() {
+        let mut x: u64 = 5;
+        let mut next = |k: u64| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % k
+        };
+        let mut seen = [0usize; 3];
+        for _ in 0..600 {
+            let n = 1 + next(12) as i64;
+            let m = next(40);
+            let (mut w, mut l) = (vec![], vec![]);
+            for _ in 0..m {
+                let (a, b) = (next(n as u64) as i64, next(n as u64) as i64);
+                if a != b {
+                    w.push(a);
+                    l.push(b);
+                }
+            }
+            let p = aggregate(&w, &l, None, None, Some(n as usize)).expect("agg");
+            let connected = beat_components(&p).1 == 1;
+            match reach_from_first(&p) {
+                Some(c) => {
+                    assert_eq!(c, connected, "{w:?} {l:?} n={n}");
+                    seen[usize::from(c)] += 1;
+                }
+                None => seen[2] += 1,
+            }
+        }
+        assert!(seen[0] > 50 && seen[1] > 50, "{seen:?}");
+        // a long chain in the worst order is left to the components
+        let n = 40i64;
+        let (w, l): (Vec<i64>, Vec<i64>) =
+            (1..n).rev().map(|k| (k, k - 1)).chain([(0, n - 1)]).unzip();
+        let p = aggregate(&w, &l, None, None, None).expect("chain");
+        assert_eq!(beat_components(&p).1, 1);
+        assert_ne!(reach_from_first(&p), Some(false));
     }
 
     #[test]
