@@ -12,7 +12,9 @@
 use rayon::prelude::*;
 
 pub use super::newton::Fit;
-use super::newton::{check_args, maximize, Model};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::newton::{check_args, maximize, maximize_until, Model};
 use crate::{Error, Result};
 
 /// A comparison table: for each unordered pair `(i, j)`, `i < j`, the weight of "i beat j"
@@ -157,9 +159,17 @@ pub fn aggregate(
         .into_par_iter()
         .map(|w| rows.sum(w[0]..w[1]))
         .collect();
+    if pieces.len() == 1 {
+        return Ok(pieces.into_iter().next().unwrap_or_default());
+    }
+    let total = pieces.iter().map(|q| q.i.len()).sum();
     let mut p = Pairs {
         n,
-        ..Pairs::default()
+        i: Vec::with_capacity(total),
+        j: Vec::with_capacity(total),
+        wij: Vec::with_capacity(total),
+        wji: Vec::with_capacity(total),
+        tie: Vec::with_capacity(total),
     };
     for piece in pieces {
         p.i.extend(piece.i);
@@ -191,9 +201,16 @@ impl Rows<'_> {
             self.start, self.hi, self.wlo, self.whi, self.wtie, self.unit,
         );
         let n = self.n;
+        // at most one pair per row and per (low, high): room reserved, never regrown
+        let room = (start[lows.end] - start[lows.start])
+            .min(lows.clone().map(|low| n - low - 1).sum::<usize>());
         let mut p = Pairs {
             n,
-            ..Pairs::default()
+            i: Vec::with_capacity(room),
+            j: Vec::with_capacity(room),
+            wij: Vec::with_capacity(room),
+            wji: Vec::with_capacity(room),
+            tie: Vec::with_capacity(room),
         };
         let (mut sum_lo, mut sum_hi, mut sum_tie) =
             (vec![0.0f64; n], vec![0.0f64; n], vec![0.0f64; n]);
@@ -401,8 +418,20 @@ pub fn fit(p: &Pairs, prior: f64, tol: f64, max_iter: usize) -> Result<Fit> {
     if n == 0 {
         return Err(Error::invalid("no items to rank"));
     }
-    check_identifiable(p, prior)?;
-    Ok(maximize(p, n, prior, tol, max_iter, &scale(p), None))
+    // the identifiability check runs beside the fit, which it stops when it fails
+    let stop = AtomicBool::new(false);
+    let (checked, fitted) = rayon::join(
+        || {
+            let r = check_identifiable(p, prior);
+            if r.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            r
+        },
+        || maximize_until(p, n, prior, tol, max_iter, &scale(p), None, Some(&stop)),
+    );
+    checked?;
+    Ok(fitted)
 }
 
 /// Without a prior the maximum exists only when the "beat" graph is strongly connected;

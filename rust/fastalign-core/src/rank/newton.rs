@@ -2,6 +2,8 @@
 //! matrix-free Jacobi-preconditioned conjugate-gradient steps and a line search that needs the
 //! objective only when the directional derivative cannot decide.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::{Error, Result};
 
 /// A log-likelihood over item scores whose negative Hessian (the curvature) can be applied
@@ -60,6 +62,22 @@ pub fn maximize<M: Model>(
     scale: &[f64],
     start: Option<&[f64]>,
 ) -> Fit {
+    maximize_until(model, n, prior, tol, max_iter, scale, start, None)
+}
+
+/// [`maximize`], given up (not converged) at the first iteration after `stop` is set (by a
+/// check running beside it that found the maximum does not exist).
+#[allow(clippy::too_many_arguments)]
+pub fn maximize_until<M: Model>(
+    model: &M,
+    n: usize,
+    prior: f64,
+    tol: f64,
+    max_iter: usize,
+    scale: &[f64],
+    start: Option<&[f64]>,
+    stop: Option<&AtomicBool>,
+) -> Fit {
     let new_at = || At {
         g: vec![0.0; n],
         diag: vec![0.0; n],
@@ -83,7 +101,8 @@ pub fn maximize<M: Model>(
                 .zip(scale)
                 .map(|(g, s)| (g / s).abs())
                 .fold(0.0, f64::max);
-        if rel <= tol || it == max_iter {
+        let stopped = stop.is_some_and(|s| s.load(Ordering::Relaxed));
+        if rel <= tol || it == max_iter || stopped {
             return Fit {
                 scores: center(s, prior),
                 converged: rel <= tol,
