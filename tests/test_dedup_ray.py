@@ -204,7 +204,13 @@ def test_parquet_files_match_single_process(ray_cluster, tmp_path):
     assert want.n_removed > 50
     assert want.summary()["largest_cluster"] > 2
     lines: list[str] = []
-    r = rd.dedup(src, threshold=0.5, output=tmp_path / "out", partitions=3, progress=lines.append)
+    marker = tmp_path / "crashed"  # a worker dies after reporting its large-star counts
+    r = rd.dedup(
+        src, threshold=0.5, output=tmp_path / "out", partitions=3, progress=lines.append,
+        _fault=("large_star", str(marker)),
+    )  # fmt: skip
+    assert marker.exists()
+    marker.unlink()
     np.testing.assert_array_equal(r.cluster(), want.cluster)
     np.testing.assert_array_equal(r.keep(), want.keep)
     s = want.summary()
@@ -240,8 +246,12 @@ def test_minhash_verification_on_jsonl_chats_with_retried_task(ray_cluster, tmp_
         src, column=["prompt", "tag"], threshold=0.6, verify="minhash", output=tmp_path / "out",
         partitions=2, progress=False, _fault=("sign", str(marker)),
     )  # fmt: skip
-    assert marker.exists()  # the fault did fire
+    assert marker.exists()  # the fault did fire, after the task had reported its counts
     np.testing.assert_array_equal(r.cluster(), want.cluster)
+    s = want.summary()
+    assert (r.rows, r.removed, r.clusters, r.empty) == (
+        s["texts"], s["removed"], s["clusters"], s["empty"]
+    )  # fmt: skip
     check_output(tmp_path / "out", want.keep)
 
 
@@ -252,8 +262,9 @@ def test_dataset_with_id_column_and_crash_after_the_shuffle(ray_cluster, tmp_pat
     texts = corpus(240, seed=2)
     rng = np.random.default_rng(3)
     order = rng.permutation(len(texts))  # rows arrive in any order: the ids decide
-    items = [{"id": int(i), "text": texts[i]} for i in order]
-    ds = ray.data.from_items(items, override_num_blocks=5)
+    # int32 ids: the anti-join must still match them with the int64 labels
+    table = pa.table({"id": pa.array(order, pa.int32()), "text": [texts[i] for i in order]})
+    ds = ray.data.from_arrow(table).repartition(5)
     want = fd.dedup(texts, threshold=0.7, bands=(16, 8))
     marker = tmp_path / "crashed"
     r = rd.dedup(
@@ -263,6 +274,7 @@ def test_dataset_with_id_column_and_crash_after_the_shuffle(ray_cluster, tmp_pat
     assert marker.exists()
     np.testing.assert_array_equal(r.cluster(), want.cluster)
     check_output(tmp_path / "out", want.keep, column="id")
+    assert r.removed == want.n_removed
 
 
 def test_bad_arguments(tmp_path):
@@ -280,6 +292,16 @@ def test_bad_arguments(tmp_path):
     pq.write_table(pa.table({"text": ["a"]}), tmp_path / "a.parquet")
     with pytest.raises(InvalidInputError, match="position"):
         rd.dedup(tmp_path / "a.parquet", id_column="id")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.parquet").write_bytes(b"")
+    with pytest.raises(InvalidInputError, match="exists"):
+        rd.dedup(tmp_path / "a.parquet", output=tmp_path / "out")
+    settings = rd._Settings(("text",), "id", (), 1, 1, 0.5, "none")
+    big = pa.table({"id": pa.array([2**63], pa.uint64())})
+    with pytest.raises(InvalidInputError, match=r"2\*\*63"):
+        rd._row_ids(big, settings)
+    with pytest.raises(TypeError, match="integers"):
+        rd._row_ids(pa.table({"id": ["x"]}), settings)
 
 
 @pytest.mark.slow
@@ -289,6 +311,12 @@ def test_dataset_needs_ids_and_bad_rows_name_their_row(ray_cluster, tmp_path):
     ds = ray.data.from_items([{"text": "a b c"}])
     with pytest.raises(InvalidInputError, match="id_column"):
         rd.dedup(ds)
+    # ids that are not row positions: the labels hold the answer, cluster() says so
+    items = [{"id": 10 + i, "text": t} for i, t in enumerate(["a b c d e f", "a b c d e f", "x"])]
+    r = rd.dedup(ray.data.from_items(items), id_column="id", progress=False)
+    assert r.labels.take_all() == [{"id": 11, "cluster": 10}]
+    with pytest.raises(InvalidInputError, match="labels"):
+        r.cluster()
     (tmp_path / "a.jsonl").write_text(json.dumps({"text": None}) + "\n")
     with pytest.raises(Exception, match="row 0: 'text' is None"):
         rd.dedup(tmp_path / "a.jsonl", progress=False)

@@ -50,6 +50,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -116,15 +117,12 @@ class _TallyActor:
     def put(self, stage: str, key: int, values: tuple[int, ...]) -> None:
         self.entries[(stage, key)] = values
 
-    def clear(self, stage: str) -> None:
-        self.entries = {k: v for k, v in self.entries.items() if k[0] != stage}
+    def values(self, stage: str) -> list[tuple[int, ...]]:
+        return [v for (st, _key), v in self.entries.items() if st == stage]
 
-    def total(self, stage: str, width: int) -> tuple[int, ...]:
-        out = [0] * width
-        for (st, _key), values in self.entries.items():
-            if st == stage:
-                out = [a + b for a, b in zip(out, values, strict=True)]
-        return tuple(out)
+
+def _total(values: list[tuple[int, ...]], width: int) -> tuple[int, ...]:
+    return tuple(sum(v[k] for v in values) for k in range(width))
 
 
 def _report(tally: Any, stage: str, key: int, values: tuple[int, ...]) -> None:
@@ -157,9 +155,12 @@ def _row_ids(table: pa.Table, s: _Settings) -> np.ndarray:
         raise TypeError(f"the id column {s.id_column!r} must hold integers, not {col.type}")
     if col.null_count:
         raise InvalidInputError(f"the id column {s.id_column!r} has missing values")
-    ids = col.to_numpy().astype(np.int64, copy=False)
-    if len(ids) and ids.min() < 0:
+    raw = col.to_numpy()
+    if len(raw) and raw.min() < 0:
         raise InvalidInputError(f"the id column {s.id_column!r} has negative ids")
+    if len(raw) and raw.dtype == np.uint64 and raw.max() > np.iinfo(np.int64).max:
+        raise InvalidInputError(f"the id column {s.id_column!r} has ids of 2**63 or more")
+    ids = raw.astype(np.int64, copy=False)
     return ids
 
 
@@ -215,7 +216,6 @@ def _fixed_list(values: np.ndarray) -> Any:
 def _sign(table: pa.Table, settings: _Settings, tally: Any) -> pa.Table:
     import pyarrow as pa
 
-    _maybe_crash(settings, "sign")
     ids = _row_ids(table, settings)
     if len(ids) == 0:
         return _empty_band_rows(settings)
@@ -231,7 +231,9 @@ def _sign(table: pa.Table, settings: _Settings, tally: Any) -> pa.Table:
     if settings.verify == "minhash":
         cols["sig"] = _fixed_list(np.repeat(sigs[full], b, axis=0))
     out = pa.table(cols)
-    _report(tally, "sign", ids.min(), (len(ids), int(empty.sum()), out.num_rows, out.nbytes))
+    stats = (len(ids), int(empty.sum()), out.num_rows, out.nbytes, int(ids.max()))
+    _report(tally, "sign", ids.min(), stats)
+    _maybe_crash(settings, "sign")  # after the report: a retry must overwrite it, not add
     return out
 
 
@@ -249,6 +251,13 @@ def _empty_band_rows(settings: _Settings) -> pa.Table:
 
 
 # -- stage 2: buckets --------------------------------------------------------------------------
+
+
+def _ids_as_int64(table: pa.Table, column: str) -> pa.Table:
+    import pyarrow as pa
+
+    k = table.column_names.index(column)
+    return table.set_column(k, column, table.column(column).cast(pa.int64()))
 
 
 def _edges_table(child: np.ndarray, parent: np.ndarray) -> pa.Table:
@@ -349,12 +358,13 @@ def _symmetric(table: pa.Table) -> pa.Table:
     return pa.table({"u": np.concatenate([c, p]), "v": np.concatenate([p, c])})
 
 
-def _large_star_batch(table: pa.Table, tally: Any) -> pa.Table:
+def _large_star_batch(table: pa.Table, tally: Any, stage: str, settings: _Settings) -> pa.Table:
     u = table.column("u").to_numpy().astype(np.int64)
     v = table.column("v").to_numpy().astype(np.int64)
     c, p, unsettled, roots = large_star(u, v)
     if len(u):
-        _report(tally, "large_star", u.min(), (unsettled, roots))
+        _report(tally, stage, u.min(), (unsettled, roots))
+        _maybe_crash(settings, "large_star")
     return _edges_table(c, p)
 
 
@@ -504,17 +514,17 @@ class RayDedupResult:
     seconds: dict[str, float]
     shuffle_bytes: int
     output: str | None
+    ids_are_positions: bool = True
 
     def cluster(self) -> npt.NDArray[np.int64]:
         """Per row id ``0 .. rows - 1``, its cluster's id (the single-process
         :attr:`DedupResult.cluster <fastalign.dedup.DedupResult.cluster>`; ids from files, or
         an id column holding exactly ``0 .. rows - 1``). Gathers the labels on the driver."""
+        if not self.ids_are_positions:
+            raise InvalidInputError("the ids are not 0 .. rows - 1: read `labels` instead")
         out = np.arange(self.rows, dtype=np.int64)
         for batch in self.labels.iter_batches(batch_format="numpy", batch_size=1 << 20):
-            ids = batch["id"]
-            if len(ids) and (ids.max() >= self.rows):
-                raise InvalidInputError("ids are not 0 .. rows - 1: use labels directly")
-            out[ids] = batch["cluster"]
+            out[batch["id"]] = batch["cluster"]
         return out
 
     def keep(self) -> npt.NDArray[np.bool_]:
@@ -603,8 +613,8 @@ def dedup(
             :func:`fastalign.dedup.dedup`.
         verify: False (plain LSH) or ``"minhash"``.
         partitions: hash partitions of each shuffle (default: 2 per CPU of the cluster).
-        max_rounds: a bound on the connected-components rounds (each halves the depth of
-            the components' trees at least; 64 is far beyond any real graph).
+        max_rounds: a bound on the connected-components rounds (O(log^2 n) by the paper's
+            bound, typically 2-4; 64 is far beyond any real graph).
         address: the Ray cluster to join when Ray is not initialized yet (None: a local one).
         progress: print one line per stage on stderr (or call this function), and show Ray
             Data's progress bars.
@@ -630,6 +640,13 @@ def dedup(
         raise InvalidInputError(f"max_rounds must be a positive int, got {max_rounds!r}")
     say = _say(progress)
 
+    if output is not None and os.path.exists(output) and not (
+        os.path.isdir(output) and not os.listdir(output)
+    ):
+        raise InvalidInputError(
+            f"{os.fspath(output)} exists (and is not an empty folder): Ray would add files "
+            "beside the old ones (choose a new folder)"
+        )
     files = None if isinstance(data, ray.data.Dataset) else _expand(data)
     if files is not None and id_column is not None:
         raise InvalidInputError(
@@ -648,7 +665,7 @@ def dedup(
         raise InvalidInputError(f"partitions must be a positive int, got {partitions!r}")
 
     seconds: dict[str, float] = {}
-    with _data_context(bool(progress)):
+    with _data_context(bool(progress)), contextlib.ExitStack() as stack:
         t0 = time.perf_counter()
         if files is None:
             docs, n_rows, id_col = data, None, str(id_column)
@@ -661,6 +678,7 @@ def dedup(
 
         settings = _Settings(keys, id_col, sh, b, r, t, v, _fault)
         tally = ray.remote(num_cpus=0)(_TallyActor).remote()
+        stack.callback(ray.kill, tally)
         with_tally = {"tally": tally}
         edges = (
             docs.map_batches(
@@ -675,7 +693,9 @@ def dedup(
             )
             .materialize()
         )
-        n_docs, n_empty, n_band_rows, shuffle_bytes = ray.get(tally.total.remote("sign", 4))
+        signed = ray.get(tally.values.remote("sign"))
+        n_docs, n_empty, n_band_rows, shuffle_bytes = _total(signed, 4)
+        max_id = max((v[4] for v in signed), default=-1)
         if n_rows is not None and n_docs != n_rows:
             raise InvalidInputError(f"read {n_docs} rows where the files hold {n_rows}")
         n_rows = n_docs
@@ -699,17 +719,19 @@ def dedup(
                 edges.map_batches(_symmetric, batch_format="pyarrow")
                 .repartition(partitions, keys=["u"])
                 .map_batches(
-                    _large_star_batch, batch_size=None, batch_format="pyarrow", fn_kwargs=with_tally
+                    _large_star_batch,
+                    batch_size=None,
+                    batch_format="pyarrow",
+                    fn_kwargs={**with_tally, "stage": f"large_star_{rounds}", "settings": settings},
                 )
                 .materialize()
             )
-            unsettled, clusters = ray.get(tally.total.remote("large_star", 2))
+            unsettled, clusters = _total(ray.get(tally.values.remote(f"large_star_{rounds}")), 2)
             if unsettled == 0:
                 # the input edges are stars around each component's smallest id; the output
                 # is the same stars with every edge once (each leaf in its root's partition)
                 edges = large
                 break
-            ray.get(tally.clear.remote("large_star"))
             edges = (
                 large.repartition(partitions, keys=["child"])
                 .map_batches(_small_star_batch, batch_size=None, batch_format="pyarrow")
@@ -728,8 +750,11 @@ def dedup(
             t3 = time.perf_counter()
             out_path = os.fspath(output)
             if files is None:
-                # a Dataset: a left anti-join on the id (a shuffle of the rows)
-                kept_ds = docs.join(
+                # a Dataset: a left anti-join on the id (a shuffle of the rows), both sides'
+                # ids as int64 (the labels' type) so that they hash alike
+                kept_ds = docs.map_batches(
+                    _ids_as_int64, batch_format="pyarrow", fn_kwargs={"column": id_col}
+                ).join(
                     labels.select_columns(["id"]), "left_anti", partitions,
                     on=(id_col,), right_on=("id",),
                 )  # fmt: skip
@@ -738,10 +763,15 @@ def dedup(
                 # files: the removed ids, sorted, in a Parquet folder beside the output; each
                 # read task reads its unit again and leaves out the ids of its range
                 removed_dir = None
-                if removed:
-                    removed_dir = out_path.rstrip("/\\") + ".fastalign-removed"
-                    labels.select_columns(["id"]).sort("id").write_parquet(removed_dir)
                 try:
+                    if removed:
+                        # a fresh folder (never one left by an earlier run) on the output's
+                        # filesystem, which every worker reads
+                        removed_dir = tempfile.mkdtemp(
+                            dir=os.path.dirname(os.path.abspath(out_path)),
+                            prefix=".fastalign-removed-",
+                        )
+                        labels.select_columns(["id"]).sort("id").write_parquet(removed_dir)
                     ray.data.from_items(units, override_num_blocks=max(1, len(units))).map_batches(
                         _read_unit, batch_size=1, batch_format="numpy",
                         fn_kwargs={"removed_dir": removed_dir, "with_ids": False},
@@ -751,7 +781,6 @@ def dedup(
                         shutil.rmtree(removed_dir, ignore_errors=True)
             seconds["write"] = time.perf_counter() - t3
             say(f"[write] {n_rows - removed:,} kept rows -> {out_path} in {seconds['write']:.1f} s")
-        ray.kill(tally)
     return RayDedupResult(
         rows=n_rows,
         kept=n_rows - removed,
@@ -766,4 +795,5 @@ def dedup(
         seconds=seconds,
         shuffle_bytes=shuffle_bytes,
         output=out_path,
+        ids_are_positions=max_id == n_rows - 1,  # unique ids: exactly 0 .. rows - 1
     )

@@ -87,6 +87,12 @@ pub fn bucket_forest(
             rows.key.len()
         )));
     }
+    if m > u32::MAX as usize {
+        return Err(Error::invalid(format!(
+            "at most {} bucket rows per worker, got {m} (use more partitions)",
+            u32::MAX
+        )));
+    }
     let sigs = match (verify, rows.sigs) {
         (Verify::Exact, _) => {
             return Err(Error::invalid(
