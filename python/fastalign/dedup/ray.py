@@ -640,8 +640,10 @@ def dedup(
         raise InvalidInputError(f"max_rounds must be a positive int, got {max_rounds!r}")
     say = _say(progress)
 
-    if output is not None and os.path.exists(output) and not (
-        os.path.isdir(output) and not os.listdir(output)
+    if (
+        output is not None
+        and os.path.exists(output)
+        and not (os.path.isdir(output) and not os.listdir(output))
     ):
         raise InvalidInputError(
             f"{os.fspath(output)} exists (and is not an empty folder): Ray would add files "
