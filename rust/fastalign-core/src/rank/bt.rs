@@ -14,7 +14,7 @@ use rayon::prelude::*;
 pub use super::newton::Fit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::newton::{check_args, maximize, maximize_until, Model};
+use super::newton::{check_args, maximize, Model};
 use crate::{Error, Result};
 
 /// A comparison table: for each unordered pair `(i, j)`, `i < j`, the weight of "i beat j"
@@ -428,7 +428,7 @@ pub fn fit(p: &Pairs, prior: f64, tol: f64, max_iter: usize) -> Result<Fit> {
             }
             r
         },
-        || maximize_until(p, n, prior, tol, max_iter, &scale(p), None, Some(&stop)),
+        || maximize(p, n, prior, tol, max_iter, &scale(p), None, Some(&stop)),
     );
     checked?;
     Ok(fitted)
@@ -699,7 +699,16 @@ pub fn fit_davidson(p: &Pairs, prior: f64, tol: f64, max_iter: usize) -> Result<
     let mut warm: Option<Vec<f64>> = None;
     let mut profile = |theta: f64| -> (f64, Fit) {
         let model = Davidson { p, nu: theta.exp() };
-        let f = maximize(&model, p.n, prior, tol, max_iter, &scale, warm.as_deref());
+        let f = maximize(
+            &model,
+            p.n,
+            prior,
+            tol,
+            max_iter,
+            &scale,
+            warm.as_deref(),
+            None,
+        );
         warm = Some(f.scores.clone());
         let value =
             model.loglik(&f.scores) - 0.5 * prior * f.scores.iter().map(|x| x * x).sum::<f64>();

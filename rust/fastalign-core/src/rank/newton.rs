@@ -51,24 +51,12 @@ struct At<C> {
 }
 
 /// Maximizes `loglik(s) - prior/2 ||s||^2` from `start` (default 0). Without a prior the scores are
-/// defined up to a constant (the caller has checked that the maximum exists) and are
-/// returned with mean 0. Converged when every `|gradient_i| / scale_i <= tol`.
-pub fn maximize<M: Model>(
-    model: &M,
-    n: usize,
-    prior: f64,
-    tol: f64,
-    max_iter: usize,
-    scale: &[f64],
-    start: Option<&[f64]>,
-) -> Fit {
-    maximize_until(model, n, prior, tol, max_iter, scale, start, None)
-}
-
-/// [`maximize`], given up (not converged) at the first iteration after `stop` is set (by a
-/// check running beside it that found the maximum does not exist).
+/// defined up to a constant (the caller has checked that the maximum exists, or checks it
+/// beside the fit and sets `stop` when it does not: the fit then gives up at its next
+/// iteration) and are returned with mean 0. Converged when every `|gradient_i| / scale_i <=
+/// tol`.
 #[allow(clippy::too_many_arguments)]
-pub fn maximize_until<M: Model>(
+pub fn maximize<M: Model>(
     model: &M,
     n: usize,
     prior: f64,

@@ -180,7 +180,7 @@ pub fn fit(rk: &Rankings, prior: f64, tol: f64, max_iter: usize) -> Result<Fit> 
         }
     }
     let scale: Vec<f64> = stages.iter().map(|c| c.max(1.0)).collect();
-    Ok(maximize(rk, n, prior, tol, max_iter, &scale, None))
+    Ok(maximize(rk, n, prior, tol, max_iter, &scale, None, None))
 }
 
 #[cfg(test)]
