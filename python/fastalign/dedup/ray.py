@@ -499,6 +499,8 @@ class RayDedupResult:
             are their own cluster).
         seconds: wall time per stage; shuffle_bytes: bytes of the bucket shuffle's rows.
         output: where the kept rows were written (None when not written).
+        ids_are_positions: whether the ids are exactly ``0 .. rows - 1`` (always for files),
+            so that :meth:`cluster` and :meth:`keep` can lay the result out by id.
     """
 
     rows: int
