@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 pub use super::newton::Fit;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::newton::{check_args, maximize, Model};
 use crate::{Error, Result};
@@ -29,6 +29,9 @@ pub struct Pairs {
     /// The tie weight of the pair (already counted as half a win each way in `wij`, `wji`).
     pub tie: Vec<f64>,
 }
+
+/// Comparisons per task of the parallel bucketing (fixed: the same result for any thread count).
+const ROW_CHUNK: usize = 1 << 16;
 
 /// Sums comparisons per pair. `ties[k]` makes row k half a win each way.
 pub fn aggregate(
@@ -62,9 +65,8 @@ pub fn aggregate(
         None => (winners.iter().chain(losers).copied().max().unwrap_or(-1) + 1).max(0) as usize,
     };
     super::check_items(n)?;
-    // check every comparison and count the bucket sizes (by the lower id) in one pass
-    let mut start = vec![0usize; n + 1];
-    for k in 0..m {
+    // one comparison's checks; its lower id
+    let check = |k: usize| -> Result<usize> {
         let (a, b) = (winners[k], losers[k]);
         if a < 0 || b < 0 || a as u64 >= n as u64 || b as u64 >= n as u64 {
             return Err(Error::invalid(format!(
@@ -85,8 +87,8 @@ pub fn aggregate(
                 });
             }
         }
-        start[a.min(b) as usize + 1] += 1;
-    }
+        Ok(a.min(b) as usize)
+    };
     let row = |k: usize| {
         let w = weights.map_or(1.0, |w| w[k]);
         let tie = ties.is_some_and(|t| t[k]);
@@ -103,33 +105,78 @@ pub fn aggregate(
             (b, a, wb, wa, wt)
         }
     };
-    // bucket the comparisons by their lower id (a counting sort), then sum each bucket in two
-    // dense rows indexed by the higher id (reused, so they stay in cache): O(m + n + pairs log)
-    for i in 0..n {
-        start[i + 1] += start[i];
-    }
-    let mut fill = start.clone();
-    // per comparison in its bucket: the higher id; for unweighted comparisons without ties
-    // also which side won, in the low bit (4 bytes a row instead of 20)
+    // bucket the comparisons by their lower id (a stable counting sort), then sum each bucket
+    // in two dense rows indexed by the higher id (reused, so they stay in cache). Per
+    // comparison in its bucket: the higher id; for unweighted comparisons without ties also
+    // which side won, in the low bit (4 bytes a row instead of 20).
     let unit = weights.is_none() && ties.is_none();
-    let mut hi = vec![0u32; m];
-    let rows = if unit { 0 } else { m };
-    let (mut wlo, mut whi) = (vec![0.0f64; rows], vec![0.0f64; rows]);
-    let mut wtie = vec![0.0f64; if ties.is_some() { m } else { 0 }];
-    for k in 0..m {
-        let (a, b, wa, wb, wt) = row(k);
-        let at = fill[a as usize];
-        fill[a as usize] += 1;
-        if unit {
-            hi[at] = b << 1 | u32::from(wb > 0.0);
-            continue;
+    let mut start = vec![0usize; n + 1];
+    let chunks = m.div_ceil(ROW_CHUNK);
+    let hi: Vec<u32>;
+    let (mut wlo, mut whi, mut wtie) = (Vec::new(), Vec::new(), Vec::new());
+    if unit && chunks > 1 && chunks * n <= m {
+        // in parallel chunks of rows (each with n counters: no more than the rows): checks and
+        // counts, then every chunk writes its rows after the earlier chunks' in each bucket,
+        // so the buckets hold their rows in input order, as the sequential sort leaves them
+        let counted: Vec<Result<Vec<usize>>> = (0..chunks)
+            .into_par_iter()
+            .map(|c| {
+                let mut count = vec![0usize; n];
+                for k in c * ROW_CHUNK..((c + 1) * ROW_CHUNK).min(m) {
+                    count[check(k)?] += 1;
+                }
+                Ok(count)
+            })
+            .collect();
+        let counts = counted.into_iter().collect::<Result<Vec<_>>>()?; // the first error
+        let mut next: Vec<usize> = vec![0; n];
+        let mut firsts: Vec<Vec<usize>> = Vec::with_capacity(chunks);
+        for low in 0..n {
+            start[low + 1] = start[low] + counts.iter().map(|c| c[low]).sum::<usize>();
+            next[low] = start[low];
         }
-        hi[at] = b;
-        wlo[at] = wa;
-        whi[at] = wb;
-        if let Some(t) = wtie.get_mut(at) {
-            *t = wt;
+        for count in &counts {
+            firsts.push(next.clone());
+            next.iter_mut().zip(count).for_each(|(x, c)| *x += c);
         }
+        let slots: Vec<AtomicU32> = (0..m).map(|_| AtomicU32::new(0)).collect();
+        firsts.into_par_iter().enumerate().for_each(|(c, mut at)| {
+            for k in c * ROW_CHUNK..((c + 1) * ROW_CHUNK).min(m) {
+                let (a, b, _, wb, _) = row(k);
+                slots[at[a as usize]].store(b << 1 | u32::from(wb > 0.0), Ordering::Relaxed);
+                at[a as usize] += 1;
+            }
+        });
+        hi = slots.into_iter().map(AtomicU32::into_inner).collect();
+    } else {
+        for k in 0..m {
+            start[check(k)? + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut h = vec![0u32; m];
+        if !unit {
+            (wlo, whi) = (vec![0.0f64; m], vec![0.0f64; m]);
+            wtie = vec![0.0f64; if ties.is_some() { m } else { 0 }];
+        }
+        for k in 0..m {
+            let (a, b, wa, wb, wt) = row(k);
+            let at = fill[a as usize];
+            fill[a as usize] += 1;
+            if unit {
+                h[at] = b << 1 | u32::from(wb > 0.0);
+                continue;
+            }
+            h[at] = b;
+            wlo[at] = wa;
+            whi[at] = wb;
+            if let Some(t) = wtie.get_mut(at) {
+                *t = wt;
+            }
+        }
+        hi = h;
     }
     let rows = Rows {
         n,
@@ -830,6 +877,17 @@ mod tests {
             )
         );
         assert!(unit.i.windows(2).all(|p| p[0] <= p[1]));
+        // the parallel bucketing reports the first bad comparison, as the sequential one does
+        let (mut w2, mut l2) = (w.clone(), l.clone());
+        w2[250_000] = -1;
+        l2[100_000] = w2[100_000];
+        for (w, l) in [(&w2, &l2), (&w2, &l)] {
+            let err = aggregate(w, l, None, None, None).expect_err("bad rows");
+            let weighted = aggregate(w, l, Some(&ones), None, None).expect_err("bad rows");
+            assert_eq!(err.to_string(), weighted.to_string());
+        }
+        let err = aggregate(&w2, &l2, None, None, None).expect_err("bad rows");
+        assert!(err.to_string().contains("comparison 100000"), "{err}");
     }
 
     #[test]
