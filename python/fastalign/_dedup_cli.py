@@ -70,7 +70,7 @@ class _Progress:
 
 
 def _read_jsonl(path: str, keys: list[str], progress: _Progress) -> tuple[list[bytes], list[str]]:
-    from fastalign.dedup import _field_text
+    from fastalign.dedup import _field_text, _key_text
 
     total = os.path.getsize(path)
     lines: list[bytes] = []
@@ -97,7 +97,7 @@ def _read_jsonl(path: str, keys: list[str], progress: _Progress) -> tuple[list[b
                     parts.append(_field_text(rec[k], f"{path}:{lineno}: field {k!r}"))
                 except TypeError as e:
                     raise DedupCliError(str(e)) from None
-            texts.append(parts[0] if len(parts) == 1 else "\n\x1e\n".join(parts))
+            texts.append(_key_text(parts))
             lines.append(raw if raw.endswith(b"\n") else raw + b"\n")
             if lineno % 4096 == 0:
                 progress.update(f"reading {path}: {100 * done / max(total, 1):.0f}%")

@@ -629,6 +629,12 @@ def _field_text(value: Any, where: str) -> str:
     raise TypeError(f"{where} must be a str or a list of chat messages, not {type(value).__name__}")
 
 
+def _key_text(parts: list[str]) -> str:
+    """The dedup key of one record from its fields' texts: a lone field as is, several joined
+    by a record-separator line (every path, local or Ray, must build keys the same way)."""
+    return parts[0] if len(parts) == 1 else "\n\x1e\n".join(parts)
+
+
 def record_texts(records: Any, key: str | Sequence[str] = "prompt") -> list[str]:
     """The dedup key text of each record: the ``key`` field, or several fields joined by a
     separator line. Records may be a list of dicts, a Hugging Face ``datasets.Dataset``, a
@@ -648,7 +654,7 @@ def record_texts(records: Any, key: str | Sequence[str] = "prompt") -> list[str]
         parts = [
             _field_text(col[i], f"row {i}: {k!r}") for k, col in zip(keys, columns, strict=True)
         ]
-        out.append(parts[0] if len(parts) == 1 else "\n\x1e\n".join(parts))
+        out.append(_key_text(parts))
     return out
 
 

@@ -62,6 +62,7 @@ from fastalign.dedup import (
     Normalization,
     _bands,
     _field_text,
+    _key_text,
     _shingling,
     _threshold,
     _verify,
@@ -194,7 +195,7 @@ def _texts_of(table: pa.Table, s: _Settings, ids: np.ndarray) -> list[str]:
         parts = [
             _field_text(col[i], f"row {ids[i]}: {k!r}") for k, col in zip(s.keys, cols, strict=True)
         ]
-        out.append(parts[0] if len(parts) == 1 else "\n\x1e\n".join(parts))
+        out.append(_key_text(parts))
     return out
 
 
