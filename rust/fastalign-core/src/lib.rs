@@ -9,6 +9,7 @@ pub mod debug;
 pub mod dedup;
 pub mod error;
 pub mod fronts;
+pub mod mem;
 pub mod pareto;
 pub mod rank;
 pub mod sys;
