@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastalign import rank
@@ -64,6 +64,31 @@ def test_bradley_terry_equals_choix():
     got = rank.bradley_terry(w, lo, n_items=n)
     want = choix.ilsr_pairwise(n, list(zip(w.tolist(), lo.tolist(), strict=True)), tol=1e-12)
     np.testing.assert_allclose(got.scores, want - want.mean(), atol=1e-8, rtol=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(2, 25),
+    per_cell=st.floats(0.6, 3.0),
+    seed=st.integers(0, 2**32 - 1),
+    weighted=st.booleans(),
+    tie_rate=st.sampled_from([0.0, 0.2]),
+    prior=st.floats(0.01, 2.0),
+)
+def test_dense_tables_and_pair_list_agree(n, per_cell, seed, weighted, tie_rate, prior):
+    """At least n^2 / 2 comparisons go to dense n x n tables, fewer to the pair list: the same
+    comparisons with items that are never compared added (their score is 0 under a prior, and
+    they change nothing else) take the pair list."""
+    m = int(n * n * per_cell)
+    w, lo, wt, ties = comparisons(n, m, seed, tie_rate)
+    kw = {"weights": wt if weighted else None, "ties": ties if tie_rate else None, "prior": prior}
+    dense = rank.bradley_terry(w, lo, n_items=n, **kw)
+    extra = int(np.ceil(np.sqrt(2 * m + 1))) + 1 - n  # (n + extra)^2 > 2m
+    sparse = rank.bradley_terry(w, lo, n_items=n + extra, **kw)
+    assert dense.converged
+    assert sparse.converged
+    np.testing.assert_allclose(dense.scores, sparse.scores[:n], atol=1e-8, rtol=0)
+    np.testing.assert_array_equal(sparse.scores[n:], 0.0)
 
 
 @given(st.integers(0, 10_000))

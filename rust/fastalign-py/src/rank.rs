@@ -40,11 +40,12 @@ pub fn rank_bradley_terry<'py>(
         .transpose()?;
     let ti = ties.as_ref().map(|a| contiguous(a, "ties")).transpose()?;
     let (fit, ranks, nu) = run(py, || {
-        let pairs = bt::aggregate(w, l, wt, ti, n_items)?;
         let (fit, nu) = if davidson {
+            let pairs = bt::aggregate(w, l, wt, ti, n_items)?;
             bt::fit_davidson(&pairs, prior, tol, max_iter)?
         } else {
-            (bt::fit(&pairs, prior, tol, max_iter)?, f64::NAN)
+            let fit = bt::fit_rows(w, l, wt, ti, n_items, prior, tol, max_iter)?;
+            (fit, f64::NAN)
         };
         let ranks = rank::ranks_desc(&fit.scores);
         Ok((fit, ranks, nu))

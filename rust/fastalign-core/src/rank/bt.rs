@@ -8,12 +8,15 @@
 //! weight of its comparisons (at least 1). Without a prior the maximum exists only when the
 //! "beat" graph is strongly connected (Zermelo's condition); otherwise the call fails and says
 //! which items form a group that never loses (or never wins) against the rest.
+//! [`fit_rows`] takes the comparisons themselves and fits dense tables instead
+//! ([`super::dense`]) when they cover most pairs of items.
 
 use rayon::prelude::*;
 
 pub use super::newton::Fit;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use super::dense;
 use super::newton::{check_args, maximize, Model};
 use crate::{Error, Result};
 
@@ -41,54 +44,21 @@ pub fn aggregate(
     ties: Option<&[bool]>,
     n_items: Option<usize>,
 ) -> Result<Pairs> {
+    let n = item_count(winners, losers, weights, ties, n_items)?;
+    aggregate_n(winners, losers, weights, ties, n)
+}
+
+/// [`aggregate`] with the number of items already known.
+fn aggregate_n(
+    winners: &[i64],
+    losers: &[i64],
+    weights: Option<&[f64]>,
+    ties: Option<&[bool]>,
+    n: usize,
+) -> Result<Pairs> {
     let m = winners.len();
-    if losers.len() != m {
-        return Err(Error::shape(format!(
-            "winners has {m} entries, losers {}",
-            losers.len()
-        )));
-    }
-    for (what, len) in [
-        ("weights", weights.map(<[f64]>::len)),
-        ("ties", ties.map(<[bool]>::len)),
-    ] {
-        if let Some(len) = len {
-            if len != m {
-                return Err(Error::shape(format!(
-                    "{what} has {len} entries for {m} comparisons"
-                )));
-            }
-        }
-    }
-    let n = match n_items {
-        Some(n) => n,
-        None => (winners.iter().chain(losers).copied().max().unwrap_or(-1) + 1).max(0) as usize,
-    };
-    super::check_items(n)?;
     // one comparison's checks; its lower id
-    let check = |k: usize| -> Result<usize> {
-        let (a, b) = (winners[k], losers[k]);
-        if a < 0 || b < 0 || a as u64 >= n as u64 || b as u64 >= n as u64 {
-            return Err(Error::invalid(format!(
-                "comparison {k}: item ids ({a}, {b}) out of range [0, {n})"
-            )));
-        }
-        if a == b {
-            return Err(Error::invalid(format!(
-                "comparison {k}: item {a} compared with itself"
-            )));
-        }
-        if let Some(w) = weights {
-            if !w[k].is_finite() || w[k] < 0.0 {
-                return Err(Error::NonFinite {
-                    what: "weights",
-                    location: format!("comparison {k} (weights must be finite and >= 0)"),
-                    value: w[k],
-                });
-            }
-        }
-        Ok(a.min(b) as usize)
-    };
+    let check = |k: usize| check_row(k, winners, losers, weights, n).map(|(a, b)| a.min(b));
     let row = |k: usize| {
         let w = weights.map_or(1.0, |w| w[k]);
         let tie = ties.is_some_and(|t| t[k]);
@@ -228,6 +198,75 @@ pub fn aggregate(
     Ok(p)
 }
 
+/// Checks that the comparison arrays have one entry per comparison; the number of items
+/// (`n_items`, or the largest id + 1).
+pub(crate) fn item_count(
+    winners: &[i64],
+    losers: &[i64],
+    weights: Option<&[f64]>,
+    ties: Option<&[bool]>,
+    n_items: Option<usize>,
+) -> Result<usize> {
+    let m = winners.len();
+    if losers.len() != m {
+        return Err(Error::shape(format!(
+            "winners has {m} entries, losers {}",
+            losers.len()
+        )));
+    }
+    for (what, len) in [
+        ("weights", weights.map(<[f64]>::len)),
+        ("ties", ties.map(<[bool]>::len)),
+    ] {
+        if let Some(len) = len {
+            if len != m {
+                return Err(Error::shape(format!(
+                    "{what} has {len} entries for {m} comparisons"
+                )));
+            }
+        }
+    }
+    let n = match n_items {
+        Some(n) => n,
+        None => (winners.iter().chain(losers).copied().max().unwrap_or(-1) + 1).max(0) as usize,
+    };
+    super::check_items(n)?;
+    Ok(n)
+}
+
+/// Comparison `k`'s checks (ids in `[0, n)` and distinct, a finite weight >= 0): its
+/// (winner, loser).
+#[inline]
+pub(crate) fn check_row(
+    k: usize,
+    winners: &[i64],
+    losers: &[i64],
+    weights: Option<&[f64]>,
+    n: usize,
+) -> Result<(usize, usize)> {
+    let (a, b) = (winners[k], losers[k]);
+    if a < 0 || b < 0 || a as u64 >= n as u64 || b as u64 >= n as u64 {
+        return Err(Error::invalid(format!(
+            "comparison {k}: item ids ({a}, {b}) out of range [0, {n})"
+        )));
+    }
+    if a == b {
+        return Err(Error::invalid(format!(
+            "comparison {k}: item {a} compared with itself"
+        )));
+    }
+    if let Some(w) = weights {
+        if !w[k].is_finite() || w[k] < 0.0 {
+            return Err(Error::NonFinite {
+                what: "weights",
+                location: format!("comparison {k} (weights must be finite and >= 0)"),
+                value: w[k],
+            });
+        }
+    }
+    Ok((a as usize, b as usize))
+}
+
 /// Comparisons bucketed by their lower id: `hi[start[low]..start[low + 1]]` (with the
 /// higher id shifted left by one and the winning side in the low bit when `unit`), and the
 /// rows' weights otherwise.
@@ -333,20 +372,42 @@ pub fn slots(p: &Pairs, winners: &[i64], losers: &[i64]) -> Vec<u32> {
         .collect()
 }
 
-/// Strongly connected components of the "beat" graph (edge a -> b when a beat b with positive
-/// weight), by iterative Kosaraju: component id per item, and the number of components.
+/// Per item, the weight of its wins (a tie: half a win) and of all its comparisons.
+pub fn wins_totals(p: &Pairs) -> (Vec<f64>, Vec<f64>) {
+    let (mut wins, mut totals) = (vec![0.0f64; p.n], vec![0.0f64; p.n]);
+    for e in 0..p.i.len() {
+        let (a, b) = (p.i[e] as usize, p.j[e] as usize);
+        wins[a] += p.wij[e];
+        wins[b] += p.wji[e];
+        let w = p.wij[e] + p.wji[e];
+        totals[a] += w;
+        totals[b] += w;
+    }
+    (wins, totals)
+}
+
 /// Per item, the total weight of its comparisons (1 for an item never compared): the
 /// convergence scale, so that the tolerance is relative at any weight scale.
 pub fn scale(p: &Pairs) -> Vec<f64> {
-    let mut weight_of = vec![0.0f64; p.n];
-    for e in 0..p.i.len() {
-        let w = p.wij[e] + p.wji[e];
-        weight_of[p.i[e] as usize] += w;
-        weight_of[p.j[e] as usize] += w;
-    }
-    weight_of
+    convergence_scale(&wins_totals(p).1)
+}
+
+/// The convergence scale of items whose comparisons weigh `totals`.
+pub(crate) fn convergence_scale(totals: &[f64]) -> Vec<f64> {
+    totals
         .iter()
         .map(|&w| if w > 0.0 { w } else { 1.0 })
+        .collect()
+}
+
+/// Where the Newton iterations start: each item's log-odds of winning, `ln((wins + 1/2) /
+/// (losses + 1/2))` (0 for an item never compared). Near the maximum when each item meets a
+/// similar mix of opponents; measured on 1000 items and 1M comparisons, 4 iterations instead
+/// of 6 from all zeros. Any start reaches the same maximum (the objective is concave).
+pub(crate) fn log_odds(wins: &[f64], totals: &[f64]) -> Vec<f64> {
+    wins.iter()
+        .zip(totals)
+        .map(|(&w, &t)| ((w + 0.5) / (t - w + 0.5)).ln())
         .collect()
 }
 
@@ -475,10 +536,51 @@ pub fn fit(p: &Pairs, prior: f64, tol: f64, max_iter: usize) -> Result<Fit> {
             }
             r
         },
-        || maximize(p, n, prior, tol, max_iter, &scale(p), None, Some(&stop)),
+        || {
+            let (wins, totals) = wins_totals(p);
+            let (scale, start) = (convergence_scale(&totals), log_odds(&wins, &totals));
+            maximize(
+                p,
+                n,
+                prior,
+                tol,
+                max_iter,
+                &scale,
+                Some(&start),
+                Some(&stop),
+            )
+        },
     );
     checked?;
     Ok(fitted)
+}
+
+/// Fits Bradley-Terry strengths (natural-log scale, mean 0) to comparison rows, as
+/// [`aggregate`] and [`fit`] do: on dense tables when the comparisons cover most pairs of
+/// items ([`super::dense`]), on the pair list otherwise.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_rows(
+    winners: &[i64],
+    losers: &[i64],
+    weights: Option<&[f64]>,
+    ties: Option<&[bool]>,
+    n_items: Option<usize>,
+    prior: f64,
+    tol: f64,
+    max_iter: usize,
+) -> Result<Fit> {
+    let n = item_count(winners, losers, weights, ties, n_items)?;
+    if !dense::dense_enough(n, winners.len()) {
+        let pairs = aggregate_n(winners, losers, weights, ties, n)?;
+        return fit(&pairs, prior, tol, max_iter);
+    }
+    if weights.is_none() && ties.is_none() && winners.len() < dense::F32_EXACT {
+        let table = dense::counted(winners, losers, n)?;
+        dense::fit(&table, prior, tol, max_iter)
+    } else {
+        let table = dense::weighed(winners, losers, weights, ties, n)?;
+        dense::fit(&table, prior, tol, max_iter)
+    }
 }
 
 /// Without a prior the maximum exists only when the "beat" graph is strongly connected;
@@ -654,6 +756,13 @@ impl Model for Pairs {
 
     fn apply(&self, c: &Vec<f64>, v: &[f64], out: &mut [f64]) {
         self.laplacian(c, v, out)
+    }
+
+    /// Solving each step to `rel` (quadratic convergence) measured faster than to `sqrt(rel)`:
+    /// 3000 items / 1M comparisons 4 iterations instead of 5 and 111-115 ms instead of
+    /// 216-234 ms; 1000 bootstrap fits of 100 items 736-786 ms instead of 809-838 ms.
+    fn forcing(&self, rel: f64) -> f64 {
+        rel
     }
 
     fn loglik(&self, s: &[f64]) -> f64 {
@@ -990,7 +1099,7 @@ mod tests {
     fn two_items_closed_form() {
         // 3 wins of 0 over 1, 1 of 1 over 0: s0 - s1 = ln 3
         let p = aggregate(&[0, 0, 0, 1], &[1, 1, 1, 0], None, None, None).expect("agg");
-        let f = fit(&p, 0.0, 1e-12, 100).expect("fit");
+        let f = fit(&p, 0.0, 1e-14, 100).expect("fit");
         assert!(f.converged);
         assert!((f.scores[0] - f.scores[1] - 3f64.ln()).abs() < 1e-12);
         assert!((f.scores[0] + f.scores[1]).abs() < 1e-15);
