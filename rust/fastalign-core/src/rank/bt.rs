@@ -3,7 +3,7 @@
 //!
 //! Objective (maximized): `sum_k w_k log sigmoid(s[win_k] - s[lose_k]) - prior/2 * ||s||^2`,
 //! a tie counting as half a win each way. Comparisons are first summed per unordered pair
-//! (a counting sort by the lower id, then dense sums per row: no n x n table), so every iteration costs
+//! (a counting sort by the lower id, then dense sums per row), so every iteration costs
 //! O(distinct pairs). Converged when every item's gradient is at most `tol` times the total
 //! weight of its comparisons (at least 1). Without a prior the maximum exists only when the
 //! "beat" graph is strongly connected (Zermelo's condition); otherwise the call fails and says
@@ -401,13 +401,21 @@ pub(crate) fn convergence_scale(totals: &[f64]) -> Vec<f64> {
 }
 
 /// Where the Newton iterations start: each item's log-odds of winning, `ln((wins + 1/2) /
-/// (losses + 1/2))` (0 for an item never compared). Near the maximum when each item meets a
+/// (losses + 1/2))` within +-30 (0 for an item never compared). Near the maximum when each item meets a
 /// similar mix of opponents; measured on 1000 items and 1M comparisons, 4 iterations instead
 /// of 6 from all zeros. Any start reaches the same maximum (the objective is concave).
 pub(crate) fn log_odds(wins: &[f64], totals: &[f64]) -> Vec<f64> {
     wins.iter()
         .zip(totals)
-        .map(|(&w, &t)| ((w + 0.5) / (t - w + 0.5)).ln())
+        .map(|(&w, &t)| {
+            // the totals and wins may be summed in different orders: losses >= 0 by fiat
+            let x = ((w + 0.5) / ((t - w).max(0.0) + 0.5)).ln();
+            if x.is_finite() {
+                x.clamp(-30.0, 30.0)
+            } else {
+                0.0
+            }
+        })
         .collect()
 }
 
@@ -575,7 +583,10 @@ pub fn fit_rows(
         return fit(&pairs, prior, tol, max_iter);
     }
     if weights.is_none() && ties.is_none() && winners.len() < dense::F32_EXACT {
-        let table = dense::counted(winners, losers, n)?;
+        let table = dense::counted::<f32, u32>(winners, losers, n)?;
+        dense::fit(&table, prior, tol, max_iter)
+    } else if weights.is_none() && ties.is_none() {
+        let table = dense::counted::<f64, u64>(winners, losers, n)?;
         dense::fit(&table, prior, tol, max_iter)
     } else {
         let table = dense::weighed(winners, losers, weights, ties, n)?;

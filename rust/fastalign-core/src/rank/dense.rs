@@ -5,8 +5,9 @@
 //! pair list); every pass of the fit reads whole rows in order, in vectorized loops, with no
 //! scatter. Each row is summed on its own in a fixed order, so the result is the same for any
 //! number of threads and with or without AVX2. Counts are kept in `f32` cells (exact below
-//! 2^24), weights in `f64`; the curvature cache is `f32` (it only shapes the Newton steps).
-//! Measured on 1000 items / 1M comparisons: 27-35 ms where the pair list took 65-85 ms. The
+//! 2^24), weights in `f64`; the curvature cache is `f32`, relative to the largest item total
+//! (it only shapes the Newton steps).
+//! Measured on 1000 items / 1M comparisons: 30-40 ms where the pair list took 65-85 ms. The
 //! pair-list path ([`super::bt`]) takes sparser data and the Davidson tie model.
 
 use rayon::prelude::*;
@@ -29,12 +30,64 @@ fn rows_per_task(n: usize) -> usize {
     (TASK_CELLS / n.max(1)).max(1)
 }
 
-/// The type of a pair-total cell: `f32` for counts (exact below 2^24), `f64` for weights.
-pub trait Cell: bytemuck::Pod + Send + Sync + Into<f64> {}
+/// The type of a pair-total cell: `f32` for counts (exact below 2^24), `f64` for weights and
+/// larger counts.
+pub trait Cell: bytemuck::Pod + Send + Sync + Into<f64> + std::ops::AddAssign {
+    const ONE: Self;
+}
 
-impl Cell for f32 {}
+impl Cell for f32 {
+    const ONE: f32 = 1.0;
+}
 
-impl Cell for f64 {}
+impl Cell for f64 {
+    const ONE: f64 = 1.0;
+}
+
+/// A unit-weight comparison's entry for one cell of its pair: the cell's row within its block
+/// of rows, its column, and whether it is the loser's cell (`(loser, winner)`).
+pub trait Entry: bytemuck::Pod + Send + Sync {
+    /// Whether rows below `block` and columns below `n` fit.
+    fn fits(n: usize, block: usize) -> bool;
+    fn pack(row: usize, col: usize, mirror: bool) -> Self;
+    fn unpack(self) -> (usize, usize, bool);
+}
+
+impl Entry for u32 {
+    fn fits(n: usize, block: usize) -> bool {
+        n <= 1 << 15 && block <= 1 << 16
+    }
+
+    fn pack(row: usize, col: usize, mirror: bool) -> u32 {
+        (row << 16 | col << 1 | usize::from(mirror)) as u32
+    }
+
+    fn unpack(self) -> (usize, usize, bool) {
+        (
+            (self >> 16) as usize,
+            (self >> 1 & 0x7fff) as usize,
+            self & 1 == 1,
+        )
+    }
+}
+
+impl Entry for u64 {
+    fn fits(n: usize, block: usize) -> bool {
+        n <= 1 << 31 && block <= 1 << 32
+    }
+
+    fn pack(row: usize, col: usize, mirror: bool) -> u64 {
+        (row as u64) << 32 | (col as u64) << 1 | u64::from(mirror)
+    }
+
+    fn unpack(self) -> (usize, usize, bool) {
+        (
+            (self >> 32) as usize,
+            (self as u32 >> 1) as usize,
+            self & 1 == 1,
+        )
+    }
+}
 
 /// Counts up to this are exact in an `f32` cell.
 pub const F32_EXACT: usize = 1 << 24;
@@ -48,6 +101,11 @@ pub struct Table<T> {
     t: Zeroed<T>,
     /// Per item, the weight of its wins (a tie: half a win for each side).
     wins: Vec<f64>,
+    /// Per item, the weight of all its comparisons (the row sums of `t`), and the largest:
+    /// the curvature cache holds curvatures divided by it, so that `f32` covers any scale of
+    /// weights.
+    totals: Vec<f64>,
+    unit: f64,
     /// Bit matrices (`words` 64-bit words a row): bit `(a, b)` of `beat` is set when `a` beat
     /// `b` with a positive weight, of `lost` when `b` beat `a`.
     beat: Vec<u64>,
@@ -55,8 +113,12 @@ pub struct Table<T> {
     words: usize,
 }
 
-/// Comparisons per task of the first pass (fixed: the same entries for any thread count).
-const ROW_CHUNK: usize = 1 << 16;
+/// Comparisons per task of the first pass: at least 2^16, at most 64 tasks (each has a counter
+/// per block of rows). A function of `m` alone, so the entries are the same for any number of
+/// threads.
+fn chunk_rows(m: usize) -> usize {
+    m.div_ceil(64).max(1 << 16)
+}
 
 /// Rows of the tables per block of the second pass, a power of two: a block's cells (at most
 /// 8 bytes each) stay in a core's L2 cache while its entries are added, instead of every
@@ -66,12 +128,12 @@ fn block_rows(n: usize) -> usize {
     1 << (usize::BITS - 1 - rows.leading_zeros())
 }
 
-/// Builds the tables in two passes. First, in parallel chunks of comparisons: `entries(k)`
-/// checks comparison `k` and gives its two entries, one per cell of the pair (`(a, b)` and
-/// `(b, a)`), each with the cell's row; the entries are grouped by block of rows, in input
-/// order within a block (a stable counting sort). Then, in parallel blocks: `add(row, entry,
-/// t, wins, beat, lost)` adds one entry into its row (the block's rows of each table are
-/// passed from `row` on). The first bad comparison in input order is the error.
+/// Builds the tables. First, in parallel chunks of comparisons: `entries(k)` checks comparison
+/// `k` and gives its two entries, one per cell of the pair (`(a, b)` and `(b, a)`), each with
+/// the cell's row; the entries are counted, then grouped by block of rows, in input order
+/// within a block (a stable counting sort). Then, in parallel blocks: `add(entry, t, wins,
+/// beat, lost)` adds one entry into the block's rows of each table (the entry holds the
+/// cell's row within the block). The first bad comparison in input order is the error.
 fn build<T: Cell, E: bytemuck::Pod + Send + Sync>(
     m: usize,
     n: usize,
@@ -80,8 +142,9 @@ fn build<T: Cell, E: bytemuck::Pod + Send + Sync>(
 ) -> Result<Table<T>> {
     let (block, words) = (block_rows(n), n.div_ceil(64));
     let (blocks, shift) = (n.div_ceil(block), block.trailing_zeros());
-    let chunks = m.div_ceil(ROW_CHUNK);
-    let rows = |c: usize| c * ROW_CHUNK..((c + 1) * ROW_CHUNK).min(m);
+    let per_chunk = chunk_rows(m);
+    let chunks = m.div_ceil(per_chunk);
+    let rows = |c: usize| c * per_chunk..((c + 1) * per_chunk).min(m);
     let counted: Vec<Result<Vec<usize>>> = (0..chunks)
         .into_par_iter()
         .map(|c| {
@@ -144,14 +207,7 @@ fn build<T: Cell, E: bytemuck::Pod + Send + Sync>(
                 add(e, t, wins, beat, lost);
             }
         });
-    Ok(Table {
-        n,
-        t,
-        wins,
-        beat,
-        lost,
-        words,
-    })
+    Ok(Table::new(n, t, wins, beat, lost, words))
 }
 
 /// Sets bit `col` of row `row` (relative to a block) of a bit matrix of `words` words a row.
@@ -160,33 +216,46 @@ fn set_bit(bits: &mut [u64], words: usize, row: usize, col: usize) {
     bits[row * words + col / 64] |= 1 << (col % 64);
 }
 
-/// Unit-weight comparisons (no weights, no ties) as the dense tables, with counts in `f32`
-/// cells (exact: fewer than [`F32_EXACT`] comparisons).
-pub fn counted(winners: &[i64], losers: &[i64], n: usize) -> Result<Table<f32>> {
-    let m = winners.len();
-    let (mask, words) = (block_rows(n) - 1, n.div_ceil(64));
-    // an entry: the cell's row in its block << 16 | its column << 1 | 1 for the loser's cell
-    // ((loser, winner)); fewer than 2^24 comparisons, so n < 2^13 and a block < 2^14 rows
-    debug_assert!(m < F32_EXACT && n < 1 << 15 && mask < 1 << 15);
-    let entries = |k: usize| -> Result<[(usize, u32); 2]> {
+/// Unit-weight comparisons (no weights, no ties) as the dense tables: `f32` cells with `u32`
+/// entries for fewer than [`F32_EXACT`] comparisons (exact counts), `f64` and `u64` beyond.
+pub(crate) fn counted<T: Cell, E: Entry>(
+    winners: &[i64],
+    losers: &[i64],
+    n: usize,
+) -> Result<Table<T>> {
+    let (block, words) = (block_rows(n), n.div_ceil(64));
+    if !E::fits(n, block) || winners.len() != losers.len() {
+        return Err(crate::Error::invalid(format!(
+            "{n} items do not fit this table's entries"
+        )));
+    }
+    let mask = block - 1;
+    let entries = |k: usize| -> Result<[(usize, E); 2]> {
         let (a, b) = check_row(k, winners, losers, None, n)?;
-        let cell = |row: usize, col: usize| ((row & mask) << 16 | col << 1) as u32;
-        Ok([(a, cell(a, b)), (b, cell(b, a) | 1)])
+        Ok([
+            (a, E::pack(a & mask, b, false)),
+            (b, E::pack(b & mask, a, true)),
+        ])
     };
-    build(m, n, entries, |e, t: &mut [f32], wins, beat, lost| {
-        let (row, col) = ((e >> 16) as usize, (e >> 1 & 0x7fff) as usize);
-        t[row * n + col] += 1.0;
-        if e & 1 == 0 {
-            wins[row] += 1.0;
-            set_bit(beat, words, row, col);
-        } else {
-            set_bit(lost, words, row, col);
-        }
-    })
+    build(
+        winners.len(),
+        n,
+        entries,
+        |e: E, t: &mut [T], wins, beat, lost| {
+            let (row, col, mirror) = e.unpack();
+            t[row * n + col] += T::ONE;
+            if mirror {
+                set_bit(lost, words, row, col);
+            } else {
+                wins[row] += 1.0;
+                set_bit(beat, words, row, col);
+            }
+        },
+    )
 }
 
 /// Weighted comparisons (with ties as half a win each way) as the dense tables.
-pub fn weighed(
+pub(crate) fn weighed(
     winners: &[i64],
     losers: &[i64],
     weights: Option<&[f64]>,
@@ -215,38 +284,64 @@ pub fn weighed(
                 f64::from_bits(w),
             );
             t[row * n + col] += w;
-            let (won, lose) = match (e & 2 != 0, e & 1 != 0) {
-                (true, _) => (0.5 * w, true), // a tie: half a win, and both directions
-                (false, false) => (w, false),
-                (false, true) => (0.0, true),
+            // the weight of this row's item beating the column's, and of losing to it: the
+            // pair list's sums for the pair take the same terms (a bit is set when one of
+            // them is positive)
+            let (won, lost_to) = match (e & 2 != 0, e & 1 != 0) {
+                (true, _) => (0.5 * w, 0.5 * w), // a tie: half a win each way
+                (false, false) => (w, 0.0),      // the winner's cell
+                (false, true) => (0.0, w),       // the loser's cell
             };
             wins[row] += won;
-            if w > 0.0 {
-                if won > 0.0 {
-                    set_bit(beat, words, row, col);
-                }
-                if lose {
-                    set_bit(lost, words, row, col);
-                }
+            if won > 0.0 {
+                set_bit(beat, words, row, col);
+            }
+            if lost_to > 0.0 {
+                set_bit(lost, words, row, col);
             }
         },
     )
 }
 
 impl<T: Cell> Table<T> {
-    /// Per item, the total weight of its comparisons (the row sums of `t`).
-    pub fn totals(&self) -> Vec<f64> {
-        self.t
-            .par_chunks(self.n)
+    fn new(
+        n: usize,
+        t: Zeroed<T>,
+        wins: Vec<f64>,
+        beat: Vec<u64>,
+        lost: Vec<u64>,
+        words: usize,
+    ) -> Table<T> {
+        let totals: Vec<f64> = t
+            .par_chunks(n.max(1))
             .map(|row| row.iter().map(|&x| x.into()).sum())
-            .collect()
+            .collect();
+        let top = totals.iter().copied().fold(0.0, f64::max);
+        Table {
+            n,
+            t,
+            wins,
+            totals,
+            unit: if top > 0.0 { top } else { 1.0 },
+            beat,
+            lost,
+            words,
+        }
+    }
+
+    /// Per item, the total weight of its comparisons (the row sums of `t`).
+    pub fn totals(&self) -> &[f64] {
+        &self.totals
     }
 
     /// Whether the "beat" graph is strongly connected: every item is reached from item 0
     /// along beats, and reaches it (two searches over the bit rows).
     pub fn strongly_connected(&self) -> bool {
+        let (n, words) = (self.n, self.words);
+        if n == 0 {
+            return true;
+        }
         [&self.beat, &self.lost].iter().all(|rows| {
-            let (n, words) = (self.n, self.words);
             let mut seen = vec![0u64; words];
             seen[0] = 1;
             let (mut stack, mut reached) = (vec![0usize], 1usize);
@@ -298,7 +393,7 @@ pub fn fit<T: Cell>(table: &Table<T>, prior: f64, tol: f64, max_iter: usize) -> 
         check_identifiable(&table.pairs(), prior)?;
     }
     let totals = table.totals();
-    let (scale, start) = (convergence_scale(&totals), log_odds(&table.wins, &totals));
+    let (scale, start) = (convergence_scale(totals), log_odds(&table.wins, totals));
     Ok(maximize(
         table,
         table.n,
@@ -313,7 +408,8 @@ pub fn fit<T: Cell>(table: &Table<T>, prior: f64, tol: f64, max_iter: usize) -> 
 
 /// The Bradley-Terry log-likelihood over the tables; its curvature is the graph Laplacian
 /// with cell weights `t_ij q (1 - q)`, `q = sigmoid(s_i - s_j)`, cached in single precision
-/// (it only shapes the Newton steps: the gradient, which decides convergence, is exact).
+/// divided by the largest item total (it only shapes the Newton steps: the gradient, which
+/// decides convergence, is exact).
 impl<T: Cell> Model for Table<T> {
     type Cache = Zeroed<f32>;
 
@@ -332,7 +428,8 @@ impl<T: Cell> Model for Table<T> {
         } else {
             Vec::new()
         };
-        let r = rows_per_task(n);
+        // the cache holds curvatures divided by the largest item total (see `unit`)
+        let (r, scale) = (rows_per_task(n), 1.0 / self.unit);
         let table: &[T] = &self.t;
         c.par_chunks_mut(r * n)
             .zip(g.par_chunks_mut(r))
@@ -347,9 +444,9 @@ impl<T: Cell> Model for Table<T> {
                     let i = k * r + d;
                     let t = &table[i * n..(i + 1) * n];
                     let (expected, curvature) = if ex.is_empty() {
-                        rows::evaluate_wide(t, s, s[i], row)
+                        rows::evaluate_wide(t, s, s[i], scale, row)
                     } else {
-                        rows::evaluate(t, &ex, ex[i], row)
+                        rows::evaluate(t, &ex, ex[i], scale, row)
                     };
                     *gi = self.wins[i] - expected;
                     *di = curvature;
@@ -367,12 +464,12 @@ impl<T: Cell> Model for Table<T> {
 
     fn apply(&self, c: &Zeroed<f32>, v: &[f64], out: &mut [f64]) {
         let n = self.n;
-        let r = rows_per_task(n);
+        let (r, unit) = (rows_per_task(n), self.unit);
         let c: &[f32] = c;
         out.par_chunks_mut(r).enumerate().for_each(|(k, out)| {
             for (d, o) in out.iter_mut().enumerate() {
                 let i = k * r + d;
-                *o += rows::laplacian(&c[i * n..(i + 1) * n], v, v[i]);
+                *o += unit * rows::laplacian(&c[i * n..(i + 1) * n], v, v[i]);
             }
         });
     }
@@ -415,25 +512,27 @@ mod rows {
             + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
     }
 
-    /// Row `i` of the gradient and curvature: with `x = exp(s - mean)`, writes
-    /// `c_j = t_j q_j (1 - q_j)`, `q_j = x_i / (x_i + x_j)`; returns (`sum_j t_j q_j`,
-    /// `sum_j c_j`).
+    /// Row `i` of the gradient and curvature: with `x = exp(s - mean)`, `q_j = x_i / (x_i +
+    /// x_j)` and `r_j = 1 - q_j`, the curvatures `t_j q_j r_j`; writes them times `scale`
+    /// into `c` (the same bits in row j's cell i: every product is of symmetric factors) and
+    /// returns (`sum_j t_j q_j`, the sum of the curvatures).
     #[inline(always)]
     fn evaluate_impl<T: Copy + Into<f64>>(
         t: &[T],
         x: &[f64],
         xi: f64,
+        scale: f64,
         c: &mut [f32],
     ) -> (f64, f64) {
         let (mut expected, mut curvature) = ([0.0f64; LANES], [0.0f64; LANES]);
         let mut cell = |l: usize, t: T, x: f64, c: &mut f32| {
             let t: f64 = t.into();
             let inv = 1.0 / (xi + x);
-            let tq = t * (xi * inv);
-            let cv = tq * (x * inv);
-            expected[l] += tq;
-            curvature[l] += cv;
-            *c = cv as f32;
+            let (q, r) = (xi * inv, x * inv);
+            let qr = q * r;
+            expected[l] += t * q;
+            curvature[l] += t * qr;
+            *c = (t * scale * qr) as f32;
         };
         let full = t.len() - t.len() % LANES;
         for ((t, x), c) in t[..full]
@@ -481,9 +580,10 @@ mod rows {
         t: &[T],
         x: &[f64],
         xi: f64,
+        scale: f64,
         c: &mut [f32],
     ) -> (f64, f64) {
-        evaluate_impl(t, x, xi, c)
+        evaluate_impl(t, x, xi, scale, c)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -507,6 +607,7 @@ mod rows {
         t: &[T],
         x: &[f64],
         xi: f64,
+        scale: f64,
         c: &mut [f32],
     ) -> (f64, f64) {
         #[cfg(target_arch = "x86_64")]
@@ -514,9 +615,9 @@ mod rows {
             // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of
             // calling a function compiled with `target_feature(enable = "avx2")`.
             #[allow(unsafe_code)]
-            return unsafe { evaluate_avx2(t, x, xi, c) };
+            return unsafe { evaluate_avx2(t, x, xi, scale, c) };
         }
-        evaluate_impl(t, x, xi, c)
+        evaluate_impl(t, x, xi, scale, c)
     }
 
     pub(super) fn laplacian(c: &[f32], v: &[f64], vi: f64) -> f64 {
@@ -535,6 +636,7 @@ mod rows {
         t: &[T],
         s: &[f64],
         si: f64,
+        scale: f64,
         c: &mut [f32],
     ) -> (f64, f64) {
         let (mut expected, mut curvature) = (0.0, 0.0);
@@ -544,10 +646,10 @@ mod rows {
             let e = (-d.abs()).exp(); // in (0, 1]
             let (big, small) = (1.0 / (1.0 + e), e / (1.0 + e));
             let (q, r) = if d >= 0.0 { (big, small) } else { (small, big) };
-            let cv = t * q * r;
+            let qr = q * r;
             expected += t * q;
-            curvature += cv;
-            *c = cv as f32;
+            curvature += t * qr;
+            *c = (t * scale * qr) as f32;
         }
         (expected, curvature)
     }
@@ -559,9 +661,10 @@ mod rows {
             t: &[T],
             x: &[f64],
             xi: f64,
+            scale: f64,
             c: &mut [f32],
         ) -> (f64, f64) {
-            super::evaluate_impl(t, x, xi, c)
+            super::evaluate_impl(t, x, xi, scale, c)
         }
 
         pub fn laplacian(c: &[f32], v: &[f64], vi: f64) -> f64 {
@@ -613,9 +716,18 @@ mod tests {
 
     #[test]
     fn tables_hold_what_the_pair_list_holds() {
-        for (seed, weighted, tie_rate) in [(1, false, 0.0), (2, true, 0.0), (3, true, 0.3)] {
-            let n = 37;
-            let (w, l, wt, ti) = rows(n, 3000, seed, weighted, tie_rate);
+        // one block of rows, one word of bits, one chunk of comparisons; then several of each
+        for (n, m) in [(37, 3000), (150, 70_000), (300, 140_000)] {
+            for (seed, weighted, tie_rate) in [(1, false, 0.0), (2, true, 0.0), (3, true, 0.3)] {
+                check_tables(n, m, seed, weighted, tie_rate);
+            }
+        }
+    }
+
+    fn check_tables(n: usize, m: usize, seed: u64, weighted: bool, tie_rate: f64) {
+        {
+            assert!(n < 64 || (block_rows(n) < n && chunk_rows(m) < m));
+            let (w, l, wt, ti) = rows(n, m, seed, weighted, tie_rate);
             let table = weighed(&w, &l, wt.as_deref(), ti.as_deref(), n).expect("table");
             let p = aggregate(&w, &l, wt.as_deref(), ti.as_deref(), Some(n)).expect("pairs");
             let t: &[f64] = &table.t;
@@ -649,10 +761,16 @@ mod tests {
                 assert!((table.totals()[i] - totals[i]).abs() <= 1e-12 * totals[i]);
             }
             if !weighted && tie_rate == 0.0 {
-                // counts: the f32 table holds the same numbers
-                let c = counted(&w, &l, n).expect("counted");
+                // counts: the f32 and the f64 tables hold the same numbers
+                let c = counted::<f32, u32>(&w, &l, n).expect("counted");
                 let ct: Vec<f64> = c.t.iter().map(|&x| f64::from(x)).collect();
                 assert_eq!(ct, t.to_vec());
+                assert_eq!(
+                    (&c.wins, &c.beat, &c.lost),
+                    (&table.wins, &table.beat, &table.lost)
+                );
+                let c = counted::<f64, u64>(&w, &l, n).expect("counted");
+                assert_eq!(&c.t[..], t);
                 assert_eq!(
                     (&c.wins, &c.beat, &c.lost),
                     (&table.wins, &table.beat, &table.lost)
@@ -668,7 +786,7 @@ mod tests {
             let n = 2 + (seed % 11) as usize;
             let m = (seed * 7 % 40) as usize;
             let (w, l, _, _) = rows(n, m, seed + 10, false, 0.0);
-            let table = counted(&w, &l, n).expect("table");
+            let table = counted::<f32, u32>(&w, &l, n).expect("table");
             let p = aggregate(&w, &l, None, None, Some(n)).expect("pairs");
             let one = beat_components(&p).1 == 1;
             assert_eq!(table.strongly_connected(), one, "{w:?} {l:?}");
@@ -720,8 +838,8 @@ mod tests {
         let (w, l, wt, _) = rows(n, 200_000, 9, true, 0.0);
         let mut cases = vec![];
         let (mut w1, mut l1) = (w.clone(), l.clone());
-        w1[170_000] = n as i64; // out of range, in a later chunk
-        l1[150_000] = w1[150_000]; // with itself, earlier
+        w1[170_000] = n as i64; // out of range, in the third chunk (of 2^16 rows)
+        l1[100_000] = w1[100_000]; // with itself, earlier, in the second
         cases.push((w1, l1, None));
         let mut bad = wt.clone().expect("weights");
         bad[99_999] = f64::NAN;
@@ -733,7 +851,7 @@ mod tests {
         for (w, l, wt) in cases {
             let want = aggregate(&w, &l, wt.as_deref(), None, Some(n)).expect_err("bad");
             let table = if wt.is_none() {
-                counted(&w, &l, n).map(|_| ()).expect_err("bad")
+                counted::<f32, u32>(&w, &l, n).map(|_| ()).expect_err("bad")
             } else {
                 weighed(&w, &l, wt.as_deref(), None, n)
                     .map(|_| ())
@@ -746,14 +864,28 @@ mod tests {
     #[test]
     fn kernels_are_the_same_with_and_without_avx2() {
         for n in [1usize, 7, 8, 13, 64, 101] {
+            let t: Vec<f64> = (0..n).map(|j| (j % 5) as f64 * 0.3).collect();
+            let x: Vec<f64> = (0..n)
+                .map(|j| ((j % 9) as f64 * 0.37 - 1.0).exp())
+                .collect();
+            let (mut c1, mut c2) = (vec![0f32; n], vec![0f32; n]);
+            let a = rows::evaluate(&t, &x, 0.8, 0.01, &mut c1);
+            let b = rows::portable::evaluate(&t, &x, 0.8, 0.01, &mut c2);
+            assert_eq!(
+                (a.0.to_bits(), a.1.to_bits()),
+                (b.0.to_bits(), b.1.to_bits())
+            );
+            assert_eq!(c1, c2);
+        }
+        for n in [1usize, 7, 8, 13, 64, 101] {
             let t: Vec<f32> = (0..n).map(|j| (j % 5) as f32).collect();
             let x: Vec<f64> = (0..n)
                 .map(|j| ((j % 9) as f64 * 0.37 - 1.0).exp())
                 .collect();
             let v: Vec<f64> = (0..n).map(|j| (j % 4) as f64 - 1.5).collect();
             let (mut c1, mut c2) = (vec![0f32; n], vec![0f32; n]);
-            let a = rows::evaluate(&t, &x, 0.8, &mut c1);
-            let b = rows::portable::evaluate(&t, &x, 0.8, &mut c2);
+            let a = rows::evaluate(&t, &x, 0.8, 0.01, &mut c1);
+            let b = rows::portable::evaluate(&t, &x, 0.8, 0.01, &mut c2);
             assert_eq!(
                 (a.0.to_bits(), a.1.to_bits()),
                 (b.0.to_bits(), b.1.to_bits())
@@ -764,6 +896,50 @@ mod tests {
                 rows::portable::laplacian(&c1, &v, 0.3),
             );
             assert_eq!(p.to_bits(), q.to_bits());
+        }
+    }
+
+    #[test]
+    fn edge_weights() {
+        // a tie whose half rounds to 0 is no edge at all, as in the pair list: 0 never loses
+        let (w, l) = ([0i64, 0], [1i64, 1]);
+        let (wt, ti) = ([1.0, 5e-324], [false, true]);
+        let dense = fit_rows(&w, &l, Some(&wt), Some(&ti), None, 0.0, 1e-10, 100);
+        let pairs = aggregate(&w, &l, Some(&wt), Some(&ti), None)
+            .and_then(|p| fit_pairs(&p, 0.0, 1e-10, 100));
+        let (a, b) = (dense.expect_err("dense"), pairs.expect_err("pairs"));
+        assert_eq!(a.to_string(), b.to_string());
+        // wins and totals summed in different orders: the log-odds of a negative loss would
+        // be NaN, and the fit would stop at once with NaN scores. (Weights 17 orders of
+        // magnitude apart are beyond f64 gradients: item 0's 12 wins over items 2 and 3 are
+        // below the rounding of its 1e17; neither path converges, and both say so.)
+        assert!(log_odds(&[1e17 + 16.0, 3.0], &[1e17, 0.0])
+            .iter()
+            .all(|x| x.is_finite()));
+        let mut cmp = vec![(0i64, 2i64, 1.0); 6];
+        cmp.extend(vec![(0, 3, 1.0); 6]);
+        cmp.extend([(0, 1, 1e17), (1, 0, 1.0), (2, 0, 1.0), (3, 0, 1.0)]);
+        let w: Vec<i64> = cmp.iter().map(|c| c.0).collect();
+        let l: Vec<i64> = cmp.iter().map(|c| c.1).collect();
+        let wt: Vec<f64> = cmp.iter().map(|c| c.2).collect();
+        assert!(dense_enough(4, w.len()));
+        let dense = fit_rows(&w, &l, Some(&wt), None, None, 0.0, 1e-10, 50).expect("dense");
+        let p = aggregate(&w, &l, Some(&wt), None, None).expect("pairs");
+        let pairs = fit_pairs(&p, 0.0, 1e-10, 50).expect("pairs");
+        assert_eq!(dense.converged, pairs.converged, "{dense:?} {pairs:?}");
+        assert!(dense.iterations > 0 && dense.scores.iter().all(|x| x.is_finite()));
+        // any scale of weights: the same fit (the curvature cache is relative)
+        let n = 20;
+        let (w, l, wt, _) = rows(n, 800, 8, true, 0.0);
+        let wt = wt.expect("weights");
+        let base = fit_rows(&w, &l, Some(&wt), None, Some(n), 0.0, 1e-12, 200).expect("base");
+        for scale in [1e-300, 1e-46, 1e-30, 1e30, 1e40, 1e300] {
+            let scaled: Vec<f64> = wt.iter().map(|x| x * scale).collect();
+            let f = fit_rows(&w, &l, Some(&scaled), None, Some(n), 0.0, 1e-12, 200).expect("fit");
+            assert!(f.converged, "{scale}: {f:?}");
+            for (x, y) in f.scores.iter().zip(&base.scores) {
+                assert!((x - y).abs() <= 1e-9, "{scale}: {x} {y}");
+            }
         }
     }
 
@@ -856,7 +1032,7 @@ mod profile {
         let (mut tc, mut tf, mut tw) = (vec![], vec![], vec![]);
         for _ in 0..15 {
             let t0 = std::time::Instant::now();
-            let table = counted(&w, &l, n).expect("table");
+            let table = counted::<f32, u32>(&w, &l, n).expect("table");
             let t1 = std::time::Instant::now();
             let f = fit(&table, 0.0, 1e-10, 100).expect("fit");
             let t2 = std::time::Instant::now();

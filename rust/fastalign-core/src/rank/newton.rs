@@ -91,13 +91,20 @@ pub fn maximize<M: Model>(
     eval(&s, &mut at);
     let mut rel = f64::INFINITY;
     for it in 0..=max_iter {
+        // NaN when a gradient component is (weights beyond f64's range): not converged
         rel =
             at.g.iter()
                 .zip(scale)
                 .map(|(g, s)| (g / s).abs())
-                .fold(0.0, f64::max);
+                .fold(0.0, |m: f64, x| {
+                    if m.is_nan() || x.is_nan() {
+                        f64::NAN
+                    } else {
+                        m.max(x)
+                    }
+                });
         let stopped = stop.is_some_and(|s| s.load(Ordering::Relaxed));
-        if rel <= tol || it == max_iter || stopped {
+        if rel <= tol || it == max_iter || stopped || rel.is_nan() {
             return Fit {
                 scores: center(s, prior),
                 converged: rel <= tol,
@@ -174,7 +181,13 @@ fn cg(
         .map(|d| if *d > 0.0 { 1.0 / d } else { 1.0 })
         .collect();
     let mut x = vec![0.0; n];
-    let mut r = b.to_vec();
+    // solved for b / max|b| (and the result scaled back), so that no dot product under- or
+    // overflows at weights of any scale (1e-300 and 1e300 tested)
+    let big = b.iter().fold(0.0, |m: f64, v| m.max(v.abs()));
+    if big == 0.0 || !big.is_finite() {
+        return x;
+    }
+    let mut r: Vec<f64> = b.iter().map(|v| v / big).collect();
     proj(&mut r);
     let bnorm = dot(&r, &r).sqrt();
     if bnorm == 0.0 {
@@ -207,5 +220,6 @@ fn cg(
         rz = rz_new;
         dir.iter_mut().zip(&z).for_each(|(d, z)| *d = z + beta * *d);
     }
+    x.iter_mut().for_each(|v| *v *= big);
     x
 }
