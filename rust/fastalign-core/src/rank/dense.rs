@@ -682,7 +682,7 @@ mod tests {
     /// Random comparisons: `m` rows among `n` items, winners favoured by their id, with
     /// weights and ties when asked.
     #[allow(clippy::type_complexity)]
-    fn rows(
+    pub(super) fn rows(
         n: usize,
         m: usize,
         seed: u64,
@@ -725,57 +725,55 @@ mod tests {
     }
 
     fn check_tables(n: usize, m: usize, seed: u64, weighted: bool, tie_rate: f64) {
-        {
-            assert!(n < 64 || (block_rows(n) < n && chunk_rows(m) < m));
-            let (w, l, wt, ti) = rows(n, m, seed, weighted, tie_rate);
-            let table = weighed(&w, &l, wt.as_deref(), ti.as_deref(), n).expect("table");
-            let p = aggregate(&w, &l, wt.as_deref(), ti.as_deref(), Some(n)).expect("pairs");
-            let t: &[f64] = &table.t;
-            let mut seen = vec![false; n * n];
-            for e in 0..p.i.len() {
-                let (a, b) = (p.i[e] as usize, p.j[e] as usize);
-                let total = p.wij[e] + p.wji[e];
-                assert!((t[a * n + b] - total).abs() <= 1e-12 * total, "{a} {b}");
-                let bit = |rows: &[u64], i: usize, j: usize| {
-                    rows[i * table.words + j / 64] >> (j % 64) & 1 == 1
-                };
-                assert_eq!(bit(&table.beat, a, b), p.wij[e] > 0.0);
-                assert_eq!(bit(&table.lost, a, b), p.wji[e] > 0.0);
-                assert_eq!(bit(&table.beat, b, a), p.wji[e] > 0.0);
-                assert_eq!(bit(&table.lost, b, a), p.wij[e] > 0.0);
-                seen[a * n + b] = true;
-                seen[b * n + a] = true;
-            }
-            for a in 0..n {
-                for b in 0..n {
-                    // symmetric bit for bit; nothing where the pair list has nothing
-                    assert_eq!(t[a * n + b].to_bits(), t[b * n + a].to_bits());
-                    if !seen[a * n + b] {
-                        assert_eq!(t[a * n + b], 0.0);
-                    }
+        assert!(n < 64 || (block_rows(n) < n && chunk_rows(m) < m));
+        let (w, l, wt, ti) = rows(n, m, seed, weighted, tie_rate);
+        let table = weighed(&w, &l, wt.as_deref(), ti.as_deref(), n).expect("table");
+        let p = aggregate(&w, &l, wt.as_deref(), ti.as_deref(), Some(n)).expect("pairs");
+        let t: &[f64] = &table.t;
+        let mut seen = vec![false; n * n];
+        for e in 0..p.i.len() {
+            let (a, b) = (p.i[e] as usize, p.j[e] as usize);
+            let total = p.wij[e] + p.wji[e];
+            assert!((t[a * n + b] - total).abs() <= 1e-12 * total, "{a} {b}");
+            let bit = |rows: &[u64], i: usize, j: usize| {
+                rows[i * table.words + j / 64] >> (j % 64) & 1 == 1
+            };
+            assert_eq!(bit(&table.beat, a, b), p.wij[e] > 0.0);
+            assert_eq!(bit(&table.lost, a, b), p.wji[e] > 0.0);
+            assert_eq!(bit(&table.beat, b, a), p.wji[e] > 0.0);
+            assert_eq!(bit(&table.lost, b, a), p.wij[e] > 0.0);
+            seen[a * n + b] = true;
+            seen[b * n + a] = true;
+        }
+        for a in 0..n {
+            for b in 0..n {
+                // symmetric bit for bit; nothing where the pair list has nothing
+                assert_eq!(t[a * n + b].to_bits(), t[b * n + a].to_bits());
+                if !seen[a * n + b] {
+                    assert_eq!(t[a * n + b], 0.0);
                 }
             }
-            let (wins, totals) = wins_totals(&p);
-            for i in 0..n {
-                assert!((table.wins[i] - wins[i]).abs() <= 1e-12 * totals[i]);
-                assert!((table.totals()[i] - totals[i]).abs() <= 1e-12 * totals[i]);
-            }
-            if !weighted && tie_rate == 0.0 {
-                // counts: the f32 and the f64 tables hold the same numbers
-                let c = counted::<f32, u32>(&w, &l, n).expect("counted");
-                let ct: Vec<f64> = c.t.iter().map(|&x| f64::from(x)).collect();
-                assert_eq!(ct, t.to_vec());
-                assert_eq!(
-                    (&c.wins, &c.beat, &c.lost),
-                    (&table.wins, &table.beat, &table.lost)
-                );
-                let c = counted::<f64, u64>(&w, &l, n).expect("counted");
-                assert_eq!(&c.t[..], t);
-                assert_eq!(
-                    (&c.wins, &c.beat, &c.lost),
-                    (&table.wins, &table.beat, &table.lost)
-                );
-            }
+        }
+        let (wins, totals) = wins_totals(&p);
+        for i in 0..n {
+            assert!((table.wins[i] - wins[i]).abs() <= 1e-12 * totals[i]);
+            assert!((table.totals()[i] - totals[i]).abs() <= 1e-12 * totals[i]);
+        }
+        if !weighted && tie_rate == 0.0 {
+            // counts: the f32 and the f64 tables hold the same numbers
+            let c = counted::<f32, u32>(&w, &l, n).expect("counted");
+            let ct: Vec<f64> = c.t.iter().map(|&x| f64::from(x)).collect();
+            assert_eq!(ct, t.to_vec());
+            assert_eq!(
+                (&c.wins, &c.beat, &c.lost),
+                (&table.wins, &table.beat, &table.lost)
+            );
+            let c = counted::<f64, u64>(&w, &l, n).expect("counted");
+            assert_eq!(&c.t[..], t);
+            assert_eq!(
+                (&c.wins, &c.beat, &c.lost),
+                (&table.wins, &table.beat, &table.lost)
+            );
         }
     }
 
@@ -863,29 +861,16 @@ mod tests {
 
     #[test]
     fn kernels_are_the_same_with_and_without_avx2() {
-        for n in [1usize, 7, 8, 13, 64, 101] {
-            let t: Vec<f64> = (0..n).map(|j| (j % 5) as f64 * 0.3).collect();
-            let x: Vec<f64> = (0..n)
-                .map(|j| ((j % 9) as f64 * 0.37 - 1.0).exp())
-                .collect();
-            let (mut c1, mut c2) = (vec![0f32; n], vec![0f32; n]);
-            let a = rows::evaluate(&t, &x, 0.8, 0.01, &mut c1);
-            let b = rows::portable::evaluate(&t, &x, 0.8, 0.01, &mut c2);
-            assert_eq!(
-                (a.0.to_bits(), a.1.to_bits()),
-                (b.0.to_bits(), b.1.to_bits())
-            );
-            assert_eq!(c1, c2);
-        }
-        for n in [1usize, 7, 8, 13, 64, 101] {
-            let t: Vec<f32> = (0..n).map(|j| (j % 5) as f32).collect();
+        /// The dispatched kernels (AVX2 where the CPU has it) against the baseline build.
+        fn same<T: Copy + Into<f64>>(t: &[T]) {
+            let n = t.len();
             let x: Vec<f64> = (0..n)
                 .map(|j| ((j % 9) as f64 * 0.37 - 1.0).exp())
                 .collect();
             let v: Vec<f64> = (0..n).map(|j| (j % 4) as f64 - 1.5).collect();
             let (mut c1, mut c2) = (vec![0f32; n], vec![0f32; n]);
-            let a = rows::evaluate(&t, &x, 0.8, 0.01, &mut c1);
-            let b = rows::portable::evaluate(&t, &x, 0.8, 0.01, &mut c2);
+            let a = rows::evaluate(t, &x, 0.8, 0.01, &mut c1);
+            let b = rows::portable::evaluate(t, &x, 0.8, 0.01, &mut c2);
             assert_eq!(
                 (a.0.to_bits(), a.1.to_bits()),
                 (b.0.to_bits(), b.1.to_bits())
@@ -896,6 +881,10 @@ mod tests {
                 rows::portable::laplacian(&c1, &v, 0.3),
             );
             assert_eq!(p.to_bits(), q.to_bits());
+        }
+        for n in [1usize, 7, 8, 13, 64, 101] {
+            same(&(0..n).map(|j| (j % 5) as f32).collect::<Vec<_>>());
+            same(&(0..n).map(|j| (j % 5) as f64 * 0.3).collect::<Vec<_>>());
         }
     }
 
@@ -1003,28 +992,7 @@ mod profile {
     #[ignore]
     fn profile_dense() {
         let (n, m) = (1000usize, 1_000_000usize);
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let (mut w, mut l) = (Vec::with_capacity(m), Vec::with_capacity(m));
-        while w.len() < m {
-            let (a, b) = ((next() % n as u64) as i64, (next() % n as u64) as i64);
-            if a != b {
-                let p = 1.0 / (1.0 + ((b - a) as f64 * 4.0 / n as f64).exp());
-                let u = (next() >> 11) as f64 / (1u64 << 53) as f64;
-                if u < p {
-                    w.push(a);
-                    l.push(b);
-                } else {
-                    w.push(b);
-                    l.push(a);
-                }
-            }
-        }
+        let (w, l, _, _) = super::tests::rows(n, m, 1, false, 0.0);
         let median = |mut v: Vec<std::time::Duration>| {
             v.sort();
             v[v.len() / 2]
