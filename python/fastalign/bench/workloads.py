@@ -697,7 +697,8 @@ def _lbfgs_bt(winners: Any, losers: Any, n: int, ties: Any = None) -> Any:
 @workload("rank")
 def rank(size: str) -> list[Row]:
     """Bradley-Terry on 1000 items / 1M comparisons (win probabilities from true strengths)
-    against choix's I-LSR and evalica, Plackett-Luce on 200 items / 100k rankings against
+    against choix's I-LSR (and a few of its MM updates: MM needs ~190 here) and evalica,
+    Plackett-Luce on 200 items / 100k rankings against
     choix's I-LSR (errors: max |score difference| after centering, vs choix), and the maximal
     lottery of a random 500 x 500 preference matrix against scipy's ``linprog`` on the game's
     LP (error: how much the best item beats the lottery, 0 for an exact equilibrium)."""
@@ -724,6 +725,24 @@ def rank(size: str) -> list[Row]:
         t, est = time_median(lambda: choix.ilsr_pairwise(n, data, tol=1e-10), repeat=1, warmup=0)
         ref = est - est.mean()
         rows.append(Row("rank", wl, "choix ilsr_pairwise (1 run)", t, baseline=True))
+        # choix's MM takes about 190 iterations of ~1 s each here to reach its own default
+        # tol (206 s, measured once): a few of its updates, timed, with how far they still are
+        from choix.mm import _mm_pairwise
+        from choix.utils import log_transform
+
+        mm_iters = {"quick": 2, "default": 5, "full": 5}[size]
+
+        def mm() -> np.ndarray:
+            p = np.zeros(n)
+            for _ in range(mm_iters):
+                nums, denoms = _mm_pairwise(n, data, p)
+                p = log_transform(nums / denoms)
+            return p
+
+        t, est = time_median(mm, repeat=1, warmup=0)
+        rows.append(Row("rank", wl, f"choix MM, {mm_iters} of its updates (1 run)", t,
+                        max_err=float(np.abs(est - est.mean() - ref).max()),
+                        note="error: vs I-LSR; ~190 updates reach tol 1e-8"))  # fmt: skip
     if have("evalica"):
         import evalica
 
