@@ -173,7 +173,9 @@ def bradley_terry(
     """Bradley-Terry maximum likelihood: maximizes
     ``sum_k w_k log sigmoid(s[winner_k] - s[loser_k]) - prior/2 * ||s||^2`` (a tie counts as
     half a win each way) by Newton's method with conjugate-gradient steps over the summed
-    comparison graph.
+    comparison graph: a dense ``n x n`` table when there are at least ``n**2 / 2`` comparisons
+    (the arena case; about 30 ms for 1000 items and 1M comparisons on 2 cores), a list of the
+    compared pairs otherwise; either gives the same result on any number of threads.
 
     Without a prior the maximum exists only when every group of items both wins and loses
     against the rest (the "beat" graph is strongly connected); otherwise this raises
