@@ -31,6 +31,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+# Paths default to the repository this script sits in, whatever the working directory.
+ROOT = Path(__file__).resolve().parents[1]
+
 # Dense (no sparsity) bf16 tensor-core peaks, TFLOP/s.
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "B200": 2250.0}
 
@@ -154,11 +157,13 @@ def smoke(size: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", default="default", choices=["tiny", "quick", "default", "full"])
-    p.add_argument("--out", default="benches/results")
+    p.add_argument("--out", default=str(ROOT / "benches" / "results"))
     p.add_argument("--phases", default="smoke,tables,tests")
     p.add_argument("--skip-tests", action="store_true", help="no tests phase")
     p.add_argument("--ops", default="token_logps,fused_dpo", help="tables to run")
-    p.add_argument("--tests", default="tests/gpu", help="pytest target of the tests phase")
+    p.add_argument(
+        "--tests", default=str(ROOT / "tests" / "gpu"), help="pytest target of the tests phase"
+    )
     args = p.parse_args(argv)
     phases = set(args.phases.split(","))
     if args.skip_tests:

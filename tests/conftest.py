@@ -8,15 +8,33 @@
   compilation and first-call costs would make a deadline flaky).
 - Markers: ``gpu`` (skipped without CUDA), ``interpreter`` (skipped when kernels would not run
   in the interpreter), ``slow``.
+- Isolation: no test reads the network or a user's caches. The Hugging Face hubs are offline
+  and every cache a test could touch (Hugging Face, Triton, TorchInductor, matplotlib) lives in
+  a fresh folder of this run, removed at exit; subprocesses inherit the same settings.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
+import tempfile
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+_CACHE = tempfile.mkdtemp(prefix="fastalign-test-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+for _var, _sub in {
+    "HF_HOME": "huggingface",
+    "TRITON_CACHE_DIR": "triton",
+    "TORCHINDUCTOR_CACHE_DIR": "inductor",
+    "MPLCONFIGDIR": "matplotlib",
+}.items():
+    os.environ[_var] = os.path.join(_CACHE, _sub)
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[_var] = "1"
 
 _HAS_TORCH = importlib.util.find_spec("torch") is not None
 _HAS_TRITON = importlib.util.find_spec("triton") is not None

@@ -1,13 +1,17 @@
-"""The kernels ship inside the wheel, and the wheel works in a fresh virtual environment.
+"""The kernels ship inside the wheel, the wheel works in a fresh virtual environment, and no
+folder of the repository shadows an installed package.
 
-The Triton sources live in the top-level ``kernels/`` folder (the design card's layout);
-``python/fastalign/kernels/`` holds one file symlink per kernel module, which maturin follows
-when it builds the wheel (it does not follow directory symlinks). The first test keeps the two
-folders in step; the second builds the real wheel and imports the kernels from a fresh venv.
+The Triton sources live in the top-level ``kernels/`` folder (the design card's layout), which
+has no ``__init__.py``: from the repository root it is at most a namespace portion, which
+Python ranks below every regular package of the same name anywhere on ``sys.path`` (Hugging
+Face's ``kernels``, which transformers imports, is one). ``python/fastalign/kernels/`` is the
+real package: its ``__init__.py`` plus one file symlink per kernel module, which maturin
+follows when it builds the wheel (it does not follow directory symlinks).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -24,7 +28,7 @@ LINKS = ROOT / "python" / "fastalign" / "kernels"
 
 def test_every_kernel_module_is_linked_into_the_package():
     sources = sorted(p.name for p in KERNELS.glob("*.py"))
-    links = sorted(p.name for p in LINKS.iterdir() if p.suffix == ".py")
+    links = sorted(p.name for p in LINKS.iterdir() if p.suffix == ".py" and p.name != "__init__.py")
     assert sources == links, "run: cd python/fastalign/kernels && ln -sf ../../../kernels/X.py ."
     for name in sources:
         link = LINKS / name
@@ -32,24 +36,87 @@ def test_every_kernel_module_is_linked_into_the_package():
         assert link.resolve() == (KERNELS / name).resolve()
     extra = [p.name for p in LINKS.iterdir() if p.suffix != ".py" and p.name != "__pycache__"]
     assert extra == []
+    # The package's __init__ is a real file and the top-level folder has none: the folder
+    # must never be a regular package named ``kernels``.
+    assert not (LINKS / "__init__.py").is_symlink()
+    assert not (KERNELS / "__init__.py").exists()
+
+
+# Folders that some entry point puts at the front of sys.path: the root (``python -m ...`` and
+# ``python -c`` started there, pytest's rootdir), the test folders (pytest's default
+# "prepend" import mode inserts each test file's folder) and the script folders
+# (``python benches/x.py`` puts benches/ first).
+_PATH_FOLDERS = ["", "tests", "tests/gpu", "benches", "examples"]
+
+
+def _importable_names(folder: Path) -> set[str]:
+    """Names a regular import could find in ``folder``: modules, extension modules and
+    packages with an ``__init__``. (Folders without one are namespace portions: they never
+    shadow a regular package.)"""
+    names = set()
+    for entry in folder.iterdir():
+        if entry.is_file() and entry.suffix in (".py", ".pyc", ".so", ".pyd"):
+            names.add(entry.name.split(".")[0])
+        elif entry.is_dir() and any((entry / f"__init__{x}").exists() for x in (".py", ".pyc")):
+            names.add(entry.name)
+    return names
+
+
+def test_no_repository_folder_shadows_an_installed_or_stdlib_module():
+    installed = set(importlib.metadata.packages_distributions())
+    assert "numpy" in installed  # the mapping is real
+    assert _importable_names(ROOT) == set(), "the root must hold no importable module/package"
+    for top in ROOT.iterdir():
+        if top.is_dir() and not top.name.startswith("."):
+            assert not (top / "__init__.py").exists(), f"{top.name}/ must not be a package"
+    for rel in _PATH_FOLDERS:
+        names = _importable_names(ROOT / rel)
+        clash = sorted(names & (installed | set(sys.stdlib_module_names)))
+        assert clash == [], f"{rel or '.'}/ shadows installed or stdlib modules: {clash}"
+
+
+_SHADOW_CHECK = """
+import importlib.metadata, os, sys
+import kernels
+# The regular package from site-packages, not the repository's top-level folder.
+if {hf_kernels}:
+    assert kernels.__file__ and "site-packages" in kernels.__file__, kernels
+    importlib.metadata.version("kernels")
+import transformers.activations  # imports `from kernels import ...` on transformers 5
+import fastalign.kernels
+import fastalign.kernels.selective_log_softmax as k
+assert os.path.realpath(k.__file__) == os.path.realpath({source!r}), k.__file__
+print("imports ok")
+"""
+
+
+@pytest.mark.parametrize("how", ["-c", "-m"])
+def test_repository_root_on_sys_path_keeps_installed_kernels_and_fastalign_kernels(how, tmp_path):
+    """From the repository root (on sys.path first), ``import transformers.activations``
+    (which imports Hugging Face's ``kernels``) and ``import fastalign.kernels`` both work."""
+    # transformers >= 5 depends on `kernels` where the lock resolves it (CPython >= 3.11).
+    hf_kernels = sys.version_info >= (3, 11)
+    code = _SHADOW_CHECK.format(
+        hf_kernels=hf_kernels, source=str(KERNELS / "selective_log_softmax.py")
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TRITON_INTERPRET"] = "1"
+    if how == "-c":
+        cmd = [sys.executable, "-c", code]
+    else:  # ``python -m`` puts the working directory first, PYTHONPATH after it
+        (tmp_path / "_fastalign_shadow_check.py").write_text(code)
+        env["PYTHONPATH"] = str(tmp_path)
+        cmd = [sys.executable, "-m", "_fastalign_shadow_check"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "imports ok" in proc.stdout
 
 
 @pytest.mark.slow
 def test_wheel_installs_and_imports_kernels_in_a_fresh_venv(tmp_path):
     dist = tmp_path / "dist"
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            str(ROOT),
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(dist),
-        ],
+        [sys.executable, "-m", "maturin", "build", "--release", "--quiet", "-o", str(dist)],
         check=True,
         cwd=ROOT,
     )
@@ -159,3 +226,17 @@ def test_gpu_script_runs_at_tiny_size_in_the_interpreter(tmp_path):
     text = md.read_text()
     assert "fastalign triton" in text
     assert "FAIL" not in text
+
+
+def test_the_suite_runs_offline_with_its_own_caches():
+    """tests/conftest.py keeps every test (and its subprocesses) off the hubs and out of the
+    user's caches: a test that passes here passes on a machine with an empty home folder."""
+    import tempfile
+
+    from huggingface_hub import constants
+
+    assert constants.HF_HUB_OFFLINE
+    for var in ("HF_HOME", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "MPLCONFIGDIR"):
+        path = Path(os.environ[var]).resolve()
+        assert path.is_relative_to(Path(tempfile.gettempdir()).resolve()), (var, path)
+        assert not path.is_relative_to(Path.home().resolve() / ".cache"), (var, path)

@@ -218,6 +218,7 @@ def dpo_loss(size: str) -> list[Row]:
         x64 = tok.double().requires_grad_(True)
         want = naive(x64, kind)
         (want_g,) = torch.autograd.grad(want, x64)
+        want_v = float(want.detach())
         for i, (name, fn) in enumerate(impls.items()):
 
             def step(fn: Any = fn, kind: str = kind) -> Any:
@@ -230,7 +231,7 @@ def dpo_loss(size: str) -> list[Row]:
 
             tm, (loss, gx) = time_median(step, repeat=20)
             err = max(  # relative to the float64 loss and the largest gradient entry
-                abs(float(loss.detach()) - float(want)) / max(abs(float(want)), 1e-30),
+                abs(float(loss.detach()) - want_v) / max(abs(want_v), 1e-30),
                 float((gx.double() - want_g).abs().max() / want_g.abs().max()),
             )
             # fp32 sums of T log-probs: every row, the baseline too, is ~1e-5 off
