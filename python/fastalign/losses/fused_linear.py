@@ -30,7 +30,16 @@ _CHUNK_BYTES = 128 * 2**20
 
 
 def _sequence_sums(values: torch.Tensor, seq: torch.Tensor, n_seq: int) -> torch.Tensor:
-    return torch.zeros(n_seq, dtype=values.dtype, device=values.device).index_add_(0, seq, values)
+    """Per-sequence sums of per-token values in float64 (one add per token), kept in float64.
+
+    A float32 ``index_add_`` adds one token at a time into a running sum: over T tokens of
+    log-prob ~ -10 its rounding grows like sqrt(T) ulps of the sum (17x the error of the
+    materialized path on 448-token sequences). Even one rounding of a sum of ~-4000 to float32
+    is 2.4e-4, which the pair loss sees (beta times it); the sums and the small pair-loss
+    problem stay in float64, so only the per-token errors remain.
+    """
+    acc = torch.zeros(n_seq, dtype=torch.float64, device=values.device)
+    return acc.index_add_(0, seq, values.double())
 
 
 class _PairwiseFused(torch.autograd.Function):
@@ -55,7 +64,8 @@ class _PairwiseFused(torch.autograd.Function):
         dw = torch.zeros(weight.shape, dtype=compute, device=weight.device) if need_w else None
         db = torch.zeros(vocab, dtype=compute, device=weight.device) if need_b else None
         seq_logps = torch.zeros(n_seq, dtype=compute, device=hidden.device)
-        losses = torch.zeros(batch, dtype=compute, device=hidden.device)
+        # the per-pair problem (sums, losses, d loss / d sum) in float64: [B]-sized
+        losses = torch.zeros(batch, dtype=torch.float64, device=hidden.device)
         max_tokens = max((int(idx.numel()) for _, idx in groups), default=0)
         buf = torch.empty(max(max_tokens, 1), vocab, dtype=compute, device=hidden.device)
         zbuf = torch.empty_like(buf) if transform.softcap is not None else None
@@ -64,6 +74,7 @@ class _PairwiseFused(torch.autograd.Function):
             h = tok_h.index_select(0, idx)
             y = tok_y.index_select(0, idx)
             seq = tok_seq.index_select(0, idx)
+            rows = rows_of.index_select(0, idx)
             z = transform.apply_(_chunk_logits(h, weight, bias, buf[:m]))
             if zbuf is not None:
                 zbuf[:m].copy_(z)
@@ -75,15 +86,15 @@ class _PairwiseFused(torch.autograd.Function):
             # the pairs' losses and d(loss)/d(sequence log-prob), by autograd on [pairs]
             seqs = torch.cat([pairs, pairs + batch])
             s = _sequence_sums(logp, seq, n_seq)[seqs].detach().requires_grad_(True)
-            seq_logps[seqs] = s.detach()
+            seq_logps[seqs] = s.detach().to(compute)
             k = pairs.numel()
             with torch.enable_grad():
                 out = loss_fn(s[:k], s[k:], pairs)
                 (ds,) = torch.autograd.grad(out.sum() / batch, s)
             losses[pairs] = out.detach()
-            g_seq = torch.zeros(n_seq, dtype=compute, device=hidden.device)
+            g_seq = torch.zeros(n_seq, dtype=torch.float64, device=hidden.device)
             g_seq[seqs] = ds
-            g = g_seq.index_select(0, seq)
+            g = g_seq.index_select(0, seq).to(compute)
             # dL/dz = g (onehot - softmax), with softmax = exp(z - max) / sum_exp: one pass
             grad = z.mul_((-g / sum_exp)[:, None])
             # the label's entry from the log-prob: g (1 - p_y) cancels when p_y is near 1
@@ -92,7 +103,6 @@ class _PairwiseFused(torch.autograd.Function):
                 transform.chain_(grad, zbuf[:m])
             elif transform.logit_scale / transform.temperature != 1.0:
                 grad.mul_(transform.logit_scale / transform.temperature)
-            rows = rows_of.index_select(0, idx)
             # both gradient GEMMs in the inputs' dtype, as autograd on the materialized logits
             # does (bf16/fp16 tensor cores, fp32 accumulation inside each product); only the
             # sum of the groups' dW products is kept in fp32
@@ -112,7 +122,8 @@ class _PairwiseFused(torch.autograd.Function):
             db.to(bias.dtype) if db is not None else torch.empty(0),
         )
         ctx.flags = (need_h, need_w, need_b)
-        loss = losses.sum() / batch
+        loss = (losses.sum() / batch).to(compute)
+        losses = losses.to(compute)
         ctx.mark_non_differentiable(losses, seq_logps)
         return loss, losses, seq_logps
 
@@ -236,7 +247,10 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
                     "pass ref_chosen_logps and ref_rejected_logps, or ref_hidden and ref_weight"
                 )
             with torch.no_grad():
-                ref = sequence_logps(ref_hidden, ref_weight, labels, bias=ref_bias, **opts)
+                ref_tok = sequence_logps(
+                    ref_hidden, ref_weight, labels, bias=ref_bias, reduction="none", **opts
+                )
+            ref = ref_tok.double().sum(1)
             ref_chosen_logps, ref_rejected_logps = ref[:batch], ref[batch:]
         mask = labels != self.ignore_index
         lengths = mask.sum(1)
@@ -248,13 +262,19 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
             **self.preference_options,
         )
         compute = torch.float64 if hidden.dtype == torch.float64 else torch.float32
-        ref_w = ref_chosen_logps.detach().to(compute)
-        ref_l = ref_rejected_logps.detach().to(compute)
+        # sequence sums and the pair losses in float64 on every path (see _sequence_sums);
+        # the results in the compute dtype
+        ref_w = ref_chosen_logps.detach().double()
+        ref_l = ref_rejected_logps.detach().double()
+
+        def result(out: Any) -> LossOutput:
+            metrics = {k: v.to(compute) for k, v in out.metrics.items()}
+            return LossOutput(out.loss.to(compute), out.losses.detach().to(compute), metrics)
 
         if not self.separable or not torch.is_grad_enabled():
-            seq = sequence_logps(hidden, weight, labels, bias=bias, **opts)
-            out = preference_loss(seq[:batch], seq[batch:], ref_w, ref_l, **kw)
-            return LossOutput(out.loss, out.losses.detach(), out.metrics)
+            seq = sequence_logps(hidden, weight, labels, bias=bias, reduction="none", **opts)
+            seq = seq.double().sum(1)
+            return result(preference_loss(seq[:batch], seq[batch:], ref_w, ref_l, **kw))
 
         keep = mask.reshape(-1).nonzero().squeeze(1)
         flat_h = hidden.detach().reshape(two_b * t, h_dim)
@@ -307,16 +327,17 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
             rows_of=keep,
         )
         loss, losses, seq_logps = _PairwiseFused.apply(hidden, weight, bias, meta)
+        seq64 = seq_logps.double()
         metrics = preference_loss(
-            seq_logps[:batch],
-            seq_logps[batch:],
+            seq64[:batch],
+            seq64[batch:],
             ref_w,
             ref_l,
             chosen_lengths=lw_all,
             rejected_lengths=ll_all,
             **kw,
         ).metrics
-        return LossOutput(loss, losses, metrics)
+        return LossOutput(loss, losses, {k: v.to(compute) for k, v in metrics.items()})
 
 
 class _FusedLinearBase(torch.nn.Module):
