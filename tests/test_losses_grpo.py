@@ -318,3 +318,23 @@ def test_rank_grpo_against_loop(seed, reward, k):
     want, per_seq = _rank_grpo_loop(logps, old, items, rel, group, reward)
     assert out.loss.item() == pytest.approx(want, rel=1e-10, abs=1e-12)
     torch.testing.assert_close(out.losses, torch.tensor(per_seq, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_group_advantages_group_with_one_scored_completion(scale):
+    """A group whose other completions are unscorable: its std is undefined (NaN), and TRL's
+    GRPOTrainer zeroes every NaN advantage (it gave NaN here, and grpo_loss a NaN loss)."""
+    r = torch.tensor([float("nan"), 1.0, 0.2, 0.9], dtype=torch.float64)
+    adv = group_advantages(r, 2, scale=scale)
+    assert not torch.isnan(adv).any()
+    assert adv[:2].tolist() == [0.0, 0.0]  # the lone scored completion is its group's mean
+    if scale == "group":
+        d = 0.35 / (0.7 / 2**0.5 + 1e-4)
+        torch.testing.assert_close(adv, torch.tensor([0.0, 0.0, -d, d], dtype=torch.float64))
+    logps, _, _, _, mask = random_rl_batch(0, 4, 5)
+    assert torch.isfinite(grpo_loss(logps, None, adv, mask).loss)
+
+
+def test_group_advantages_refuses_infinite_rewards():
+    with pytest.raises(InvalidInputError, match=r"rewards\[2\] is inf"):
+        group_advantages(torch.tensor([0.0, 1.0, float("inf"), 2.0]), 2)

@@ -51,7 +51,10 @@ def group_advantages(
     Args:
         rewards: ``[B]`` rewards, ``group_size`` consecutive completions per prompt
             (``B % group_size == 0``). NaN marks an unscorable completion: it is left out of
-            its group's mean and std and gets advantage 0 (TRL's rule).
+            its group's mean and std and gets advantage 0; every advantage that comes out NaN
+            is 0, also in a group with a single scored completion (its std is undefined):
+            TRL's rule. ``inf`` rewards are an error (TRL would turn them into the largest
+            float).
         group_size: completions per prompt (TRL's ``num_generations``).
         scale: ``"group"`` divides by the group's std (GRPO), ``"batch"`` by the batch std,
             ``"none"`` does not divide (Dr. GRPO). Stds are Bessel-corrected.
@@ -77,6 +80,13 @@ def group_advantages(
         )
     if scale not in ("group", "batch", "none"):
         raise InvalidInputError(f"scale must be 'group', 'batch' or 'none', got {scale!r}")
+    inf = torch.isinf(rewards)
+    if bool(inf.any()):
+        i = int(inf.nonzero()[0, 0])
+        raise InvalidInputError(
+            f"rewards[{i}] is {float(rewards[i])}: rewards must be finite (NaN marks an "
+            "unscorable completion)"
+        )
     grouped = rewards.view(-1, group_size)
     mean = torch.nanmean(grouped, dim=1).repeat_interleave(group_size)
     adv = rewards - mean
@@ -90,7 +100,7 @@ def group_advantages(
     elif scale == "batch":
         std = _nanstd(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
         adv = adv / (std + eps)
-    return torch.where(torch.isnan(rewards), torch.zeros_like(adv), adv)
+    return torch.nan_to_num(adv, nan=0.0)
 
 
 def soft_overlong_penalty(lengths: torch.Tensor, max_length: int, cache_length: int):
