@@ -51,19 +51,21 @@ def trainer(size: str, *, fastalign: bool, dtype: Any = None, out_dir: str) -> t
         tok, vocab_size=vocab or None, hidden_size=hidden, layers=layers, seed=0
     ).to(dtype or torch.float32)
     ds = Dataset.from_list(tiny_lm.preference_rows(pairs, 0, context=context, tail=tail))
-    args = DPOConfig(
-        output_dir=out_dir,
-        per_device_train_batch_size=pairs,
-        max_length=512,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=not torch.cuda.is_available(),
-        bf16=False,
-        gradient_checkpointing=False,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        seed=0,
-    )
+    with warnings.catch_warnings():  # transformers 5.2x renames gradient_checkpointing
+        warnings.simplefilter("ignore", FutureWarning)
+        args = DPOConfig(
+            output_dir=out_dir,
+            per_device_train_batch_size=pairs,
+            max_length=512,
+            report_to="none",
+            save_strategy="no",
+            use_cpu=not torch.cuda.is_available(),
+            bf16=False,
+            gradient_checkpointing=False,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+            seed=0,
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t = DPOTrainer(

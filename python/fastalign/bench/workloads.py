@@ -186,28 +186,32 @@ def dpo_loss(size: str) -> list[Row]:
     ref_r = (tok[b:] * mask[b:]).sum(1).detach() + torch.randn(b, generator=g).to(device)
     beta = 0.1
 
-    def naive(x: Any, kind: str) -> Any:
+    def naive(x: Any, kind: str, metrics: bool = False) -> Any:
         s = (x * mask).sum(1)
         rho_c, rho_r = s[:b] - ref_c, s[b:] - ref_r
         if kind == "sigmoid":
-            return -F.logsigmoid(beta * (rho_c - rho_r)).mean()
-        n = mask.sum(1)  # IPO: log-ratios per token
-        return ((rho_c / n[:b] - rho_r / n[b:] - 1 / (2 * beta)) ** 2).mean()
+            loss = -F.logsigmoid(beta * (rho_c - rho_r)).mean()
+        else:
+            n = mask.sum(1)  # IPO: log-ratios per token
+            loss = ((rho_c / n[:b] - rho_r / n[b:] - 1 / (2 * beta)) ** 2).mean()
+        if metrics:  # the six means TRL's DPOTrainer logs, which fastalign's losses return
+            with torch.no_grad():
+                rw, rl = beta * rho_c.detach(), beta * rho_r.detach()
+                _ = [rw.mean(), rl.mean(), (rw > rl).float().mean(), (rw - rl).mean()]
+                _ = [s[:b].detach().mean(), s[b:].detach().mean()]
+        return loss
+
+    def fa_sums(x: Any, kind: str) -> Any:
+        s = (x * mask).sum(1)
+        n = mask.sum(1) if kind == "ipo" else None
+        return preference_loss(s[:b], s[b:], ref_c, ref_r, loss_type=kind, beta=beta,
+                               chosen_lengths=None if n is None else n[:b],
+                               rejected_lengths=None if n is None else n[b:]).loss  # fmt: skip
 
     impls = {
         "naive torch (masked sums + TRL's formula)": naive,
-        "fastalign preference_loss on the sums": lambda x, kind: (
-            preference_loss(
-                (x[:b] * mask[:b]).sum(1),
-                (x[b:] * mask[b:]).sum(1),
-                ref_c,
-                ref_r,
-                loss_type=kind,
-                beta=beta,
-                chosen_lengths=mask[:b].sum(1),
-                rejected_lengths=mask[b:].sum(1),
-            ).loss
-        ),
+        "naive torch + TRL's logged metrics": lambda x, kind: naive(x, kind, metrics=True),
+        "fastalign preference_loss on the sums (+ checks, metrics)": fa_sums,
         "fastalign token_preference_loss": lambda x, kind: (
             token_preference_loss(x, mask, ref_c, ref_r, loss_type=kind, beta=beta).loss
         ),

@@ -194,37 +194,64 @@ pub fn preference_pairs(
             scores.len()
         )));
     }
-    let (mut c, mut r, mut g) = (Vec::new(), Vec::new(), Vec::new());
+    let groups = offsets.len() - 1;
+    let cap = if mode == PairMode::BestWorst {
+        groups
+    } else {
+        0
+    };
+    let (mut c, mut r, mut g) = (
+        Vec::with_capacity(cap),
+        Vec::with_capacity(cap),
+        Vec::with_capacity(cap),
+    );
+    let mut push = |a: usize, b: usize| {
+        let gap = scores[a] - scores[b];
+        if gap > margin || (margin == 0.0 && gap > 0.0) {
+            c.push(a as i64);
+            r.push(b as i64);
+            g.push(gap);
+        }
+    };
+    let mut order: Vec<usize> = Vec::new(); // reused by the sorting modes
     for w in offsets.windows(2) {
         let (s, e) = (w[0] as usize, w[1] as usize);
         if e - s < 2 {
             continue;
         }
-        // rows by score, best first (stable: earlier rows first among equals)
-        let mut order: Vec<usize> = (s..e).collect();
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-        let mut push = |a: usize, b: usize| {
-            let gap = scores[a] - scores[b];
-            if gap > margin || (margin == 0.0 && gap > 0.0) {
-                c.push(a as i64);
-                r.push(b as i64);
-                g.push(gap);
-            }
-        };
-        match mode {
-            PairMode::BestWorst => push(order[0], order[order.len() - 1]),
-            PairMode::All => {
-                for x in 0..order.len() {
-                    for y in x + 1..order.len() {
-                        push(order[x], order[y]);
-                    }
+        if mode == PairMode::BestWorst {
+            // the ends of the stable best-first order, in one scan: the first of the
+            // highest scores and the last of the lowest
+            let (mut best, mut worst) = (s, s);
+            for i in s + 1..e {
+                if scores[i] > scores[best] {
+                    best = i;
+                }
+                if scores[i] <= scores[worst] {
+                    worst = i;
                 }
             }
+            push(best, worst);
+            continue;
+        }
+        // rows by score, best first (stable: earlier rows first among equals)
+        order.clear();
+        order.extend(s..e);
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+        match mode {
             PairMode::TopBottom(k) => {
                 let k = k.min(order.len() / 2).max(1);
                 for &a in &order[..k] {
                     for &b in &order[order.len() - k..] {
                         push(a, b);
+                    }
+                }
+            }
+            _ => {
+                // PairMode::All (best-worst took the scan above)
+                for x in 0..order.len() {
+                    for y in x + 1..order.len() {
+                        push(order[x], order[y]);
                     }
                 }
             }
