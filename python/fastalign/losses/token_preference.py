@@ -146,7 +146,7 @@ def token_preference_loss(
         )
         return LossOutput(loss, losses, {})
     s = (policy_token_logps * m).sum(1)
-    lengths = m.sum(1)
+    lengths = m.sum(1) if mean else None  # token counts only where the loss divides by them
     return preference_loss(
         s[:b],
         s[b:],
@@ -155,8 +155,8 @@ def token_preference_loss(
         loss_type=loss_type,
         beta=beta,
         label_smoothing=eps,
-        chosen_lengths=lengths[:b],
-        rejected_lengths=lengths[b:],
+        chosen_lengths=None if lengths is None else lengths[:b],
+        rejected_lengths=None if lengths is None else lengths[b:],
         normalize=normalize,
         f_divergence=f_divergence,
         f_alpha=f_alpha,
