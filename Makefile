@@ -72,6 +72,7 @@ test-latest: $(UV)
 	$(UV) pip sync -q --python $(LATEST_VENV)/bin/python $(LATEST_VENV)/requirements.txt
 	$(call develop,$(LATEST_VENV))
 	@$(MAKE) --no-print-directory versions VENV=$(LATEST_VENV)
+	@$(PY) .ci/lock_drift.py $(LATEST_VENV)/requirements.txt
 	$(LATEST_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 	@echo "test-latest green; to lock these versions: make lock && make test"
 
@@ -82,8 +83,8 @@ lock: $(UV)
 lint: build
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
-	$(BIN)/ruff check python kernels tests benches examples
-	$(BIN)/ruff format --check python kernels tests benches examples
+	$(BIN)/ruff check python kernels tests benches examples .ci
+	$(BIN)/ruff format --check python kernels tests benches examples .ci
 	$(PY) -m mypy.stubtest fastalign._core --mypy-config-file pyproject.toml
 
 fmt:
