@@ -9,6 +9,8 @@ import itertools
 import math
 import os
 import string
+import subprocess
+import sys
 import unicodedata
 
 import numpy as np
@@ -453,3 +455,85 @@ def test_records_from_arrow_and_datasets():
     assert kept["k"] == [1, 3]
     with pytest.raises(KeyError, match="no column 'answer'"):
         dedup.record_texts(ds, "answer")
+
+
+_HUGE_NUM_PERM = """
+import sys
+from fastalign import dedup
+from fastalign.errors import InvalidInputError
+calls = {
+    "dedup": lambda p: dedup.dedup(["a b c", "a b d"], num_perm=p),
+    "MinHashIndex": lambda p: dedup.MinHashIndex(num_perm=p),
+    "contamination": lambda p: dedup.contamination(["a b c"], ["a b c"], num_perm=p),
+    "lsh_params": lambda p: dedup.lsh_params(0.8, p),
+}
+for p in (2**40, 10**6, 4097):
+    for name, call in calls.items():
+        try:
+            call(p)
+        except InvalidInputError as e:
+            assert "num_perm" in str(e) and "4096" in str(e), (name, p, e)
+        else:
+            sys.exit(f"{name}(num_perm={p}) did not raise")
+print("refused")
+"""
+
+
+def test_huge_num_perm_is_refused_before_the_band_search():
+    """num_perm=2**40 used to run the band search over every bands x rows <= num_perm (20 s
+    at 10**5, holding the GIL) before the 4096 limit was checked: now a named error at once."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _HUGE_NUM_PERM], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "refused" in proc.stdout
+    assert dedup.lsh_params(0.5, dedup.MAX_NUM_PERM)  # the limit itself is allowed
+
+
+@pytest.mark.parametrize("name", ["num_perm", "ngram"])
+def test_int_options_beyond_the_native_types_are_named_errors(name):
+    with pytest.raises(InvalidInputError, match=name):
+        dedup.signatures(["a b c"], **{name: 2**70})
+
+
+_MANY_THREADS = """
+import os
+from fastalign import bleu, dedup
+from fastalign.errors import InvalidInputError
+for call in (
+    lambda t: dedup.dedup(["a b c", "a b d"], threads=t),
+    lambda t: bleu.sentence_scores(["a b c"], [["a b c"]], threads=t),
+):
+    try:
+        call(100000)
+    except InvalidInputError as e:
+        assert "threads must be in [1," in str(e), e
+    else:
+        raise SystemExit("threads=100000 was accepted")
+import time
+for t in range(20, 0, -1):  # distinct counts: only the last few (small) pools are kept
+    dedup.dedup(["a b c", "a b d"], threads=t)
+for _ in range(50):  # a dropped pool's threads end on their own, soon after
+    tasks = len(os.listdir("/proc/self/task"))
+    if tasks < 40:
+        break
+    time.sleep(0.1)
+assert tasks < 40, tasks  # 20 + 19 + ... + 1 = 210 threads if every pool were kept
+print("ok", tasks)
+"""
+
+
+def test_threads_are_capped_and_pools_bounded():
+    """threads=100000 started that many OS threads (no return); every distinct count kept its
+    pool forever (threads=1..48 left 1,180 threads alive)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _MANY_THREADS], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("ok")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2**70, 2.0, "2"])
+def test_threads_checked_by_name(bad):
+    with pytest.raises((TypeError, InvalidInputError), match="threads"):
+        dedup.dedup(["a b c"], threads=bad)

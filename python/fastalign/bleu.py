@@ -39,6 +39,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from fastalign._validate import check_threads
 from fastalign.errors import InvalidInputError, ShapeError
 
 if TYPE_CHECKING:
@@ -191,8 +192,7 @@ class BLEU:
             raise TypeError(f"max_ngram_order must be an int, got {max_ngram_order!r}")
         if not 1 <= max_ngram_order <= 64:
             raise InvalidInputError(f"max_ngram_order must be in 1..64, got {max_ngram_order}")
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise InvalidInputError(f"threads must be a positive int or None, got {threads!r}")
+        threads = check_threads(threads)
         self.tokenize = tokenize
         self.smooth_method = smooth_method
         self.smooth_value = None if smooth_value is None else float(smooth_value)

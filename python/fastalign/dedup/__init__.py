@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from fastalign import _core
+from fastalign._validate import check_threads
 from fastalign.errors import InvalidInputError, ShapeError
 
 if TYPE_CHECKING:
@@ -115,11 +116,19 @@ def _verify(verify: Verify) -> str:
     raise InvalidInputError(f"verify must be False, True, 'minhash' or 'exact', got {verify!r}")
 
 
-def _int(value: Any, name: str, low: int) -> int:
+# The longest MinHash signature (the band search and the index format's bound).
+MAX_NUM_PERM = 4096
+
+
+def _int(value: Any, name: str, low: int, high: int = 2**64 - 1) -> int:
+    """``value`` as an int in ``[low, high]`` (the default bound keeps every int option
+    within the native types: a larger one is an error naming it, not an OverflowError)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if value < low:
         raise InvalidInputError(f"{name} must be >= {low}, got {value}")
+    if value > high:
+        raise InvalidInputError(f"{name} must be <= {high}, got {value}")
     return int(value)
 
 
@@ -138,7 +147,8 @@ def _shingling(num_perm: int, ngram: int, unit: str, normalize: Any, seed: int) 
     seed = _int(seed, "seed", 0)
     if seed >= 2**64:
         raise InvalidInputError(f"seed must be < 2**64, got {seed}")
-    return (_int(num_perm, "num_perm", 2), _int(ngram, "ngram", 1), unit, _norm(normalize), seed)
+    num_perm = _int(num_perm, "num_perm", 2, MAX_NUM_PERM)
+    return (num_perm, _int(ngram, "ngram", 1), unit, _norm(normalize), seed)
 
 
 def _bands(bands: tuple[int, int] | None) -> tuple[int, int] | None:
@@ -260,7 +270,7 @@ def lsh_params(threshold: float, num_perm: int = 128) -> tuple[int, int]:
     >>> lsh_params(0.5, 128), lsh_params(0.9, 128)
     ((25, 5), (5, 25))
     """
-    return _core.lsh_params(_threshold(threshold), _int(num_perm, "num_perm", 2))
+    return _core.lsh_params(_threshold(threshold), _int(num_perm, "num_perm", 2, MAX_NUM_PERM))
 
 
 def dedup(
@@ -297,7 +307,7 @@ def dedup(
     """
     sh = _shingling(num_perm, ngram, unit, normalize, seed)
     bd = (_threshold(threshold), _bands(bands), _verify(verify))
-    out, empty = _core.dedup_cluster(_texts(texts), sh, bd, threads)
+    out, empty = _core.dedup_cluster(_texts(texts), sh, bd, check_threads(threads))
     b = bd[1] or _core.lsh_params(bd[0], sh[0])
     return _result(out, empty, b)
 
@@ -314,7 +324,7 @@ def exact(
     >>> exact(["x", "y", "X!", "x"]).cluster.tolist()
     [0, 1, 0, 0]
     """
-    out, empty = _core.dedup_exact(_texts(texts), _norm(normalize), threads)
+    out, empty = _core.dedup_exact(_texts(texts), _norm(normalize), check_threads(threads))
     return _result(out, empty, None)
 
 
@@ -339,7 +349,7 @@ def signatures(
     ((2, 16), 'uint32', True)
     """
     sh = _shingling(num_perm, ngram, unit, normalize, seed)
-    sigs, _empty = _core.dedup_signatures(_texts(texts), sh, threads)
+    sigs, _empty = _core.dedup_signatures(_texts(texts), sh, check_threads(threads))
     return sigs
 
 
@@ -368,7 +378,7 @@ def dedup_signatures(
         raise InvalidInputError("exact verification needs the texts: use dedup(texts, ...)")
     arr = _sig_array(sigs)
     bd = (_threshold(threshold), _bands(bands), v)
-    out, empty = _core.dedup_cluster_signatures(arr, bd, threads)
+    out, empty = _core.dedup_cluster_signatures(arr, bd, check_threads(threads))
     return _result(out, empty, bd[1] or _core.lsh_params(bd[0], arr.shape[1]))
 
 

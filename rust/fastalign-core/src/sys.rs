@@ -31,43 +31,55 @@ pub fn num_threads() -> usize {
     rayon::current_num_threads()
 }
 
+/// The most threads a call may ask for: 4x the machine's cores, and at least 64 (more only
+/// oversubscribes the cores; a typo like 100000 would start that many OS threads).
+pub fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (4 * cores).max(64)
+}
+
+/// Pools kept for reuse (the most recently used; an older one is dropped, and its threads
+/// end once no running call holds it).
+const KEPT_POOLS: usize = 4;
+
 /// Runs `work` on a pool of `threads` threads when given (rayon's global pool otherwise), so
-/// that a caller can ask for one thread, say, without touching the global pool. Pools are
-/// made once per thread count and kept (a reward loop reuses their warm buffers).
+/// that a caller can ask for one thread, say, without touching the global pool. The last
+/// [`KEPT_POOLS`] pools are kept (a reward loop reuses their warm buffers); `threads` is in
+/// `1..=max_threads()`.
 pub fn with_threads<T, F>(threads: Option<usize>, work: F) -> crate::Result<T>
 where
     T: Send,
     F: FnOnce() -> crate::Result<T> + Send,
 {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock};
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
-    match threads {
-        None => work(),
-        Some(0) => Err(crate::Error::invalid("threads must be >= 1")),
-        Some(n) => {
-            let pool = {
-                let mut pools = POOLS
-                    .get_or_init(Default::default)
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                match pools.get(&n) {
-                    Some(p) => Arc::clone(p),
-                    None => {
-                        let p = Arc::new(
-                            rayon::ThreadPoolBuilder::new()
-                                .num_threads(n)
-                                .build()
-                                .map_err(|e| {
-                                    crate::Error::invalid(format!("cannot start {n} threads: {e}"))
-                                })?,
-                        );
-                        pools.insert(n, Arc::clone(&p));
-                        p
-                    }
-                }
-            };
-            pool.install(work)
-        }
+    use std::sync::{Arc, Mutex};
+    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+    let Some(n) = threads else {
+        return work();
+    };
+    let most = max_threads();
+    if n == 0 || n > most {
+        return Err(crate::Error::invalid(format!(
+            "threads must be in [1, {most}], got {n}"
+        )));
     }
+    let pool = {
+        let mut pools = POOLS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pool = match pools.iter().position(|(k, _)| *k == n) {
+            Some(i) => pools.remove(i).1,
+            None => Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| crate::Error::invalid(format!("cannot start {n} threads: {e}")))?,
+            ),
+        };
+        pools.push((n, Arc::clone(&pool))); // most recently used last
+        if pools.len() > KEPT_POOLS {
+            pools.remove(0);
+        }
+        pool
+    };
+    pool.install(work)
 }

@@ -44,6 +44,10 @@ pub fn false_negative_area(threshold: f64, b: usize, r: usize) -> f64 {
     integrate(|s| (1.0 - s.powi(r)).powi(b), threshold, 1.0)
 }
 
+/// The longest signature: the band search below takes ~0.3 s there (it visits every
+/// `bands * rows <= num_perm`), and larger values are refused before it starts.
+pub const MAX_NUM_PERM: usize = 4096;
+
 /// The (bands, rows) with `bands * rows <= num_perm` minimising the weighted sum of the false
 /// positive and false negative areas (the first minimum in order of bands, then rows: the
 /// choice datasketch's `MinHashLSH` makes).
@@ -58,9 +62,9 @@ pub fn optimal_bands(
             "threshold must be in (0, 1), got {threshold}"
         )));
     }
-    if num_perm < 2 {
+    if !(2..=MAX_NUM_PERM).contains(&num_perm) {
         return Err(crate::Error::invalid(format!(
-            "num_perm must be >= 2, got {num_perm}"
+            "num_perm must be in [2, {MAX_NUM_PERM}], got {num_perm}"
         )));
     }
     // The search costs ~1 ms at num_perm = 128; every call with the same arguments reuses it.

@@ -51,9 +51,10 @@ pub struct Shingling {
 
 impl Shingling {
     pub fn check(&self) -> Result<()> {
-        if self.num_perm < 2 || self.num_perm > 4096 {
+        if self.num_perm < 2 || self.num_perm > lsh::MAX_NUM_PERM {
             return Err(Error::invalid(format!(
-                "num_perm must be in [2, 4096], got {}",
+                "num_perm must be in [2, {}], got {}",
+                lsh::MAX_NUM_PERM,
                 self.num_perm
             )));
         }
@@ -806,7 +807,7 @@ impl Index {
         let (num_perm, ngram, seed, bands, rows, n) = (u(0), u(1), u(2), u(3), u(4), u(5));
         let threshold = f64::from_bits(u(6));
         let flags = &data[8 + 56..header];
-        if flags.iter().any(|&f| f > 1) || num_perm > 4096 {
+        if flags.iter().any(|&f| f > 1) || num_perm > lsh::MAX_NUM_PERM as u64 {
             return Err(bad("corrupt header"));
         }
         let body = &data[header..];
