@@ -7,9 +7,11 @@ writes the loss and the per-token gradient of the batch-mean loss (zero on maske
 autograd wrapper scales that gradient by the upstream one in backward: the loss costs one
 launch forward and nothing but a multiply backward.
 
-Loss ids (``LOSS``): 0 sigmoid (cDPO smoothing ``eps``), 1 hinge, 2 ipo, 3 robust,
-4 sigmoid_norm, 5 bco_pair, 6 sppo_hard, 7 apo_zero, 8 apo_down, 9 nca_pair. ``MEAN``
-normalizes each side's log-ratio by its token count (IPO's TRL form and sigmoid_norm).
+Loss ids (``LOSS``, :data:`LOSS_IDS`): 0 cdpo (the sigmoid loss with label smoothing ``eps``;
+``sigmoid`` is id 0 with ``eps = 0``, as TRL 1.x ignores smoothing there), 1 hinge, 2 ipo,
+3 robust, 4 sigmoid_norm, 5 bco_pair, 6 sppo_hard, 7 apo_zero, 8 apo_down, 9 nca_pair,
+10 exo_pair, 11 discopop. ``MEAN`` normalizes each side's log-ratio by its token count
+(IPO's TRL form and sigmoid_norm).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import triton.language as tl
 
 LOSS_IDS = {
     "sigmoid": 0,
+    "cdpo": 0,
     "hinge": 1,
     "ipo": 2,
     "robust": 3,
@@ -34,7 +37,7 @@ LOSS_IDS = {
 }
 F_DIV_IDS = {"reverse_kl": 0, "forward_kl": 1, "js_divergence": 2, "alpha_divergence": 3}
 # loss types whose margin is formed from the f-divergence scores of the log-ratios
-SCORED = {"sigmoid", "hinge", "ipo", "robust", "sigmoid_norm", "exo_pair", "discopop"}
+SCORED = {"sigmoid", "cdpo", "hinge", "ipo", "robust", "sigmoid_norm", "exo_pair", "discopop"}
 
 
 @triton.jit
@@ -146,7 +149,7 @@ def _pair_kernel(
         sc_l, ds_l = _score(rho_l, f_alpha, alpha_clamp, F_DIV)
     h = sc_w * scale_w - sc_l * scale_l
     x = beta * h
-    if LOSS_TYPE == 0:  # sigmoid with label smoothing
+    if LOSS_TYPE == 0:  # cdpo: the sigmoid loss with label smoothing (sigmoid: eps = 0)
         loss = (1.0 - eps) * _softplus(-x) + eps * _softplus(x)
         dh = beta * (-(1.0 - eps) * _sigmoid(-x) + eps * _sigmoid(x))
         gw = dh
@@ -276,7 +279,7 @@ def pair_loss(
             mask.stride(0),
             grad.stride(0),
             beta,
-            label_smoothing,
+            0.0 if loss_type == "sigmoid" else label_smoothing,
             1.0 / b,
             f_alpha,
             alpha_clamp,

@@ -116,13 +116,18 @@ def ours_from(tok_w, tok_l, ref_w, ref_l, mask_w, mask_l, **kw):
     )
 
 
-@pytest.mark.parametrize("loss_type", PREFERENCE_LOSS_TYPES)
+# every type TRL 1.x's DPOTrainer knows (cdpo is fastalign's name for TRL 0.x's smoothed sigmoid)
+TRL_TYPES = [t for t in PREFERENCE_LOSS_TYPES if t != "cdpo"]
+
+
+@pytest.mark.parametrize("loss_type", TRL_TYPES)
 @given(
     seed=st.integers(0, 2**31 - 1), batch=st.integers(1, 9), beta=st.sampled_from([0.1, 0.5, 2.0])
 )
 def test_float64_parity_with_trl(loss_type, seed, batch, beta):
     data = random_batch(seed, batch, 7)
-    eps = 0.25 if loss_type in ("exo_pair", "robust", "aot", "aot_unpaired") else 0.0
+    # label smoothing for every type (TRL ignores it where it does not apply: sigmoid too)
+    eps = 0.25 if loss_type != "sft" else 0.0
     ours = ours_from(*data, loss_type=loss_type, beta=beta, label_smoothing=eps)
     theirs, metrics = trl_dpo(*data, loss_types=[loss_type], beta=beta, label_smoothing=eps)
     # TRL forms exo_pair's log(eps) from a float32 tensor; everything else is float64
@@ -135,12 +140,12 @@ def test_float64_parity_with_trl(loss_type, seed, batch, beta):
 
 
 @pytest.mark.parametrize(
-    "loss_type", [t for t in PREFERENCE_LOSS_TYPES if t not in ("aot", "aot_unpaired", "sft")]
+    "loss_type", [t for t in TRL_TYPES if t not in ("aot", "aot_unpaired", "sft")]
 )
 @given(seed=st.integers(0, 2**31 - 1), batch=st.integers(1, 6))
 def test_per_example_losses_match_trl_one_pair_at_a_time(loss_type, seed, batch):
     data = random_batch(seed, batch, 5)
-    eps = 0.2 if loss_type in ("exo_pair", "robust") else 0.0
+    eps = 0.2 if loss_type in ("exo_pair", "robust", "sigmoid") else 0.0
     ours = ours_from(*data, loss_type=loss_type, beta=0.3, label_smoothing=eps)
     for i in range(batch):
         one = [t[i : i + 1] for t in data]
@@ -269,3 +274,21 @@ def test_bad_input():
         preference_loss(x, x, x, x, f_divergence="kl")
     with pytest.raises(ShapeError, match="chosen_lengths"):
         preference_loss(x, x, x, x, loss_type="sft", chosen_lengths=torch.ones(2))
+
+
+def test_sigmoid_ignores_label_smoothing_like_trl_and_cdpo_smooths():
+    """TRL 1.x's sigmoid loss ignores label_smoothing (its DPOConfig documents it for robust,
+    EXO and AOT only); fastalign applied TRL 0.x's cDPO smoothing: h=2, beta=1, smoothing 0.1
+    gave 0.326928 where TRL 1.16 gives 0.126928. The smoothed form is now ``cdpo``."""
+    one = torch.tensor([0.0], dtype=torch.float64)
+    pw = torch.tensor([2.0], dtype=torch.float64)  # h = (2 - 0) - (0 - 0)
+    data = (pw[:, None], one[:, None], one, one, torch.ones(1, 1), torch.ones(1, 1))
+    theirs, _ = trl_dpo(*data, loss_types=["sigmoid"], beta=1.0, label_smoothing=0.1)
+    sig = preference_loss(pw, one, one, one, beta=1.0, label_smoothing=0.1).loss.item()
+    assert sig == pytest.approx(theirs.item(), abs=1e-12)
+    assert sig == pytest.approx(math.log1p(math.exp(-2.0)), abs=1e-12)  # 0.126928
+    cdpo = preference_loss(pw, one, one, one, beta=1.0, label_smoothing=0.1, loss_type="cdpo")
+    want = 0.9 * math.log1p(math.exp(-2.0)) + 0.1 * math.log1p(math.exp(2.0))  # 0.326928
+    assert cdpo.loss.item() == pytest.approx(want, abs=1e-12)
+    plain = preference_loss(pw, one, one, one, beta=1.0, loss_type="cdpo").loss.item()
+    assert plain == pytest.approx(sig, abs=1e-15)  # cdpo without smoothing is sigmoid

@@ -42,6 +42,10 @@ def run(lp, mask, rw, rl, **kw):
     return out.losses.detach(), g
 
 
+# sigmoid with smoothing too: the kernel must ignore it there, as preference_loss (TRL) does
+_SMOOTHED = ("sigmoid", "cdpo", "robust", "exo_pair", "aot")
+
+
 @pytest.mark.interpreter
 @pytest.mark.parametrize("loss_type", TOKEN_PREFERENCE_LOSS_TYPES)
 @given(
@@ -56,7 +60,7 @@ def test_triton_kernel_matches_preference_loss(loss_type, seed, b, t, normalize)
         loss_type=loss_type,
         beta=0.3,
         normalize=normalize,
-        label_smoothing=0.1 if loss_type in ("sigmoid", "robust", "exo_pair", "aot") else 0.0,
+        label_smoothing=0.1 if loss_type in _SMOOTHED else 0.0,
     )
     got_l, got_g = run(lp, mask, rw, rl, backend="triton", **kw)
     want_l, want_g = reference(lp, mask, rw, rl, **kw)
@@ -85,7 +89,7 @@ def test_triton_kernel_f_divergence_scores(loss_type, f_divergence, f_alpha):
     rl = (lp[4:] * mask[4:]).sum(1) + torch.linspace(0.4, -0.6, 4)
     kw = dict(
         loss_type=loss_type, beta=0.5, f_divergence=f_divergence, f_alpha=f_alpha,
-        label_smoothing=0.2 if loss_type in ("sigmoid", "exo_pair") else 0.0,
+        label_smoothing=0.2 if loss_type in ("sigmoid", "cdpo", "exo_pair") else 0.0,
         discopop_tau=0.3,
     )  # fmt: skip
     got_l, got_g = run(lp, mask, rw, rl, backend="triton", **kw)

@@ -29,6 +29,7 @@ __all__ = ["F_DIVERGENCES", "PREFERENCE_LOSS_TYPES", "preference_loss"]
 
 PREFERENCE_LOSS_TYPES = (
     "sigmoid",
+    "cdpo",
     "hinge",
     "ipo",
     "exo_pair",
@@ -114,9 +115,11 @@ def preference_loss(
         loss_type: one of :data:`PREFERENCE_LOSS_TYPES`, or a sequence of them combined with
             ``loss_weights`` (as TRL's ``loss_type=[...]``): ``losses = sum_k w_k * losses_k``.
         beta: inverse temperature / regularization strength, > 0.
-        label_smoothing: ``eps``: cDPO smoothing for ``sigmoid``, the flip rate of
+        label_smoothing: ``eps``: the smoothing of ``cdpo`` (conservative DPO:
+            ``(1 - eps) * -logsig(beta h) + eps * -logsig(-beta h)``), the flip rate of
             ``robust`` (in [0, 0.5)), the smoothing of ``aot*`` and the ``eps`` of
-            ``exo_pair`` (> 0 there).
+            ``exo_pair`` (> 0 there). ``sigmoid`` ignores it, as TRL 1.x's DPOTrainer does
+            (TRL 0.x applied cDPO smoothing to ``sigmoid``: use ``cdpo`` for that).
         chosen_lengths, rejected_lengths: ``[B]`` response token counts; needed by ``ipo``
             (``normalize="mean"``), ``sigmoid_norm`` and ``sft``.
         f_divergence: ``reverse_kl`` (DPO), ``forward_kl``, ``js_divergence`` or
@@ -190,7 +193,9 @@ def preference_loss(
 
     total = None
     for t, weight in zip(types, weights, strict=True):
-        if t == "sigmoid":
+        if t == "sigmoid":  # TRL 1.x: no label smoothing here (see cdpo)
+            per = -F.logsigmoid(beta * delta)
+        elif t == "cdpo":
             per = _smoothed_sigmoid(beta * delta, eps)
         elif t == "hinge":
             per = torch.relu(1 - beta * delta)

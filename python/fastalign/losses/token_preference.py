@@ -17,6 +17,7 @@ __all__ = ["TOKEN_PREFERENCE_LOSS_TYPES", "token_preference_loss"]
 
 TOKEN_PREFERENCE_LOSS_TYPES = (
     "sigmoid",
+    "cdpo",
     "hinge",
     "ipo",
     "robust",
