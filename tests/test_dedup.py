@@ -537,3 +537,14 @@ def test_threads_are_capped_and_pools_bounded():
 def test_threads_checked_by_name(bad):
     with pytest.raises((TypeError, InvalidInputError), match="threads"):
         dedup.dedup(["a b c"], threads=bad)
+
+
+def test_band_choice_equals_datasketch_including_exact_ties():
+    """datasketch's own _optimal_param over a grid; threshold 0.5 with num_perm 2 or 3 is an
+    exact tie ((1, 1) and (2, 1) both score 0.125) that fastalign broke the other way."""
+    lsh = pytest.importorskip("datasketch.lsh")
+    assert dedup.lsh_params(0.5, 2) == (1, 1)
+    assert dedup.lsh_params(0.5, 3) == (1, 1)
+    for t in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
+        for p in [*range(2, 40), 64, 128, 256]:
+            assert dedup.lsh_params(t, p) == lsh._optimal_param(t, p, 0.5, 0.5), (t, p)

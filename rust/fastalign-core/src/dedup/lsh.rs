@@ -84,12 +84,16 @@ pub fn optimal_bands(
     {
         return Ok(hit);
     }
+    const TIE: f64 = 1e-12; // relative; the integrals are good to ~1e-13
     let mut best = (f64::INFINITY, (1, 1));
     for b in 1..=num_perm {
         for r in 1..=num_perm / b {
             let err = fp_weight * false_positive_area(threshold, b, r)
                 + fn_weight * false_negative_area(threshold, b, r);
-            if err < best.0 {
+            // strictly better beyond quadrature rounding: exact ties (threshold 0.5,
+            // num_perm 2: (1, 1) and (2, 1) both 0.125) keep the first, as datasketch's
+            // quadrature happens to
+            if err < best.0 * (1.0 - TIE) {
                 best = (err, (b, r));
             }
         }
