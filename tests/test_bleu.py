@@ -338,6 +338,11 @@ def test_evaluate_flavor_edges():
     assert bleu.sentence_scores([""], [["a b"]], **kw).tolist() == [0.0]
     with pytest.raises(InvalidInputError, match="reference length is 0"):
         bleu.sentence_scores(["a"], [[""]], **kw)
+    # one empty reference beside a non-empty one: evaluate takes the shortest (length 0); the
+    # message says so (it said "every reference of a segment is empty", which was not the case)
+    with pytest.raises(InvalidInputError, match="shortest reference of each segment") as e:
+        bleu.sentence_scores(["the cat"], [["", "the cat sat"]], **kw)
+    assert "every reference of a segment is empty" not in str(e.value)
     # no rstrip in evaluate: a trailing '-\n' is joined away (sacrebleu strips it first)
     assert bleu.tokenize(["a-\n"], flavor="evaluate") == ["a"]
     assert bleu.tokenize(["a-\n"]) == ["a-"]

@@ -591,8 +591,9 @@ fn evaluate_score(
     let order = opts.max_order;
     if ref_len == 0 {
         return Err(Error::invalid(
-            "evaluate's BLEU is undefined when the reference length is 0 (every reference \
-             of a segment is empty after tokenization): it divides by zero",
+            "evaluate's BLEU is undefined when the reference length is 0 (it counts the \
+             shortest reference of each segment, and every segment here has an empty one \
+             after tokenization): it divides by zero",
         ));
     }
     let precisions: Vec<f64> = (0..order)
