@@ -35,9 +35,10 @@ def pairs(seed, b, dtype=torch.float64):
     return pw, pl, rw, rl, lw, ll
 
 
-def trl_cpo(pw, pl, *, loss_type, beta, label_smoothing=0.0, simpo_gamma=0.5):
+def trl_cpo(pw, pl, *, loss_type, beta, label_smoothing=0.0, simpo_gamma=0.5, alpha=0.0):
+    """TRL's CPOTrainer.cpo_loss on the log-probs its trainer gives it (``alpha``: AlphaPO)."""
     fake = types.SimpleNamespace(
-        alpha=0.0,
+        alpha=alpha,
         loss_type=loss_type,
         simpo_gamma=simpo_gamma,
         beta=beta,
@@ -55,13 +56,40 @@ def trl_cpo(pw, pl, *, loss_type, beta, label_smoothing=0.0, simpo_gamma=0.5):
     eps=st.sampled_from([0.0, 0.2]),
 )
 def test_cpo_pair_term_matches_trl(loss_type, seed, b, beta, eps):
-    pw, pl, _, _, lw, _ = pairs(seed, b)
-    ours = cpo(
-        pw, pl, chosen_lengths=lw, beta=beta, alpha=0.0, label_smoothing=eps, loss_type=loss_type
-    )
-    theirs, rw, _rl = trl_cpo(pw, pl, loss_type=loss_type, beta=beta, label_smoothing=eps)
+    pw, pl, _, _, lw, ll = pairs(seed, b)
+    ours = cpo(pw, pl, chosen_lengths=lw, rejected_lengths=ll, beta=beta, alpha=0.0,
+               label_smoothing=eps, loss_type=loss_type)  # fmt: skip
+    # TRL's CPOTrainer.concatenated_forward averages the log-probs for ipo (and simpo)
+    tw, tl = (pw / lw, pl / ll) if loss_type == "ipo" else (pw, pl)
+    theirs, rw, _rl = trl_cpo(tw, tl, loss_type=loss_type, beta=beta, label_smoothing=eps)
     torch.testing.assert_close(ours.losses, theirs, rtol=1e-12, atol=1e-12)
     assert ours.metrics["rewards/chosen"].item() == pytest.approx(rw.mean().item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("loss_type", ["sigmoid", "hinge", "ipo"])
+@given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 8), a=st.sampled_from([-0.3, 0.1, 0.5]))
+def test_cpo_alphapo_matches_trl(loss_type, seed, b, a):
+    """TRL's CPOConfig.alpha (AlphaPO's reward shape (1 - p^-a) / a) is cpo's alphapo."""
+    pw, pl, _, _, lw, ll = pairs(seed, b)
+    pw, pl = pw / 10, pl / 10  # p^-a stays finite in TRL's direct form
+    ours = cpo(pw, pl, chosen_lengths=lw, rejected_lengths=ll, beta=0.2, alpha=0.0,
+               loss_type=loss_type, alphapo=a)  # fmt: skip
+    tw, tl = (pw / lw, pl / ll) if loss_type == "ipo" else (pw, pl)
+    theirs, rw, rl = trl_cpo(tw, tl, loss_type=loss_type, beta=0.2, alpha=a)
+    torch.testing.assert_close(ours.losses, theirs, rtol=1e-10, atol=1e-12)
+    assert ours.metrics["rewards/chosen"].item() == pytest.approx(rw.mean().item(), rel=1e-10)
+    assert ours.metrics["rewards/rejected"].item() == pytest.approx(rl.mean().item(), rel=1e-10)
+
+
+def test_cpo_ipo_uses_per_token_means_like_trl():
+    """The defect: s_w = -4 over 4 tokens, s_l = -9 over 3, beta = 0.1, cpo_alpha = 0: TRL's
+    CPO IPO gives ((-1 + 3) - 5)^2 = 9.0; fastalign took the sums ((-4 + 9) - 5)^2 = 0."""
+    one = torch.tensor
+    out = cpo(one([-4.0]), one([-9.0]), chosen_lengths=one([4]), rejected_lengths=one([3]),
+              beta=0.1, alpha=0.0, loss_type="ipo")  # fmt: skip
+    assert out.loss.item() == pytest.approx(9.0, abs=1e-6)
+    with pytest.raises(InvalidInputError, match="rejected_lengths"):
+        cpo(one([-4.0]), one([-9.0]), chosen_lengths=one([4]), loss_type="ipo")
 
 
 @given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 8))

@@ -55,6 +55,13 @@ def check_positive(value: float, name: str) -> float:
     return v
 
 
+def check_finite(value: float, name: str) -> float:
+    v = _number(value, name)
+    if not math.isfinite(v):
+        raise InvalidInputError(f"{name} must be finite, got {value!r}")
+    return v
+
+
 def check_range(value: float, name: str, lo: float, hi: float, *, hi_open: bool = True) -> float:
     v = _number(value, name)
     ok = lo <= v < hi if hi_open else lo <= v <= hi

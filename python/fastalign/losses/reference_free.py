@@ -14,6 +14,7 @@ from fastalign.errors import InvalidInputError
 from fastalign.losses._common import (
     LossOutput,
     check_batch,
+    check_finite,
     check_lengths,
     check_positive,
     check_range,
@@ -86,38 +87,50 @@ def cpo(
     policy_rejected_logps: torch.Tensor,
     *,
     chosen_lengths: torch.Tensor | None = None,
+    rejected_lengths: torch.Tensor | None = None,
     beta: float = 0.1,
     alpha: float = 1.0,
     label_smoothing: float = 0.0,
     loss_type: str = "sigmoid",
+    alphapo: float = 0.0,
 ) -> LossOutput:
-    """CPO: ``-logsig(beta * (s_w - s_l)) + alpha * NLL_mean(w)``.
+    """CPO: ``-logsig(beta * (r_w - r_l)) + alpha * NLL_mean(w)``, as TRL's CPOTrainer.
 
-    ``loss_type`` may also be ``"hinge"`` (``relu(1 - beta (s_w - s_l))``) or ``"ipo"``
-    (``((s_w - s_l) - 1 / (2 beta))^2``), as TRL's CPO trainer offers. ``NLL_mean(w)`` is
-    the token-mean negative log-likelihood of the chosen responses over the batch (needs
-    ``chosen_lengths`` when ``alpha != 0``); it is added to every per-pair loss.
+    The rewards ``r`` are the summed log-probs ``s``, except for ``loss_type="ipo"``, which
+    (as TRL's trainer) uses the per-token means ``s / |y|`` (needs ``chosen_lengths`` and
+    ``rejected_lengths``). ``loss_type`` may also be ``"hinge"`` (``relu(1 - beta (r_w -
+    r_l))``) or ``"ipo"`` (``((r_w - r_l) - 1 / (2 beta))^2``). ``alphapo`` is AlphaPO's
+    reward shape (TRL's ``CPOConfig.alpha``): ``r = (1 - p^-a) / a`` with ``p = exp(r)``;
+    0 keeps the log-probs. ``alpha`` is TRL's ``cpo_alpha``: the weight of ``NLL_mean(w)``,
+    the token-mean negative log-likelihood of the chosen responses over the batch (from the
+    summed log-probs; needs ``chosen_lengths`` when ``alpha != 0``), added to every per-pair
+    loss. Metrics as TRL logs them: ``rewards/*`` are ``beta * r``, ``logps/*`` the log-probs
+    the loss sees (the means for ``ipo``).
     """
     b, _, _ = check_batch(
         policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps
     )
     beta = check_positive(beta, "beta")
     eps = check_range(label_smoothing, "label_smoothing", 0.0, 0.5)
-    x = policy_chosen_logps - policy_rejected_logps
+    alphapo = check_finite(alphapo, "alphapo")
+    if loss_type not in ("sigmoid", "hinge", "ipo"):
+        raise InvalidInputError(f"loss_type must be 'sigmoid', 'hinge' or 'ipo', got {loss_type!r}")
+    lp_w, lp_l = policy_chosen_logps, policy_rejected_logps
+    if loss_type == "ipo":  # TRL's CPOTrainer averages the log-probs for ipo (and simpo)
+        lw = _required_lengths(chosen_lengths, "chosen_lengths", b, "cpo with loss_type='ipo'")
+        ll = _required_lengths(rejected_lengths, "rejected_lengths", b, "cpo with loss_type='ipo'")
+        lp_w, lp_l = _mean(lp_w, lw), _mean(lp_l, ll)
+    r_w, r_l = lp_w, lp_l
+    if alphapo:  # (1 - p^-a) / a = -expm1(-a log p) / a
+        r_w, r_l = -torch.expm1(-alphapo * lp_w) / alphapo, -torch.expm1(-alphapo * lp_l) / alphapo
+    x = r_w - r_l
     if loss_type == "sigmoid":
         losses = _smoothed_sigmoid(beta * x, eps)
     elif loss_type == "hinge":
         losses = torch.relu(1 - beta * x)
-    elif loss_type == "ipo":
-        losses = (x - 1 / (2 * beta)) ** 2
     else:
-        raise InvalidInputError(f"loss_type must be 'sigmoid', 'hinge' or 'ipo', got {loss_type!r}")
-    metrics = pair_metrics(
-        beta * policy_chosen_logps,
-        beta * policy_rejected_logps,
-        policy_chosen_logps,
-        policy_rejected_logps,
-    )
+        losses = (x - 1 / (2 * beta)) ** 2
+    metrics = pair_metrics(beta * r_w, beta * r_l, lp_w, lp_l)
     if alpha:
         lw = _required_lengths(chosen_lengths, "chosen_lengths", b, "cpo with alpha != 0")
         nll = _nll_mean(policy_chosen_logps, lw)
