@@ -125,7 +125,8 @@ def test_orpo_matches_trl(seed, b, lam):
     pw, pl, _, _, lw, ll = pairs(seed, b)
     ours = orpo(pw, pl, chosen_lengths=lw, rejected_lengths=ll, lam=lam)
     fake = types.SimpleNamespace(beta=lam, accelerator=CPU)
-    ratio_losses, _, _, ratio, log_odds = orpo_trainer.ORPOTrainer.odds_ratio_loss(
+    # unpacked under the names TRL's get_batch_loss_metrics gives them (and logs)
+    ratio_losses, _, _, log_odds_ratio, log_odds_chosen = orpo_trainer.ORPOTrainer.odds_ratio_loss(
         fake, pw / lw, pl / ll
     )
     nll = -(pw.sum() / lw.sum())
@@ -135,10 +136,16 @@ def test_orpo_matches_trl(seed, b, lam):
     mw, ml = pw / lw, pl / ll
     exact = (mw - ml) - (torch.log(-torch.expm1(mw)) - torch.log(-torch.expm1(ml)))
     torch.testing.assert_close(ours.losses, nll - lam * F.logsigmoid(exact), rtol=1e-12, atol=1e-12)
+    # (fastalign had these two swapped relative to what TRL logs)
     assert ours.metrics["log_odds_ratio"].item() == pytest.approx(
-        log_odds.item(), rel=1e-5, abs=1e-6
+        log_odds_ratio.item(), rel=1e-5, abs=1e-6
     )
-    assert ours.metrics["log_odds_chosen"].item() == pytest.approx(ratio.item(), rel=1e-5, abs=1e-6)
+    assert ours.metrics["log_odds_chosen"].item() == pytest.approx(
+        log_odds_chosen.item(), rel=1e-5, abs=1e-6
+    )
+    assert ours.metrics["log_odds_ratio"].item() == pytest.approx(
+        F.logsigmoid(exact).mean().item(), rel=1e-12
+    )
 
 
 def test_orpo_log1mexp_is_stable_near_zero_and_far_below():
@@ -148,7 +155,7 @@ def test_orpo_log1mexp_is_stable_near_zero_and_far_below():
     )
     assert torch.isfinite(out.losses).all()
     want = (pw - (pw - 1)) - (torch.log(-torch.expm1(pw)) - torch.log(-torch.expm1(pw - 1)))
-    assert out.metrics["log_odds_ratio"].item() == pytest.approx(want.mean().item(), rel=1e-12)
+    assert out.metrics["log_odds_chosen"].item() == pytest.approx(want.mean().item(), rel=1e-12)
 
 
 @given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 8))
@@ -313,3 +320,58 @@ def test_bad_input():
     with pytest.raises(InvalidInputError, match="mean log-probs < 0"):
         orpo(x + 1, x, chosen_lengths=torch.ones(3), rejected_lengths=torch.ones(3))
     assert math.isfinite(slic(x, x).loss.item())
+
+
+def test_orpo_equals_trl_trainer_end_to_end_with_its_prompt_nll():
+    """TRL's ORPOTrainer.get_batch_loss_metrics (its concatenated_forward on a stand-in model
+    that returns fixed logits): the odds ratio on response tokens, the NLL over prompt and
+    response. With nll_chosen_logps / nll_chosen_lengths, orpo gives TRL's loss and metrics."""
+    trainer_cls = orpo_trainer.ORPOTrainer
+    g = torch.Generator().manual_seed(3)
+    b, t, v, prompt = 3, 9, 11, 3
+    logits = torch.randn(2 * b, t, v, generator=g, dtype=torch.float64)
+    ids = torch.randint(0, v, (2 * b, t), generator=g)
+    attn = torch.ones(2 * b, t, dtype=torch.long)
+    attn[1, -2:] = 0  # right padding
+    attn[b + 2, -3:] = 0
+    labels = torch.where(attn == 1, ids, -100)
+    labels[:, :prompt] = -100
+    batch = {
+        "chosen_input_ids": ids[:b], "chosen_attention_mask": attn[:b], "chosen_labels": labels[:b],
+        "rejected_input_ids": ids[b:], "rejected_attention_mask": attn[b:],
+        "rejected_labels": labels[b:],
+    }  # fmt: skip
+    fake = types.SimpleNamespace(
+        is_encoder_decoder=False, padding_value=0, label_pad_token_id=-100, beta=0.25,
+        aux_loss_enabled=False, accelerator=types.SimpleNamespace(
+            device=torch.device("cpu"), gather_for_metrics=lambda x: x),
+        concatenated_inputs=trainer_cls.concatenated_inputs,
+        get_batch_logps=trainer_cls.get_batch_logps,
+    )  # fmt: skip
+    fake.concatenated_forward = lambda model, bt: trainer_cls.concatenated_forward(fake, model, bt)
+    fake.odds_ratio_loss = lambda w, lo: trainer_cls.odds_ratio_loss(fake, w, lo)
+    model = lambda *a, **k: types.SimpleNamespace(logits=logits)  # noqa: E731
+    loss, metrics = trainer_cls.get_batch_loss_metrics(fake, model, batch)
+
+    # fastalign from the same logits: next-token log-probs, response sums, full-sequence NLL
+    lp = torch.log_softmax(logits[:, :-1], -1)
+
+    def sums(lab):
+        m = lab[:, 1:] != -100
+        tok = lp.gather(2, lab[:, 1:].clamp(min=0)[..., None]).squeeze(2) * m
+        return tok.sum(1), m.sum(1)
+
+    s, n = sums(labels)
+    s_nll, n_nll = sums(torch.where(attn == 1, ids, -100))
+    ours = orpo(s[:b], s[b:], chosen_lengths=n[:b], rejected_lengths=n[b:], lam=0.25,
+                nll_chosen_logps=s_nll[:b], nll_chosen_lengths=n_nll[:b])  # fmt: skip
+    # TRL forms the odds ratio in float32 (.float()); everything else is float64
+    assert ours.loss.item() == pytest.approx(loss.item(), rel=1e-6, abs=1e-7)
+    for name in ("nll_loss", "log_odds_ratio", "log_odds_chosen", "logps/chosen",
+                 "logps/rejected", "rewards/chosen", "rewards/margins"):  # fmt: skip
+        assert ours.metrics[name].item() == pytest.approx(float(metrics[name]), rel=1e-6), name
+    # the default NLL (responses only) is a different number: the option matters here
+    plain = orpo(s[:b], s[b:], chosen_lengths=n[:b], rejected_lengths=n[b:], lam=0.25)
+    assert abs(plain.metrics["nll_loss"].item() - float(metrics["nll_loss"])) > 1e-3
+    with pytest.raises(InvalidInputError, match="together"):
+        orpo(s[:b], s[b:], chosen_lengths=n[:b], rejected_lengths=n[b:], nll_chosen_logps=s[:b])

@@ -153,31 +153,47 @@ def orpo(
     chosen_lengths: torch.Tensor | None = None,
     rejected_lengths: torch.Tensor | None = None,
     lam: float = 0.1,
+    nll_chosen_logps: torch.Tensor | None = None,
+    nll_chosen_lengths: torch.Tensor | None = None,
 ) -> LossOutput:
     """ORPO: ``NLL_mean(w) - lam * logsig(logodds_w - logodds_l)`` with
     ``logodds = sbar - log(1 - exp(sbar))`` on per-token mean log-probs (stable log1mexp).
 
-    Metrics add ``log_odds_ratio`` (mean of ``logodds_w - logodds_l``) and ``log_odds_chosen``
-    (mean of ``logsig`` of it), as TRL logs them; rewards are ``lam * sbar``.
+    ``NLL_mean(w)`` is ``-sum(nll_chosen_logps) / sum(nll_chosen_lengths)``: by default the
+    chosen responses' summed log-probs and token counts. TRL's ORPOTrainer takes its NLL over
+    the chosen sequences' labels, prompt tokens included: pass those sums and counts (``[B]``
+    each, differentiable) to reproduce it exactly.
+
+    Metrics add TRL's ``log_odds_ratio`` (the mean of ``logsig(logodds_w - logodds_l)``) and
+    ``log_odds_chosen`` (the mean of ``logodds_w - logodds_l``), named as TRL logs them;
+    rewards are ``lam * sbar`` and ``logps/*`` the means ``sbar``, as TRL logs them.
     """
     b, _, _ = check_batch(
-        policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps
+        policy_chosen_logps=policy_chosen_logps,
+        policy_rejected_logps=policy_rejected_logps,
+        nll_chosen_logps=nll_chosen_logps,
     )
     lam = check_positive(lam, "lam")
     lw = _required_lengths(chosen_lengths, "chosen_lengths", b, "orpo")
     ll = _required_lengths(rejected_lengths, "rejected_lengths", b, "orpo")
+    if (nll_chosen_logps is None) != (nll_chosen_lengths is None):
+        raise InvalidInputError("pass nll_chosen_logps and nll_chosen_lengths together")
     mw, ml = _mean(policy_chosen_logps, lw), _mean(policy_rejected_logps, ll)
     if bool((mw >= 0).any()) or bool((ml >= 0).any()):
         raise InvalidInputError("orpo needs mean log-probs < 0 (a probability below 1)")
     log_odds = (mw - ml) - (_log1mexp(mw) - _log1mexp(ml))
     ratio = F.logsigmoid(log_odds)
-    nll = _nll_mean(policy_chosen_logps, lw)
+    if nll_chosen_logps is None:
+        nll = _nll_mean(policy_chosen_logps, lw)
+    else:
+        n_len = _required_lengths(nll_chosen_lengths, "nll_chosen_lengths", b, "orpo")
+        nll = _nll_mean(nll_chosen_logps, n_len)
     losses = nll - lam * ratio
-    metrics = pair_metrics(lam * mw, lam * ml, policy_chosen_logps, policy_rejected_logps)
+    metrics = pair_metrics(lam * mw, lam * ml, mw, ml)  # TRL logs the mean log-probs
     metrics.update(
         nll_loss=nll.detach(),
-        log_odds_ratio=log_odds.detach().mean(),
-        log_odds_chosen=ratio.detach().mean(),
+        log_odds_ratio=ratio.detach().mean(),
+        log_odds_chosen=log_odds.detach().mean(),
     )
     return LossOutput(losses.mean(), losses, metrics)
 
