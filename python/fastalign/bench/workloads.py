@@ -469,6 +469,31 @@ def pareto(size: str) -> list[Row]:
             )
         )
     rows.append(Row("pareto", wl, "fastalign (rust)", t_fast, baseline=not hv_peers))
+
+    # -- hypervolume beyond 3 objectives: points on the positive unit sphere's orthant ------
+    many = {"quick": [(4, 200), (5, 100), (6, 60), (8, 30)],
+            "default": [(4, 1000), (5, 300), (6, 150), (8, 60)],
+            "full": [(4, 3000), (5, 1000), (6, 300), (8, 100)]}[size]  # fmt: skip
+    for m, n in many:
+        x = np.abs(rng.standard_normal((n, m)))
+        front = x / np.linalg.norm(x, axis=1, keepdims=True)
+        ref_m = np.full(m, 1.1)
+        wl = f"hypervolume {n:,} x {m} (spherical front)"
+        t_fast, hv = time_median(lambda f=front, r=ref_m: fp.hypervolume(f, r), repeat=repeat)
+        peers: list[tuple[str, Callable[[], float]]] = []
+        if have("moocore"):
+            peers.append(("moocore hypervolume",
+                          lambda f=front, r=ref_m: moocore.hypervolume(f, ref=r)))  # fmt: skip
+        if have("pymoo"):
+            from pymoo.indicators.hv import HV
+
+            ind = HV(ref_point=ref_m)
+            peers.append(("pymoo HV", lambda f=front, ind=ind: ind(f)))
+        for k, (name, fn) in enumerate(peers):
+            t, val = time_median(fn, repeat=repeat)
+            rows.append(Row("pareto", wl, name, t, baseline=k == 0,
+                            max_err=abs(float(val) - hv) / hv, tol=1e-12))  # fmt: skip
+        rows.append(Row("pareto", wl, "fastalign (rust, WFG)", t_fast, baseline=not peers))
     return rows
 
 
