@@ -373,3 +373,20 @@ def test_gradient_exact_when_the_label_is_almost_certain(backend, entropy):
         tol_out=1e-5,
         tol_grad=1e-4,
     )
+
+
+def test_labels_whose_dtype_cannot_hold_ignore_index_are_refused():
+    """uint8 labels compared with ignore_index=-100 in uint8, where -100 is 156: token 156
+    scored 0 as if it were a prompt position (token_logps, logps_from_logits, every caller)."""
+    h, w = torch.randn(2, 8), torch.randn(300, 8)
+    y8 = torch.tensor([156, 3], dtype=torch.uint8)
+    with pytest.raises(TypeError, match="cannot hold ignore_index=-100"):
+        fastalign.token_logps(h, w, y8)
+    with pytest.raises(TypeError, match="cannot hold ignore_index=-100"):
+        fastalign.logps_from_logits(torch.randn(2, 300), y8)
+    with pytest.raises(TypeError, match="cannot hold ignore_index"):
+        fastalign.sequence_logps(h[None], w, y8[None])
+    # a dtype that holds it works, and uint8 with a representable ignore_index too
+    got = fastalign.token_logps(h, w, y8.long())
+    assert got[0] != 0
+    torch.testing.assert_close(fastalign.token_logps(h, w, y8, ignore_index=255), got)

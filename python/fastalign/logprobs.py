@@ -33,9 +33,20 @@ def _check_labels(labels: torch.Tensor, vocab: int, ignore_index: int, name: str
     accelerator, one scalar device-to-host read."""
     if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
         raise TypeError(f"{name} must be an integer tensor, got dtype {labels.dtype}")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(f"ignore_index must be an int, not {type(ignore_index).__name__}")
+    info = torch.iinfo(labels.dtype)
+    if not info.min <= ignore_index <= info.max:
+        # `labels != ignore_index` would compare in the labels' dtype, where -100 wraps to 156
+        # in uint8: real tokens would be skipped as prompt positions
+        raise TypeError(
+            f"{name} are {labels.dtype}, which cannot hold ignore_index={ignore_index}: pass "
+            "int64 or int32 labels"
+        )
     if labels.numel() == 0:
         return
-    bad = (labels != ignore_index) & ((labels < 0) | (labels >= vocab))
+    wide = labels if labels.dtype == torch.int64 else labels.long()  # vocab may not fit
+    bad = (wide != ignore_index) & ((wide < 0) | (wide >= vocab))
     if bool(bad.any()):
         flat = bad.reshape(-1).nonzero()
         first = int(flat[0, 0])
