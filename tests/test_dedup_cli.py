@@ -102,3 +102,28 @@ def test_refuses_to_overwrite_the_input_and_bad_files(tmp_path, capsys):
                  str(tmp_path / "no" / "s.json"), "--no-progress"]) == 2  # fmt: skip
     assert not (tmp_path / "o.jsonl").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fastalign")]
+
+
+def test_no_written_path_is_an_input(tmp_path, capsys):
+    """`--summary-json in.jsonl` overwrote the input with the summary and exited 0. Every path
+    the command writes is checked against the input (also through a link) and the others."""
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"prompt": "a b c"}\n{"prompt": "a b c"}\n')
+    before = src.read_bytes()
+    link = tmp_path / "link.json"
+    link.symlink_to(src)
+    out = str(tmp_path / "out.jsonl")
+    for summary in (str(src), str(link)):
+        assert main(["dedup", str(src), "-o", out, "--summary-json", summary, "--no-progress"]) == 2
+        assert "refusing to overwrite the input" in capsys.readouterr().err
+    assert main(["dedup", str(src), "-o", out, "--summary-json", out, "--no-progress"]) == 2
+    assert "are the same file" in capsys.readouterr().err
+    assert main(["dedup", str(src), "-o", str(link), "--no-progress"]) == 2  # -o a link to it
+    assert "refusing to overwrite the input" in capsys.readouterr().err
+    assert src.read_bytes() == before
+    assert not (tmp_path / "out.jsonl").exists()
+    # and the summary itself is written atomically: no temporary left beside it
+    assert main(["dedup", str(src), "-o", out, "--summary-json", str(tmp_path / "s.json"),
+                 "--no-progress"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "s.json").read_text())["removed"] == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fastalign")]

@@ -144,6 +144,39 @@ def _atomic_write(path: str, write: Callable[[str], None], before: Callable[[], 
         raise
 
 
+def _refuse_overwriting(inputs: list[str], outputs: dict[str, str | None]) -> None:
+    """Every path the command writes differs from every input and from the other outputs:
+    the same path, the same file through a link, or a link to it (an input that is a folder
+    or a glob is checked as written)."""
+
+    def same(a: str, b: str) -> bool:
+        if os.path.realpath(a) == os.path.realpath(b):
+            return True
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+    seen: dict[str, str] = {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        for src in inputs:
+            if same(src, path):
+                raise DedupCliError(f"refusing to overwrite the input {src} with {flag} {path}")
+        for other, other_path in seen.items():
+            if same(other_path, path):
+                raise DedupCliError(f"{flag} and {other} are the same file ({path})")
+        seen[flag] = path
+
+
+def _write_json(path: str, data: dict) -> None:
+    """JSON to ``path`` atomically: a temporary file beside it, renamed into place."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+
+    _atomic_write(path, write, lambda: None)
+
+
 def _run_ray(args: argparse.Namespace) -> int:
     from fastalign.dedup import ray as ray_dedup
 
@@ -154,6 +187,7 @@ def _run_ray(args: argparse.Namespace) -> int:
             "--engine ray moves signatures, not texts: use --verify none or minhash"
         )
     out = args.output
+    _refuse_overwriting([args.input], {"-o": out, "--summary-json": args.summary_json})
     if os.path.exists(out):
         raise DedupCliError(f"{out} exists: the Ray engine writes a new folder (choose another -o)")
     parent = os.path.dirname(os.path.abspath(out))
@@ -179,8 +213,7 @@ def _run_ray(args: argparse.Namespace) -> int:
             "seconds_total": round(time.perf_counter() - t0, 3),
         }
         if args.summary_json:
-            with open(args.summary_json, "w", encoding="utf-8") as f:
-                json.dump(summary, f, indent=2)
+            _write_json(args.summary_json, summary)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -203,8 +236,7 @@ def run(args: argparse.Namespace) -> int:
     src, out = args.input, args.output
     if not os.path.isfile(src):
         raise DedupCliError(f"{src}: no such file")
-    if os.path.exists(out) and os.path.samefile(src, out):
-        raise DedupCliError(f"refusing to overwrite the input {src} (choose another -o)")
+    _refuse_overwriting([src], {"-o": out, "--summary-json": args.summary_json})
     fmt_in = _format(src, args.format)
     fmt_out = _format(out) if os.path.splitext(out)[1] else fmt_in
     if fmt_in != fmt_out:
@@ -262,8 +294,7 @@ def run(args: argparse.Namespace) -> int:
     def write_summary() -> None:
         summary["seconds"] = round(time.perf_counter() - t0, 3)
         if args.summary_json:
-            with open(args.summary_json, "w", encoding="utf-8") as f:
-                json.dump(summary, f, indent=2)
+            _write_json(args.summary_json, summary)
 
     _atomic_write(out, write, write_summary)
     print(
