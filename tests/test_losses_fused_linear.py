@@ -329,9 +329,9 @@ def _fidelity_case(loss_type, seed, t, chunk_bytes, *, b=2, h=64, v=4096):
         err, err_naive = max_abs_err(got, want), max_abs_err(nat, want)
         # the rule: at most 2x the naive path's error, plus 4 ulps of the result's scale (where
         # naive happens to land within an ulp, both are rounding of the last operation)
-        atol = 4 * 2.0**-24 * want.detach().double().abs().max().item()
-        assert err <= 2 * err_naive + atol, (
-            f"{loss_type} {what}: error {err:.3e} vs naive fp32 {err_naive:.3e} (atol {atol:.1e})"
+        ulps = 4 * 2.0**-24 * want.detach().double().abs().max().item()
+        assert err <= 2 * err_naive + ulps, (
+            f"{loss_type} {what}: error {err:.3e} vs naive fp32 {err_naive:.3e} (+ {ulps:.1e})"
         )
 
 
