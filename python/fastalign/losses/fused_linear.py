@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from fastalign._logprobs_torch import Transform, _chunk_logits, chunk_rows_for, label_grad
+from fastalign._logprobs_torch import _chunk_logits, chunk_rows_for, label_grad
 from fastalign.errors import InvalidInputError, ShapeError
 from fastalign.losses._common import LossOutput
 from fastalign.losses.preference import PREFERENCE_LOSS_TYPES, preference_loss
@@ -191,7 +191,9 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
         self.loss_type = loss_type
         self.beta = beta
         self.ignore_index = ignore_index
-        self.transform = Transform(temperature, logit_scale, softcap)
+        from fastalign.logprobs import _make_transform  # the checks of token_logps
+
+        self.transform = _make_transform(temperature, logit_scale, softcap)
         self.backend = backend
         self.chunk_bytes = int(chunk_bytes)
         self.preference_options = preference_options
@@ -354,7 +356,9 @@ class _FusedLinearBase(torch.nn.Module):
     ) -> None:
         super().__init__()
         self.ignore_index = ignore_index
-        self.transform = Transform(temperature, logit_scale, softcap)
+        from fastalign.logprobs import _make_transform  # the checks of token_logps
+
+        self.transform = _make_transform(temperature, logit_scale, softcap)
         self.backend = backend
 
     def _opts(self) -> dict[str, Any]:
