@@ -144,9 +144,7 @@ def _threshold(threshold: Any) -> float:
 def _shingling(num_perm: int, ngram: int, unit: str, normalize: Any, seed: int) -> tuple:
     if unit not in ("word", "char"):
         raise InvalidInputError(f"unit must be 'word' or 'char', got {unit!r}")
-    seed = _int(seed, "seed", 0)
-    if seed >= 2**64:
-        raise InvalidInputError(f"seed must be < 2**64, got {seed}")
+    seed = _int(seed, "seed", 0)  # < 2**64 by _int's default bound
     num_perm = _int(num_perm, "num_perm", 2, MAX_NUM_PERM)
     return (num_perm, _int(ngram, "ngram", 1), unit, _norm(normalize), seed)
 
