@@ -249,7 +249,7 @@ def dpo_loss(size: str) -> list[Row]:
                 float((gx.double() - want_g).abs().max() / want_g.abs().max()),
             )
             # fp32 sums of T log-probs: every row, the baseline too, is ~1e-5 off
-            note = _DPO_LOSS_NOTES.get(name if device == "cpu" else "")
+            note = _DPO_LOSS_NOTES.get(name) if device == "cpu" else None
             rows.append(Row("dpo_loss", wl, name, tm, baseline=i == 0, max_err=err, tol=1e-4,
                             note=note))  # fmt: skip
     return rows
