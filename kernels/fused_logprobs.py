@@ -457,7 +457,7 @@ def backward(
     chunk_bytes: int = 256 * 2**20,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """(dx, dw, db) for the unmasked rows; dw and db accumulate in float32. ``label_g`` is
-    ``dL/dz`` at each row's label (:func:`fastalign._logprobs_torch.label_grad`)."""
+    ``dL/dz`` at each row's label (:func:`fastalign.logprobs._tiling.label_grad`)."""
     n, h = x.shape
     v = w.shape[0]
     dx = torch.empty_like(x) if need_x else None

@@ -69,6 +69,7 @@ def check_against_float64(case, *, entropy, backend, tol_out, tol_grad, **kw):
         **kw,
     )
     kw.pop("chunk_rows", None)
+    kw.pop("chunk_vocab", None)
 
     def d(t):
         return None if t is None else t.double()
@@ -109,9 +110,10 @@ transforms = st.sampled_from(
     entropy=st.booleans(),
     transform=transforms,
     chunk_rows=st.integers(1, 50),
+    chunk_vocab=st.one_of(st.none(), st.integers(1, 130)),
 )
 def test_torch_backend_fp32_vs_float64(
-    n, h, v, seed, mask_frac, bias, entropy, transform, chunk_rows
+    n, h, v, seed, mask_frac, bias, entropy, transform, chunk_rows, chunk_vocab
 ):
     case = make_case(n, h, v, seed, mask_frac=mask_frac, bias=bias)
     outs, grads = check_against_float64(
@@ -121,6 +123,7 @@ def test_torch_backend_fp32_vs_float64(
         tol_out=1e-5,
         tol_grad=1e-4,
         chunk_rows=chunk_rows,
+        chunk_vocab=chunk_vocab,
         **transform,
     )
     labels = case[3]
@@ -142,8 +145,12 @@ def test_torch_backend_fp32_vs_float64(
     seed=st.integers(0, 2**31 - 1),
     rows_a=st.integers(1, 30),
     rows_b=st.integers(1, 30),
+    vocab_a=st.integers(1, 90),
+    vocab_b=st.one_of(st.none(), st.integers(1, 90)),
 )
-def test_chunk_size_independence_float64(n, v, seed, rows_a, rows_b):
+def test_chunk_size_independence_float64(n, v, seed, rows_a, rows_b, vocab_a, vocab_b):
+    """Row blocks and vocabulary slices (ragged last ones included) change nothing but
+    rounding."""
     hidden, weight, bias, labels, g_lp, g_ent = make_case(
         n, 13, v, seed, bias=True, dtype=torch.float64
     )
@@ -159,9 +166,10 @@ def test_chunk_size_independence_float64(n, v, seed, rows_a, rows_b):
             entropy=True,
             backend="torch",
             chunk_rows=r,
+            chunk_vocab=c,
             softcap=3.0,
         )
-        for r in (rows_a, rows_b)
+        for r, c in ((rows_a, vocab_a), (rows_b, vocab_b))
     ]
     for a, b in zip(res[0][0] + res[0][1], res[1][0] + res[1][1], strict=True):
         assert_rel(a, b, 1e-12, "chunking")
@@ -336,19 +344,29 @@ def test_triton_backend_fp32_vs_float64(n, h, v, seed, mask_frac, bias, entropy,
 
 
 @pytest.mark.interpreter
-def test_triton_backend_vocab_split_and_backward_chunks(monkeypatch):
-    """Enough vocab tiles for the forward to split V across programs, and a backward chunk
-    smaller than N, so the partial merge and the fp32 dW accumulation across chunks run."""
+def test_first_fused_triton_kernel_vocab_split_and_backward_chunks(monkeypatch):
+    """The first fused GEMM-with-epilogue kernel (kept for the device comparison, reached
+    only through ``fastalign.logprobs._fused_gemm``): enough vocab tiles for the forward to
+    split V across programs, and a backward chunk smaller than N, so the partial merge and
+    the fp32 dW accumulation across chunks run."""
     from fastalign.kernels import fused_logprobs as k
+    from fastalign.logprobs import _fused_gemm
+    from fastalign.logprobs._tiling import Transform
 
     real_backward = k.backward
     monkeypatch.setattr(
         k, "backward", lambda *a, **kw: real_backward(*a, **kw, chunk_bytes=16 * 4 * 300)
     )
-    case = make_case(50, 20, 300, 7, mask_frac=0.1, bias=True)
-    check_against_float64(
-        case, entropy=True, backend="triton", tol_out=1e-5, tol_grad=1e-4, softcap=5.0
-    )
+    hidden, weight, bias, labels, g_lp, g_ent = make_case(50, 20, 300, 7, mask_frac=0.0, bias=True)
+
+    def fused(h, w, y, *, bias, return_entropy, softcap):
+        return _fused_gemm.fused_logps(h, w, bias, y, Transform(softcap=softcap), return_entropy)
+
+    outs, grads = run(fused, hidden, weight, bias, labels, g_lp, g_ent, entropy=True, softcap=5.0)
+    d = [t.double() for t in (hidden, weight, bias)]
+    ref_outs, ref_grads = run(ref_token_logps, *d, labels, g_lp, g_ent, entropy=True, softcap=5.0)
+    for got, want in zip(outs + grads, ref_outs + ref_grads, strict=True):
+        assert_rel(got.double(), want, 1e-4, "fused kernel")
 
 
 @pytest.mark.parametrize(

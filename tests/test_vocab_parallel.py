@@ -104,11 +104,11 @@ def _worker(rank, world, init_file, scenario, errors):
                         scale = max(float(a.abs().max()), 1.0)
                         err = float((b.double() - a).abs().max()) / scale
                         assert err <= tol, (dtype, kw, name, err)
-            # default chunking with slices of unequal size (37 rows over 2 or 3 ranks) and
-            # several chunks: every rank must run the same all-reduces
-            import fastalign.logprobs as lp_mod
+            # default tiles with slices of unequal size (37 rows over 2 or 3 ranks), so
+            # unequal row blocks per rank: the collectives must not depend on them
+            from fastalign.logprobs import _tiling
 
-            lp_mod._CHUNK_BYTES = 4 * 37 * 5  # 5 rows of the whole vocabulary per chunk
+            _tiling._CPU_TILE_BYTES = 4 * 37 * 5  # 5 rows of the whole vocabulary per block
             hidden, weight, bias, labels, g_lp, g_ent = _case(torch.float64)
             full = _run(hidden, weight, bias, labels, g_lp, g_ent)
             rows = torch.tensor_split(torch.arange(weight.shape[0]), world)[rank]

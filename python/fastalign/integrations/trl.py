@@ -5,7 +5,7 @@ patches the model so that ``model(..., labels=..., fused_lm_head=True)`` runs th
 hands the last hidden states and the LM head's weight to one chunked log-prob function
 (``trl.trainer.utils._ChunkedLogProbFunction``). DPOTrainer, KTOTrainer, GRPOTrainer,
 RLOOTrainer and SFTTrainer all go through it. :func:`enable` swaps that one function for
-fastalign's fused primitive (:func:`fastalign.token_logps`: Triton kernels on CUDA, the chunked
+X
 torch path elsewhere) and makes TRL hand over only the positions it scores (prompt and padding
 rows are dropped before any matmul, on every device). Nothing else in the trainer changes:
 its data collation, reference-model handling, loss formulas, logging and optimizer stay TRL's.
@@ -48,9 +48,8 @@ from typing import Any
 
 import torch
 
-from fastalign._logprobs_torch import STATS
 from fastalign.errors import InvalidInputError
-from fastalign.logprobs import _token_logps
+from fastalign.logprobs import HeadOptions, fused_head
 
 __all__ = ["FastalignLogProbFunction", "disable", "enable", "enabled", "is_enabled"]
 
@@ -110,34 +109,35 @@ class FastalignLogProbFunction:
             compute = torch.get_autocast_dtype(device)
         else:
             compute = hidden.dtype
-        extras = tuple(k for k in STATS if k in outputs)
+        stats = any(k in outputs for k in ("log_sum_sq_probs", "mean_logits", "is_top1"))
         want_entropy = "entropy" in outputs
+        opts = HeadOptions(
+            temperature=float(temperature),
+            logit_scale=float(logit_scale),
+            softcap=final_logit_softcapping,
+            backend=cls.backend,
+            chunk_rows=cls.chunk_rows,
+        )
         with torch.autocast(device, enabled=False):
-            outs = _token_logps(
+            out = fused_head(
                 hidden.to(compute),
                 weight.to(compute),
                 targets,
-                bias=None if bias is None else bias.to(compute),
-                temperature=float(temperature),
-                logit_scale=float(logit_scale),
-                softcap=final_logit_softcapping,
-                ignore_index=-100,
-                return_entropy=want_entropy,
-                backend=cls.backend,
-                process_group=None,
-                chunk_rows=cls.chunk_rows,
-                extras=extras,
+                None if bias is None else bias.to(compute),
+                options=opts,
+                entropy=want_entropy,
+                stats=stats,
             )
-        it = iter(outs)
-        logp = next(it)
-        ent = next(it) if want_entropy else None
-        stats = dict(zip(extras, it, strict=True))
+
+        def asked(name: str, value: torch.Tensor | None) -> torch.Tensor | None:
+            return value if name in outputs else None
+
         return (
-            logp,
-            ent,
-            stats.get("log_sum_sq_probs"),
-            stats.get("mean_logits"),
-            stats.get("is_top1"),
+            out.logps,
+            out.entropy,
+            asked("log_sum_sq_probs", out.log_sum_sq_probs),
+            asked("mean_logits", out.mean_logits),
+            asked("is_top1", out.is_top1),
         )
 
 

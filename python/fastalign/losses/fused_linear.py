@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from fastalign._logprobs_torch import _chunk_logits, chunk_rows_for, label_grad
 from fastalign.errors import InvalidInputError, ShapeError
+from fastalign.logprobs._tiling import chunk_rows_for, label_grad, logits_tile
 from fastalign.losses._common import LossOutput
 from fastalign.losses.preference import PREFERENCE_LOSS_TYPES, preference_loss
 
@@ -75,7 +75,10 @@ class _PairwiseFused(torch.autograd.Function):
             y = tok_y.index_select(0, idx)
             seq = tok_seq.index_select(0, idx)
             rows = rows_of.index_select(0, idx)
-            z = transform.apply_(_chunk_logits(h, weight, bias, buf[:m]))
+            z = logits_tile(h, weight, buf[:m])
+            if bias is not None:
+                z.add_(bias)
+            transform.apply_(z)
             if zbuf is not None:
                 zbuf[:m].copy_(z)
             zmax = z.amax(dim=1, keepdim=True)
@@ -191,9 +194,9 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
         self.loss_type = loss_type
         self.beta = beta
         self.ignore_index = ignore_index
-        from fastalign.logprobs import _make_transform  # the checks of token_logps
+        from fastalign.logprobs._checks import make_transform  # the checks of token_logps
 
-        self.transform = _make_transform(temperature, logit_scale, softcap)
+        self.transform = make_transform(temperature, logit_scale, softcap)
         self.backend = backend
         self.chunk_bytes = int(chunk_bytes)
         self.preference_options = preference_options
@@ -228,13 +231,14 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
         ref_weight: torch.Tensor | None = None,
         ref_bias: torch.Tensor | None = None,
     ) -> LossOutput:
-        from fastalign.logprobs import _check_labels, sequence_logps
+        from fastalign.logprobs import sequence_logps
+        from fastalign.logprobs._checks import check_labels
 
         self._check(hidden, weight, labels)
         two_b, t, h_dim = hidden.shape
         batch = two_b // 2
         vocab = weight.shape[0]
-        _check_labels(labels, vocab, self.ignore_index)
+        check_labels(labels, vocab, self.ignore_index)
         tf = self.transform
         opts = dict(
             temperature=tf.temperature,
@@ -356,9 +360,9 @@ class _FusedLinearBase(torch.nn.Module):
     ) -> None:
         super().__init__()
         self.ignore_index = ignore_index
-        from fastalign.logprobs import _make_transform  # the checks of token_logps
+        from fastalign.logprobs._checks import make_transform  # the checks of token_logps
 
-        self.transform = _make_transform(temperature, logit_scale, softcap)
+        self.transform = make_transform(temperature, logit_scale, softcap)
         self.backend = backend
 
     def _opts(self) -> dict[str, Any]:

@@ -1,10 +1,14 @@
-"""Autograd wrapper of the fused Triton log-prob kernels (imported only when used)."""
+"""The first fused Triton head (``kernels/fused_logprobs.py``: one GEMM-with-epilogue kernel
+per pass) behind an autograd Function. Not a backend: the driver (row kernels + cuBLAS)
+replaced it; it stays for the device script, which times it beside the driver, and goes once
+a device run has confirmed the driver faster (spec/LOGPROBS.md: a fused GEMM kernel may
+return only where a device run shows it faster)."""
 
 from __future__ import annotations
 
 import torch
 
-from fastalign._logprobs_torch import Transform, label_grad
+from fastalign.logprobs._tiling import Transform, label_grad
 
 
 class _FusedLogpsTriton(torch.autograd.Function):

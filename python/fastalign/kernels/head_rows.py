@@ -1,0 +1,1 @@
+../../../kernels/head_rows.py

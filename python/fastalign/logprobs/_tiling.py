@@ -1,0 +1,389 @@
+"""The tiling driver of the fused LM head: row blocks x vocabulary slices, every GEMM a
+BLAS / cuBLAS call, the per-row work in row passes (Triton kernels on CUDA, torch twins
+elsewhere; ``rows`` below is either module, with one contract).
+
+Forward, per row block of ``R`` tokens: for each vocabulary slice of ``Vs`` columns, the raw
+logits tile ``Z = X_r W_s^T`` (fp32; on CUDA a bf16/fp16 GEMM with fp32 output) is folded into
+the rows' running statistics (:class:`RowState`). Backward: per row block and slice the tile
+is recomputed and turned into ``G = dL/d(raw logits)`` in place (or into a buffer of the GEMM
+operand dtype), then ``dX_r += G W_s`` (fp32 accumulation across the slices, one rounding per
+row block), ``dW_s += G^T X_r`` and ``db_s += sum G``.
+
+dW accumulation (``accumulate``): ``"output"`` (default) adds each row block's product into
+the weight gradient itself, in the weight's dtype: exact for fp32 weights (fp32 master
+weights under autocast included), at most ``ceil(N / R)`` roundings for bf16/fp16 weights;
+``"fp32"`` keeps an fp32 ``[V, H]`` buffer (``4 V H`` bytes) and rounds once at the end.
+
+Live memory: the fp32 tile (``4 R Vs`` bytes), a gradient tile in the operand dtype for
+bf16/fp16, an fp32 ``[R, H]`` dX accumulator for bf16/fp16, on top of inputs and gradients.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+# fp32 logits tile of the torch path on CPU (a row block over the whole vocabulary): large
+# enough for full-speed GEMMs (K = R in the dW product), small next to a real head's inputs
+_CPU_TILE_BYTES = 128 * 2**20
+# CUDA: 4096 x 4096 tiles (64 MiB fp32): every GEMM of the driver at [4096 x 4096 x H] shapes,
+# which cuBLAS runs near peak, and K = 4096 rows per dW update (few bf16 roundings)
+_CUDA_ROWS = 4096
+_CUDA_TILE_BYTES = 64 * 2**20
+ACCUMULATE = ("output", "fp32")
+
+
+@dataclass(frozen=True)
+class Transform:
+    """``z = softcap * tanh(((h W^T + b) * logit_scale) / softcap) / temperature``."""
+
+    temperature: float = 1.0
+    logit_scale: float = 1.0
+    softcap: float | None = None
+
+    def apply_(self, z: torch.Tensor) -> torch.Tensor:
+        """Applies the transform in place to raw logits ``z`` (float32/64)."""
+        if self.softcap is not None:
+            z.mul_(self.logit_scale / self.softcap).tanh_().mul_(self.softcap / self.temperature)
+        else:
+            scale = self.logit_scale / self.temperature
+            if scale != 1.0:
+                z.mul_(scale)
+        return z
+
+    def chain_(self, grad: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Turns ``dL/dz`` into ``dL/d(raw logits)`` in place, given the transformed ``z``."""
+        if self.softcap is not None:
+            # z = c tanh(s a / c) / T  ->  dz/da = s (1 - tanh^2) / T, tanh = z T / c
+            t = z * (self.temperature / self.softcap)
+            grad.mul_(t.mul_(t).neg_().add_(1.0))
+        scale = self.logit_scale / self.temperature
+        if scale != 1.0:
+            grad.mul_(scale)
+        return grad
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """Row block ``rows`` x vocabulary slice ``vocab`` of the driver."""
+
+    rows: int
+    vocab: int
+
+
+def plan(
+    n: int,
+    vocab: int,
+    device: torch.device,
+    *,
+    chunk_rows: int | None = None,
+    chunk_vocab: int | None = None,
+    memory_budget: int | None = None,
+) -> Tiles:
+    """Tile sizes: given ones are kept; the others come from ``memory_budget`` (bytes of the
+    fp32 logits tile). CUDA: ``R = 4096`` and ``Vs = budget / (4 R)`` (64 MiB: 4096 x 4096);
+    elsewhere one slice over the whole vocabulary and ``R = budget / (4 V)`` (128 MiB)."""
+    cuda = device.type == "cuda"
+    budget = memory_budget or (_CUDA_TILE_BYTES if cuda else _CPU_TILE_BYTES)
+    if cuda:
+        rows = chunk_rows or _CUDA_ROWS
+        vs = chunk_vocab or max(128, budget // (4 * rows) // 128 * 128)
+    else:
+        vs = chunk_vocab or vocab
+        rows = chunk_rows or max(1, budget // (4 * max(1, min(vs, vocab))))
+    return Tiles(rows=max(1, min(rows, max(n, 1))), vocab=max(1, min(vs, vocab)))
+
+
+def row_passes(which: str):
+    """The row-pass module of a backend: ``"triton"`` (imports triton) or the torch twins."""
+    if which == "triton":
+        from fastalign.logprobs import _rows_triton
+
+        return _rows_triton
+    from fastalign.logprobs import _rows_torch
+
+    return _rows_torch
+
+
+def chunk_rows_for(vocab: int, chunk_bytes: int, itemsize: int = 4) -> int:
+    return max(1, chunk_bytes // (itemsize * max(1, vocab)))
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+@functools.cache
+def _f32_out_ok(device_type: str) -> bool:
+    """Whether ``torch.mm(..., out_dtype=torch.float32)`` runs on this device (CUDA only)."""
+    if device_type != "cuda":
+        return False
+    try:
+        a = torch.ones(2, 2, dtype=torch.bfloat16, device=device_type)
+        torch.mm(a, a, out_dtype=torch.float32)
+        return True
+    except (RuntimeError, TypeError, NotImplementedError):
+        return False
+
+
+def tile(buf: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """A contiguous ``[rows, cols]`` view at the start of the flat buffer ``buf``."""
+    return buf.view(-1)[: rows * cols].view(rows, cols)
+
+
+def upcast_operands(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
+    """bf16/fp16 head on a device without fp32-output GEMMs (CPU): the operands in fp32
+    (one copy of the weight, ``4 V H`` bytes), so that no logit is rounded to bf16/fp16; the
+    gradients still come back in the inputs' dtypes. Elsewhere the operands as they are."""
+    compute = compute_dtype(h.dtype)
+    if w.dtype == compute or _f32_out_ok(h.device.type):
+        return h, w, b
+    return h.to(compute), w.to(compute), b
+
+
+def logits_tile(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out = x @ w.T`` in ``out``'s dtype (fp32/64). bf16/fp16 operands: on CUDA one GEMM
+    with fp32 output; elsewhere the operands upcast first (:func:`upcast_operands` does it
+    once per call of the driver)."""
+    if x.dtype == out.dtype:
+        return torch.mm(x, w.t(), out=out)
+    if _f32_out_ok(x.device.type):
+        return torch.mm(x, w.t(), out_dtype=out.dtype, out=out)
+    return torch.mm(x.to(out.dtype), w.to(out.dtype).t(), out=out)
+
+
+def mm_acc(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, first: bool) -> None:
+    """``acc (=|+=) a @ b`` with ``acc`` fp32/64 (or the operands' dtype)."""
+    if a.dtype == acc.dtype:
+        if first:
+            torch.mm(a, b, out=acc)
+        else:
+            acc.addmm_(a, b)
+    elif _f32_out_ok(a.device.type):
+        if first:
+            torch.mm(a, b, out_dtype=acc.dtype, out=acc)
+        else:
+            torch.addmm(acc, a, b, out_dtype=acc.dtype, out=acc)
+    elif first:
+        acc.copy_(a @ b)
+    else:
+        acc.add_(a @ b)
+
+
+@dataclass
+class RowState:
+    """Running per-row statistics over the vocabulary slices folded so far (see
+    ``kernels/head_rows.py``): max ``m``, ``s = sum exp(z - m)``, label logit ``t``;
+    entropy ``u = sum exp(z - m)(z - m)``; TRL's metrics ``q = sum exp(2(z - m))``, ``zsum``
+    and the first arg-max ``arg``."""
+
+    m: torch.Tensor
+    s: torch.Tensor
+    t: torch.Tensor
+    u: torch.Tensor | None = None
+    q: torch.Tensor | None = None
+    zsum: torch.Tensor | None = None
+    arg: torch.Tensor | None = None
+
+    @classmethod
+    def empty(cls, n: int, dtype, device, *, entropy: bool, stats: bool) -> RowState:
+        def e():
+            return torch.empty(n, dtype=dtype, device=device)
+
+        return cls(
+            m=e(),
+            s=e(),
+            t=e(),
+            u=e() if entropy else None,
+            q=e() if stats else None,
+            zsum=e() if stats else None,
+            arg=torch.empty(n, dtype=torch.int64, device=device) if stats else None,
+        )
+
+    def rows(self, a: int, b: int) -> RowState:
+        def v(x):
+            return None if x is None else x[a:b]
+
+        return RowState(
+            self.m[a:b],
+            self.s[a:b],
+            self.t[a:b],
+            v(self.u),
+            v(self.q),
+            v(self.zsum),
+            v(self.arg),
+        )
+
+
+def fold_head(
+    h: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None,
+    y: torch.Tensor,
+    transform: Transform,
+    tiles: Tiles,
+    rows,
+    *,
+    entropy: bool,
+    stats: bool,
+    offset: int = 0,
+) -> RowState:
+    """The forward: the statistics of every row of ``h`` over this head's vocabulary
+    ``[offset, offset + V)`` (``y``: global label ids, int64)."""
+    n, vocab = h.shape[0], w.shape[0]
+    compute = compute_dtype(h.dtype)
+    state = RowState.empty(n, compute, h.device, entropy=entropy, stats=stats)
+    if n == 0:
+        return state
+    h, w, b = upcast_operands(h, w, b)
+    r_max, v_max = tiles.rows, tiles.vocab
+    buf = torch.empty(min(r_max, n) * min(v_max, vocab), dtype=compute, device=h.device)
+    for r0 in range(0, n, r_max):
+        r1 = min(n, r0 + r_max)
+        x, yr, st = h[r0:r1], y[r0:r1], state.rows(r0, r1)
+        for v0 in range(0, vocab, v_max):
+            v1 = min(vocab, v0 + v_max)
+            z = logits_tile(x, w[v0:v1], tile(buf, r1 - r0, v1 - v0))
+            bias = None if b is None else b[v0:v1]
+            rows.fold(z, bias, yr, offset + v0, transform, st, first=v0 == 0)
+    return state
+
+
+@dataclass
+class Finished:
+    logp: torch.Tensor
+    log_s: torch.Tensor  # the row max m is the state's
+    ent: torch.Tensor | None
+    log_sum_sq_probs: torch.Tensor | None
+    mean_logits: torch.Tensor | None
+    is_top1: torch.Tensor | None
+
+
+def finish(state: RowState, y: torch.Tensor, vocab: int) -> Finished:
+    """Log-probs (``(t - m) - log s``: exact 0 for a certain label), entropies
+    (``log s - u / s``), TRL's metric statistics, from the merged statistics."""
+    log_s = state.s.log()
+    logp = (state.t - state.m) - log_s
+    ent = None if state.u is None else log_s - state.u / state.s
+    lssp = mean = top1 = None
+    if state.q is not None:
+        lssp = state.q.log() - 2.0 * log_s
+        mean = state.zsum / vocab
+        top1 = state.arg == y
+    return Finished(logp, log_s, ent, lssp, mean, top1)
+
+
+def label_grad(
+    logp: torch.Tensor,
+    g_lp: torch.Tensor,
+    ent: torch.Tensor | None = None,
+    g_ent: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``dL/dz`` at each row's label, formed from the accurate log-prob: ``g (1 - p_y)`` as
+    ``-g expm1(logp)`` (``1 - p_y`` from a rounded ``p_y`` near 1 loses every digit), minus the
+    entropy term ``g_ent p_y (logp + H)``."""
+    out = -g_lp * torch.expm1(logp)
+    if ent is not None and g_ent is not None:
+        p = torch.exp(logp)
+        out = out - torch.where(p > 0, g_ent * p * (logp + ent), 0.0)
+    return out
+
+
+def grad_head(
+    h: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor | None,
+    y: torch.Tensor,
+    transform: Transform,
+    tiles: Tiles,
+    rows,
+    *,
+    m: torch.Tensor,
+    log_s: torch.Tensor,
+    ent: torch.Tensor | None,
+    g_lp: torch.Tensor,
+    g_ent: torch.Tensor | None,
+    lab: torch.Tensor,
+    need_h: bool,
+    need_w: bool,
+    need_b: bool,
+    accumulate: str = "output",
+    offset: int = 0,
+    dh_dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """The backward: ``(dh, dw, db)`` of the rows of ``h`` for upstream gradients ``g_lp``
+    (and ``g_ent``) on their log-probs (entropies), given the forward's ``m``, ``log s`` and
+    ``lab`` (:func:`label_grad`); ``dh`` in ``dh_dtype`` (default ``h``'s), ``dw`` / ``db`` in
+    the weight's / bias's dtype."""
+    n, vocab = h.shape[0], w.shape[0]
+    compute = compute_dtype(h.dtype)
+    dh = torch.empty(h.shape, dtype=dh_dtype or h.dtype, device=h.device) if need_h else None
+    wide_dw = accumulate == "fp32" and w.dtype != compute
+    dw = None
+    if need_w:
+        dw = torch.empty(w.shape, dtype=compute if wide_dw else w.dtype, device=w.device)
+    like_w, like_b = w, b
+    db = torch.zeros(vocab, dtype=compute, device=w.device) if need_b else None
+    if n == 0 or not (need_h or need_w or need_b):
+        if dh is not None:
+            dh.zero_()
+        if dw is not None:
+            dw.zero_()
+        return dh, _cast(dw, like_w), _cast(db, like_b)
+    h, w, b = upcast_operands(h, w, b)
+    r_max, v_max = tiles.rows, tiles.vocab
+    r_cap, v_cap = min(r_max, n), min(v_max, vocab)
+    zbuf = torch.empty(r_cap * v_cap, dtype=compute, device=h.device)
+    low = w.dtype != compute  # bf16/fp16: the GEMM operands in that dtype
+    gbuf = torch.empty(r_cap * v_cap, dtype=w.dtype, device=h.device) if low else None
+    acc = None  # fp32 dX of a row block when dh is not in the compute dtype
+    if need_h and dh.dtype != compute:
+        acc = torch.empty(r_cap, h.shape[1], dtype=compute, device=h.device)
+    use_ent = ent is not None and g_ent is not None
+    for r0 in range(0, n, r_max):
+        r1 = min(n, r0 + r_max)
+        x, yr = h[r0:r1], y[r0:r1]
+        rs = slice(r0, r1)
+        for v0 in range(0, vocab, v_max):
+            v1 = min(vocab, v0 + v_max)
+            w_s = w[v0:v1]
+            z = logits_tile(x, w_s, tile(zbuf, r1 - r0, v1 - v0))
+            out = z if gbuf is None else tile(gbuf, r1 - r0, v1 - v0)
+            g = rows.grad(
+                z,
+                None if b is None else b[v0:v1],
+                yr,
+                offset + v0,
+                transform,
+                m[rs],
+                log_s[rs],
+                ent[rs] if use_ent else None,
+                g_lp[rs],
+                g_ent[rs] if use_ent else None,
+                lab[rs],
+                out,
+            )
+            if need_h:
+                target = dh[rs] if acc is None else acc[: r1 - r0]
+                mm_acc(target, g, w_s, first=v0 == 0)
+            if need_w:
+                dw_s = dw[v0:v1]
+                if wide_dw or dw_s.dtype == g.dtype:
+                    mm_acc(dw_s, g.t(), x, first=r0 == 0)
+                elif r0 == 0:  # upcast operands, bf16/fp16 dW: one rounding per row block
+                    dw_s.copy_(g.t() @ x)
+                else:
+                    dw_s.copy_(torch.addmm(dw_s.to(g.dtype), g.t(), x))
+            if need_b:
+                db[v0:v1] += g.sum(0, dtype=compute)
+        if acc is not None:
+            dh[rs].copy_(acc[: r1 - r0])
+    return dh, _cast(dw, like_w), _cast(db, like_b)
+
+
+def _cast(grad: torch.Tensor | None, like: torch.Tensor | None) -> torch.Tensor | None:
+    if grad is None or like is None or grad.dtype == like.dtype:
+        return grad
+    return grad.to(like.dtype)
