@@ -102,7 +102,7 @@ bench-pytest: build
 # On a CUDA machine: the GPU tests and the GPU benchmark script.
 gpu: build
 	$(PY) -m pytest tests/gpu -m gpu $(PYTEST_ARGS)
-	$(PY) benches/gpu_logprobs.py
+	$(PY) benches/gpu_head.py
 
 clean:
 	rm -rf target dist .pytest_cache .hypothesis python/fastalign/_core*.so

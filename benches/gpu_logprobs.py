@@ -1,33 +1,21 @@
-"""The prepared GPU run for fused log-probs and the fused DPO step (one run on an H100/H200).
+"""The smoke checks and the two tables of the GPU device run (``benches/gpu_head.py`` runs
+them, with the kernel pieces and the end-to-end TRL rows; this module has no command of its
+own).
 
-Phases, in this order, each writing its results under ``$OUT`` (or ``--out``) as it ends, so
-that a run stopped at its time limit still leaves what it finished:
-
-1. ``smoke``: a few seconds of in-process checks at mid sizes (Triton ``token_logps`` in
-   fp32/bf16, ``logps_from_logits``, ``FusedLinearPreferenceLoss``, ``token_preference_loss``)
-   against float64, so that a kernel that does not compile or is wrong on real hardware shows
-   first, with its error, before any long phase.
-2. ``tables``: token_logps fwd+bwd (N=16384 H=4096 V=128256 bf16) and the fused DPO step
-   (B=8 pairs, T=2048, H=4096, V=128256 bf16), each row in its own process: the compute floor,
-   naive torch, torch ``linear_cross_entropy``, TRL, Liger, fastalign; median time of at
-   least ten runs, peak allocated memory above the inputs, max error vs float64 (computed on
-   the GPU), and MFU = FLOPs / time / the card's dense bf16 peak.
-3. ``tests``: ``pytest tests/gpu`` (fp32/bf16/fp16 at real sizes, error within 2x of
-   PyTorch's own path in that dtype), its log saved.
-
-Usage: ``python benches/gpu_logprobs.py [--size tiny|quick|default|full] [--out DIR]
-[--phases smoke,tables,tests]``. ``--size tiny`` with ``TRITON_INTERPRET=1`` checks the
-script itself on CPU (tests do that). Results: ``DIR/gpu_logprobs_<card>.md`` and ``.json``.
+- ``smoke``: a few seconds of in-process checks at mid sizes (Triton ``token_logps`` in
+  fp32/fp16, ``logps_from_logits``, ``FusedLinearPreferenceLoss``, ``token_preference_loss``)
+  against float64, so that a kernel that does not compile or is wrong on real hardware shows
+  first, with its error, before any long phase.
+- ``_tables``: token_logps fwd+bwd (N=16384 H=4096 V=128256 bf16) and the fused DPO step
+  (B=8 pairs, T=2048, H=4096, V=128256 bf16), each row in its own process: the compute floor,
+  naive torch, torch ``linear_cross_entropy``, TRL, Liger, fastalign; median time of at
+  least ten runs, peak allocated memory above the inputs, max error vs float64 (computed on
+  the GPU), and MFU = FLOPs / time / the card's dense bf16 peak.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -154,60 +142,6 @@ def smoke(size: str) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size", default="default", choices=["tiny", "quick", "default", "full"])
-    p.add_argument("--out", default=str(ROOT / "benches" / "results"))
-    p.add_argument("--phases", default="smoke,tables,tests")
-    p.add_argument("--skip-tests", action="store_true", help="no tests phase")
-    p.add_argument("--ops", default="token_logps,fused_dpo", help="tables to run")
-    p.add_argument(
-        "--tests", default=str(ROOT / "tests" / "gpu"), help="pytest target of the tests phase"
-    )
-    args = p.parse_args(argv)
-    phases = set(args.phases.split(","))
-    if args.skip_tests:
-        phases.discard("tests")
-
-    name, peak = card()
-    out = Path(os.environ.get("OUT") or args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
-    md_path, json_path = out / f"gpu_logprobs_{slug}.md", out / f"gpu_logprobs_{slug}.json"
-    versions = _versions()
-    print(versions, flush=True)
-    report: dict = {"card": name, "size": args.size, "versions": versions}
-    failed = False
-
-    def write(md: str) -> None:
-        md_path.write_text(md)
-        json_path.write_text(json.dumps(report, indent=2))
-
-    md = f"# fused log-probs and the fused DPO step on {name}\n\n{versions}\n"
-    if "smoke" in phases:
-        lines = smoke(args.size)
-        report["smoke"] = lines
-        failed |= any(line.startswith("FAIL") for line in lines)
-        md += "\n## smoke (in process, vs float64)\n\n```\n" + "\n".join(lines) + "\n```\n"
-        write(md)
-    if "tables" in phases:
-        ops = set(args.ops.split(","))
-        md, tables_failed = _tables(args.size, peak, md, report, write, ops)
-        failed |= tables_failed
-    if "tests" in phases:
-        cmd = [sys.executable, "-m", "pytest", "-q", "-W", "default", args.tests, "-m", "gpu"]
-        cmd += ["-p", "no:cacheprovider", "-rfE"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        (out / "pytest_gpu.log").write_text(proc.stdout + proc.stderr)
-        tail = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
-        print(proc.stdout[-3000:], flush=True)
-        report["tests_rc"] = proc.returncode
-        md += f"\n## pytest tests/gpu\n\nexit code {proc.returncode}: {tail}\n"
-        failed |= proc.returncode not in (0, 5)
-        write(md)
-    return 1 if failed else 0
-
-
 def _versions() -> str:
     import torch
 
@@ -270,7 +204,3 @@ def _tables(
         rows += drows
         write(md)
     return md, any(r.fails_run for r in rows)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -78,6 +78,7 @@ def impls(size: str = "default") -> list[str]:
     interpreted = _backend.triton_interpreter() and size == "tiny"
     if _backend.triton_installed() and (_device() == "cuda" or interpreted):
         names.append("fastalign triton")
+        names.append("fastalign first Triton kernel")  # the fused GEMM it replaced
     return names
 
 
@@ -107,6 +108,16 @@ def _logp_fn(impl: str, x: dict[str, Any]) -> Callable[[Any, Any], Any]:
         return lambda h, w: fastalign.token_logps(h, w, y, backend="torch")
     if impl == "fastalign triton":
         return lambda h, w: fastalign.token_logps(h, w, y, backend="triton")
+    if impl == "fastalign first Triton kernel":
+        from fastalign.logprobs._fused_gemm import fused_logps
+        from fastalign.logprobs._tiling import Transform
+
+        def first(h, w):
+            keep = (y != -100).nonzero().squeeze(1)
+            out = fused_logps(h[keep], w, None, y[keep], Transform(), False)[0]
+            return out.new_zeros(y.shape[0]).index_copy(0, keep, out)
+
+        return first
     raise ValueError(f"unknown implementation {impl!r}")
 
 
