@@ -12,6 +12,10 @@ to these kernels, one program per row, which do only the per-row work:
   (and entropies), ``-p (g + g_ent (log p + H))`` with the label's entry given by the caller
   (formed from the accurate log-prob), times the transform's chain factor, and writes it in
   the GEMM operand dtype (in place of the tile when that is fp32).
+- ``fold`` with a store, and ``grad_stored``: the 3-pass fused losses keep each tile between
+  their forward and backward as ``e = exp(z - off)`` (bf16 for bf16/fp16 heads: values in
+  (0, 1], relative error 2^-9, no overflow or cancellation) with ``off`` the tile's row max in
+  fp32; ``grad_stored`` forms the gradient tile from it without the logits GEMM.
 
 ``p = exp((z - m) - log s)``: never ``exp(z - lse)``, whose rounded ``lse`` would cost up to
 half an ulp of the max logit in every probability. Transform, as ``fastalign.token_logps``:
@@ -51,6 +55,9 @@ def _fold_kernel(
     Q,
     ZSUM,
     ARG,
+    E,
+    stride_e,
+    OFF,
     v0,
     VS,
     logit_scale,
@@ -62,6 +69,7 @@ def _fold_kernel(
     WANT_ENT: tl.constexpr,
     WANT_STATS: tl.constexpr,
     FIRST: tl.constexpr,
+    STORE: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
@@ -99,6 +107,17 @@ def _fold_kernel(
             q = q * scale * scale + tl.sum(e * e, axis=0)
         s = s * scale + tl.sum(e, axis=0)
         m = m_new
+    if STORE:  # the exp-scaled tile against this slice's max (a second, cache-hot read)
+        ebase = E + row * stride_e
+        tl.store(OFF + row, m)
+        for c0 in range(0, VS, BLOCK):
+            cols = c0 + tl.arange(0, BLOCK)
+            ok = cols < VS
+            a = tl.load(base + cols, mask=ok, other=0.0).to(tl.float32)
+            if HAS_BIAS:
+                a += tl.load(B + cols, mask=ok, other=0.0).to(tl.float32)
+            z, _ = _transform(a, logit_scale, inv_softcap, softcap_over_t, inv_t, HAS_SOFTCAP)
+            tl.store(ebase + cols, tl.exp(z - m).to(E.dtype.element_ty), mask=ok)
     if FIRST:
         tl.store(M + row, m)
         tl.store(S + row, s)
@@ -178,6 +197,51 @@ def _grad_kernel(
         tl.store(obase + cols, gz.to(OUT.dtype.element_ty), mask=ok)
 
 
+@triton.jit
+def _grad_stored_kernel(
+    E,
+    stride_e,
+    OFF,
+    Y,
+    M,
+    LOG_S,
+    T,
+    G_LP,
+    LAB,
+    OUT,
+    stride_out,
+    v0,
+    VS,
+    logit_scale,
+    softcap_over_t,
+    inv_t,
+    HAS_SOFTCAP: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    ebase = E + row * stride_e
+    obase = OUT + row * stride_out
+    y = tl.load(Y + row).to(tl.int64) - v0
+    off = tl.load(OFF + row)
+    k = tl.exp((off - tl.load(M + row)) - tl.load(LOG_S + row))  # p = e * k
+    coef = -tl.load(G_LP + row) * k
+    lab = tl.load(LAB + row)
+    t = tl.load(T + row)
+    for c0 in range(0, VS, BLOCK):
+        cols = c0 + tl.arange(0, BLOCK)
+        ok = cols < VS
+        e = tl.load(ebase + cols, mask=ok, other=1.0).to(tl.float32)
+        gz = tl.where(cols == y, lab, e * coef)
+        if HAS_SOFTCAP:  # z = off + log e (the label's own logit where its e may underflow;
+            # an underflowed e has gz = 0, and the clamp keeps its chain factor finite)
+            z = tl.where(cols == y, t, off + tl.log(tl.maximum(e, 1.1754944e-38)))
+            th = z / softcap_over_t
+            gz = gz * (logit_scale * (1.0 - th * th) * inv_t)
+        else:
+            gz = gz * (logit_scale * inv_t)
+        tl.store(obase + cols, gz.to(OUT.dtype.element_ty), mask=ok)
+
+
 def _params(transform) -> tuple[float, float, float, float]:
     inv_t = 1.0 / transform.temperature
     if transform.softcap is None:
@@ -190,10 +254,12 @@ def _block(vs: int) -> tuple[int, int]:
     return block, 8 if block >= 2048 else 4
 
 
-def fold(z, bias, y, v0, transform, state, *, first: bool) -> None:
+def fold(z, bias, y, v0, transform, state, *, first: bool, store=None) -> None:
     """Folds the raw logits tile ``z`` (fp32 ``[r, vs]``, row stride free) of vocabulary
     columns ``[v0, v0 + vs)`` into ``state`` (:class:`fastalign.logprobs._tiling.RowState`
-    views of these ``r`` rows; ``first``: the row block's first slice, which overwrites)."""
+    views of these ``r`` rows; ``first``: the row block's first slice, which overwrites).
+    ``store = (e, off)``: also writes ``e = exp(z - off)`` (any float dtype, row stride free;
+    may be ``z`` itself) and ``off`` = each row's max over the tile."""
     r, vs = z.shape
     if r == 0:
         return
@@ -212,6 +278,9 @@ def fold(z, bias, y, v0, transform, state, *, first: bool) -> None:
         state.q if state.q is not None else dummy,
         state.zsum if state.zsum is not None else dummy,
         state.arg if state.arg is not None else y,
+        store[0] if store is not None else z,
+        store[0].stride(0) if store is not None else 0,
+        store[1] if store is not None else dummy,
         v0,
         vs,
         ls,
@@ -223,6 +292,7 @@ def fold(z, bias, y, v0, transform, state, *, first: bool) -> None:
         WANT_ENT=state.u is not None,
         WANT_STATS=state.q is not None,
         FIRST=first,
+        STORE=store is not None,
         BLOCK=block,
         num_warps=warps,
     )
@@ -260,6 +330,39 @@ def grad(z, bias, y, v0, transform, m, log_s, ent, g_lp, g_ent, lab, out: torch.
         HAS_BIAS=bias is not None,
         HAS_SOFTCAP=transform.softcap is not None,
         USE_ENT=use_ent,
+        BLOCK=block,
+        num_warps=warps,
+    )
+    return out
+
+
+def grad_stored(e, off, y, v0, transform, m, log_s, t, g_lp, lab, out: torch.Tensor):
+    """``dL/d(raw logits)`` of a stored tile ``e = exp(z - off)`` (see :func:`fold`) into
+    ``out`` (may be ``e`` itself): ``p = e exp((off - m) - log s)``; ``t`` is each row's
+    transformed label logit (for the softcap chain factor at the label)."""
+    r, vs = e.shape
+    if r == 0:
+        return out
+    block, warps = _block(vs)
+    ls, _inv_c, c_over_t, inv_t = _params(transform)
+    _grad_stored_kernel[(r,)](
+        e,
+        e.stride(0),
+        off,
+        y,
+        m,
+        log_s,
+        t,
+        g_lp,
+        lab,
+        out,
+        out.stride(0),
+        v0,
+        vs,
+        ls,
+        c_over_t,
+        inv_t,
+        HAS_SOFTCAP=transform.softcap is not None,
         BLOCK=block,
         num_warps=warps,
     )

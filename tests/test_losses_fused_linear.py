@@ -68,17 +68,24 @@ def grads(fn, hidden, weight, bias):
     seed=st.integers(0, 2**31 - 1),
     b=st.integers(1, 4),
     t=st.integers(3, 9),
-    chunk_bytes=st.sampled_from([8 * 8 * 40, 10**9]),
+    memory_budget=st.sampled_from([8 * 8 * 40, 10**9]),
+    chunk_vocab=st.sampled_from([None, 7, 16]),
+    chunk_rows=st.sampled_from([None, 5]),
     bias=st.booleans(),
 )
-def test_equals_composition_float64(loss_type, seed, b, t, chunk_bytes, bias):
+def test_equals_composition_float64(
+    loss_type, seed, b, t, memory_budget, chunk_vocab, chunk_rows, bias
+):
+    """Every group size, tile and storage split (all slices kept, some recomputed, none)."""
     hidden, weight, bvec, labels, ref_w, ref_l = make(seed, b, t, 6, 40, bias=bias)
     kw = {"beta": 0.3}
     if loss_type == "robust":
         kw["label_smoothing"] = 0.1
     module = FusedLinearPreferenceLoss(
         loss_type,
-        chunk_bytes=chunk_bytes,
+        memory_budget=memory_budget,
+        chunk_vocab=chunk_vocab,
+        chunk_rows=chunk_rows,
         **{k: v for k, v in kw.items() if k != "beta"},
         beta=kw["beta"],
     )
@@ -296,7 +303,7 @@ def test_fused_linear_modules_on_the_triton_backend(which):
         assert_rel(a, r, 1e-4, "gradient")
 
 
-def _fidelity_case(loss_type, seed, t, chunk_bytes, *, b=2, h=64, v=4096):
+def _fidelity_case(loss_type, seed, t, memory_budget, *, b=2, h=64, v=4096, chunk_vocab=None):
     """fp32 fused vs naive fp32 (materialized logits) vs float64 on long sequences whose
     log-probs sit near -10 (logits of std 3 over 4096 tokens): the sums are large.
 
@@ -309,7 +316,9 @@ def _fidelity_case(loss_type, seed, t, chunk_bytes, *, b=2, h=64, v=4096):
         seed, b, t, h, v, prompt=t // 8, dtype=torch.float32
     )
     weight = weight * 3
-    module = FusedLinearPreferenceLoss(loss_type, beta=0.1, chunk_bytes=chunk_bytes)
+    module = FusedLinearPreferenceLoss(
+        loss_type, beta=0.1, memory_budget=memory_budget, chunk_vocab=chunk_vocab
+    )
     kw = {"beta": 0.1, "loss_type": loss_type}
     fused, g_fused = grads(lambda x, w, _: module(x, w, labels, ref_w, ref_l), hidden, weight, None)
     naive, g_naive = grads(
@@ -346,10 +355,11 @@ def _fidelity_case(loss_type, seed, t, chunk_bytes, *, b=2, h=64, v=4096):
 @given(
     seed=st.integers(0, 2**16),
     t=st.sampled_from([256, 512, 700]),
-    chunk_bytes=st.sampled_from([2**14, 2**27]),
+    memory_budget=st.sampled_from([2**14, 2**27]),
+    chunk_vocab=st.sampled_from([None, 1000]),
 )
-def test_float32_fidelity_on_long_sequences(loss_type, seed, t, chunk_bytes):
-    _fidelity_case(loss_type, seed, t, chunk_bytes)
+def test_float32_fidelity_on_long_sequences(loss_type, seed, t, memory_budget, chunk_vocab):
+    _fidelity_case(loss_type, seed, t, memory_budget, chunk_vocab=chunk_vocab)
 
 
 @pytest.mark.slow

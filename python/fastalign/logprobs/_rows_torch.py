@@ -24,8 +24,11 @@ def fold(
     st: RowState,
     *,
     first: bool,
+    store: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> None:
-    """Folds the raw logits tile ``z`` of columns ``[v0, v0 + vs)`` into ``st``."""
+    """Folds the raw logits tile ``z`` of columns ``[v0, v0 + vs)`` into ``st``; with
+    ``store = (e, off)`` also writes the exp-scaled tile ``e = exp(z - off)`` (``e`` may be
+    ``z`` itself) and ``off`` = the tile's row max (see ``_tiling.Store``)."""
     vs = z.shape[1]
     if bias is not None:
         z.add_(bias)
@@ -43,6 +46,10 @@ def fold(
     s = e.sum(1)
     u = zs.mul_(e).sum(1) if zs is not None else None
     q = torch.linalg.vector_norm(e, dim=1).square_() if st.q is not None else None
+    if store is not None:
+        if store[0].data_ptr() != e.data_ptr():
+            store[0].copy_(e)
+        store[1].copy_(bmax)
     if first:
         st.m.copy_(bmax)
         st.s.copy_(s)
@@ -107,4 +114,40 @@ def grad(
     if out.data_ptr() != g.data_ptr():
         out.copy_(g)
         return out
+    return g
+
+
+def grad_stored(
+    e: torch.Tensor,
+    off: torch.Tensor,
+    y: torch.Tensor,
+    v0: int,
+    transform: Transform,
+    m: torch.Tensor,
+    log_s: torch.Tensor,
+    t: torch.Tensor,
+    g_lp: torch.Tensor,
+    lab: torch.Tensor,
+    out: torch.Tensor,
+) -> torch.Tensor:
+    """``dL/d(raw logits)`` of a stored tile (``e = exp(z - off)``, see ``fold``) into ``out``
+    (``e`` itself when the dtypes agree): ``p = e exp((off - m) - log s)``; the label's
+    transformed logit ``t`` gives its softcap chain factor (its ``e`` may have underflowed)."""
+    need_z = transform.softcap is not None
+    own, col = _label_columns(y, v0, e.shape[1])
+    zt = None
+    if need_z:  # z = off + log e: absolute error ~ the storage's relative one
+        # a new tensor (e stays); an underflowed e (gradient 0) keeps a finite chain factor
+        zt = torch.log(e.to(off.dtype).clamp_min(torch.finfo(torch.float32).tiny))
+        zt.add_(off[:, None])
+        zt.scatter_(1, col, torch.where(own, t, zt.gather(1, col).squeeze(1))[:, None])
+    coef = -(g_lp * torch.exp((off - m) - log_s))[:, None]
+    g = torch.mul(e, coef, out=out)  # computed in fp32 (fp64), rounded once into out
+    g.scatter_(1, col, torch.where(own, lab.to(g.dtype), g.gather(1, col).squeeze(1))[:, None])
+    if need_z:
+        transform.chain_(g, zt)
+    else:
+        scale = transform.logit_scale / transform.temperature
+        if scale != 1.0:
+            g.mul_(scale)
     return g

@@ -3,6 +3,6 @@ importing this module imports triton (only done once the Triton backend is chose
 
 from __future__ import annotations
 
-from fastalign.kernels.head_rows import fold, grad
+from fastalign.kernels.head_rows import fold, grad, grad_stored
 
-__all__ = ["fold", "grad"]
+__all__ = ["fold", "grad", "grad_stored"]

@@ -33,6 +33,10 @@ _CPU_TILE_BYTES = 128 * 2**20
 _CUDA_ROWS = 4096
 _CUDA_TILE_BYTES = 64 * 2**20
 ACCUMULATE = ("output", "fp32")
+# the 3-pass fused losses: bytes of the exp-scaled tiles kept for one group of sequences
+# (CUDA: one 4k-token pair at V=128k in bf16; CPU: the torch path's old fp32 chunk)
+_CUDA_STORE_BYTES = 2**30
+_CPU_STORE_BYTES = 128 * 2**20
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,40 @@ def mm_acc(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, first: bool) 
 
 
 @dataclass
+class Store:
+    """What the 3-pass fused losses keep of the forward's tiles for their backward: for the
+    first ``slices`` vocabulary slices of every row, ``e = exp(z - off)`` (columns
+    ``[0, slices * Vs)`` of ``e``, transformed logits ``z``) and ``off[slice, row]``, the
+    row's max over that slice (fp32/64). ``e`` is in the compute dtype for fp32/fp64 heads
+    and bf16 for bf16/fp16 heads: values in (0, 1], so bf16 keeps each probability to a
+    relative 2^-9 (a bf16 logit would cost ``|z| 2^-9``, i.e. 2^-4 at ``z = 30``), and tiny
+    ones only lose digits below ~1e-38 of the row max. Slices past ``slices`` (the budget
+    did not hold them) are recomputed in the backward: one more logits GEMM for them."""
+
+    e: torch.Tensor
+    off: torch.Tensor
+    slices: int
+
+    @classmethod
+    def empty(cls, n: int, vocab: int, tiles: Tiles, head_dtype, device, budget: int) -> Store:
+        compute = compute_dtype(head_dtype)
+        dtype = compute if head_dtype == compute else torch.bfloat16
+        item = torch.empty((), dtype=dtype).element_size()
+        n_slices = -(-vocab // tiles.vocab)
+        per_slice = max(1, n * tiles.vocab * item)
+        k = max(0, min(n_slices, budget // per_slice))
+        cols = min(vocab, k * tiles.vocab)
+        e = torch.empty(n, cols, dtype=dtype, device=device)
+        return cls(e, torch.empty(k, n, dtype=compute, device=device), k)
+
+    def tile(self, si: int, r0: int, r1: int, v0: int, v1: int):
+        """``(e, off)`` views of slice ``si`` for rows ``[r0, r1)``, or None if recomputed."""
+        if si >= self.slices:
+            return None
+        return self.e[r0:r1, v0:v1], self.off[si, r0:r1]
+
+
+@dataclass
 class RowState:
     """Running per-row statistics over the vocabulary slices folded so far (see
     ``kernels/head_rows.py``): max ``m``, ``s = sum exp(z - m)``, label logit ``t``;
@@ -229,9 +267,11 @@ def fold_head(
     entropy: bool,
     stats: bool,
     offset: int = 0,
+    store: Store | None = None,
 ) -> RowState:
     """The forward: the statistics of every row of ``h`` over this head's vocabulary
-    ``[offset, offset + V)`` (``y``: global label ids, int64)."""
+    ``[offset, offset + V)`` (``y``: global label ids, int64); with ``store``, the tiles it
+    holds are written to it as well."""
     n, vocab = h.shape[0], w.shape[0]
     compute = compute_dtype(h.dtype)
     state = RowState.empty(n, compute, h.device, entropy=entropy, stats=stats)
@@ -245,9 +285,16 @@ def fold_head(
         x, yr, st = h[r0:r1], y[r0:r1], state.rows(r0, r1)
         for v0 in range(0, vocab, v_max):
             v1 = min(vocab, v0 + v_max)
-            z = logits_tile(x, w[v0:v1], tile(buf, r1 - r0, v1 - v0))
+            kept = None if store is None else store.tile(v0 // v_max, r0, r1, v0, v1)
+            out = tile(buf, r1 - r0, v1 - v0)
+            if kept is not None and kept[0].dtype == compute and kept[0].is_contiguous():
+                out = kept[0]  # the GEMM writes into the store; the fold leaves e there
+            z = logits_tile(x, w[v0:v1], out)
             bias = None if b is None else b[v0:v1]
-            rows.fold(z, bias, yr, offset + v0, transform, st, first=v0 == 0)
+            if kept is None:
+                rows.fold(z, bias, yr, offset + v0, transform, st, first=v0 == 0)
+            else:
+                rows.fold(z, bias, yr, offset + v0, transform, st, first=v0 == 0, store=kept)
     return state
 
 
@@ -312,24 +359,31 @@ def grad_head(
     accumulate: str = "output",
     offset: int = 0,
     dh_dtype: torch.dtype | None = None,
+    store: Store | None = None,
+    t: torch.Tensor | None = None,
+    dw_into: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """The backward: ``(dh, dw, db)`` of the rows of ``h`` for upstream gradients ``g_lp``
     (and ``g_ent``) on their log-probs (entropies), given the forward's ``m``, ``log s`` and
     ``lab`` (:func:`label_grad`); ``dh`` in ``dh_dtype`` (default ``h``'s), ``dw`` / ``db`` in
-    the weight's / bias's dtype."""
+    the weight's / bias's dtype. With ``store`` (and the forward's label logits ``t``), the
+    stored slices skip their logits GEMM (log-prob gradients only). ``dw_into``: add this
+    call's weight gradient into it (the weight's dtype, or fp32 for ``accumulate="fp32"``)
+    and return it as it is, for callers that run the driver over several groups of rows."""
     n, vocab = h.shape[0], w.shape[0]
     compute = compute_dtype(h.dtype)
     dh = torch.empty(h.shape, dtype=dh_dtype or h.dtype, device=h.device) if need_h else None
     wide_dw = accumulate == "fp32" and w.dtype != compute
-    dw = None
-    if need_w:
+    dw = dw_into
+    if need_w and dw is None:
         dw = torch.empty(w.shape, dtype=compute if wide_dw else w.dtype, device=w.device)
-    like_w, like_b = w, b
+    wide_dw = wide_dw or (dw is not None and dw.dtype == compute)
+    like_w, like_b = (None if dw_into is not None else w), b
     db = torch.zeros(vocab, dtype=compute, device=w.device) if need_b else None
     if n == 0 or not (need_h or need_w or need_b):
         if dh is not None:
             dh.zero_()
-        if dw is not None:
+        if dw is not None and dw_into is None:
             dw.zero_()
         return dh, _cast(dw, like_w), _cast(db, like_b)
     h, w, b = upcast_operands(h, w, b)
@@ -342,6 +396,8 @@ def grad_head(
     if need_h and dh.dtype != compute:
         acc = torch.empty(r_cap, h.shape[1], dtype=compute, device=h.device)
     use_ent = ent is not None and g_ent is not None
+    if store is not None and (use_ent or t is None):
+        raise ValueError("a stored forward gives log-prob gradients only, and needs t")
     for r0 in range(0, n, r_max):
         r1 = min(n, r0 + r_max)
         x, yr = h[r0:r1], y[r0:r1]
@@ -349,30 +405,40 @@ def grad_head(
         for v0 in range(0, vocab, v_max):
             v1 = min(vocab, v0 + v_max)
             w_s = w[v0:v1]
-            z = logits_tile(x, w_s, tile(zbuf, r1 - r0, v1 - v0))
-            out = z if gbuf is None else tile(gbuf, r1 - r0, v1 - v0)
-            g = rows.grad(
-                z,
-                None if b is None else b[v0:v1],
-                yr,
-                offset + v0,
-                transform,
-                m[rs],
-                log_s[rs],
-                ent[rs] if use_ent else None,
-                g_lp[rs],
-                g_ent[rs] if use_ent else None,
-                lab[rs],
-                out,
-            )
+            dw_first = r0 == 0 and dw_into is None
+            kept = None if store is None else store.tile(v0 // v_max, r0, r1, v0, v1)
+            if kept is not None:
+                e, off = kept
+                out = e if e.dtype == w.dtype else tile(gbuf if low else zbuf, r1 - r0, v1 - v0)
+                g = rows.grad_stored(
+                    e, off, yr, offset + v0, transform, m[rs], log_s[rs], t[rs], g_lp[rs],
+                    lab[rs], out,
+                )  # fmt: skip
+            else:
+                z = logits_tile(x, w_s, tile(zbuf, r1 - r0, v1 - v0))
+                out = z if gbuf is None else tile(gbuf, r1 - r0, v1 - v0)
+                g = rows.grad(
+                    z,
+                    None if b is None else b[v0:v1],
+                    yr,
+                    offset + v0,
+                    transform,
+                    m[rs],
+                    log_s[rs],
+                    ent[rs] if use_ent else None,
+                    g_lp[rs],
+                    g_ent[rs] if use_ent else None,
+                    lab[rs],
+                    out,
+                )
             if need_h:
                 target = dh[rs] if acc is None else acc[: r1 - r0]
                 mm_acc(target, g, w_s, first=v0 == 0)
             if need_w:
                 dw_s = dw[v0:v1]
                 if wide_dw or dw_s.dtype == g.dtype:
-                    mm_acc(dw_s, g.t(), x, first=r0 == 0)
-                elif r0 == 0:  # upcast operands, bf16/fp16 dW: one rounding per row block
+                    mm_acc(dw_s, g.t(), x, first=dw_first)
+                elif dw_first:  # upcast operands, bf16/fp16 dW: one rounding per row block
                     dw_s.copy_(g.t() @ x)
                 else:
                     dw_s.copy_(torch.addmm(dw_s.to(g.dtype), g.t(), x))

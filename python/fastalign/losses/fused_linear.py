@@ -1,15 +1,31 @@
 """Fused-linear losses: from the policy's last hidden states and LM head straight to the
 loss, without ever holding the ``[tokens, vocab]`` logits.
 
-``FusedLinearPreferenceLoss`` computes the DPO family. For loss types that are separable per
-pair (every type but ``aot``, ``aot_unpaired`` and ``sft``), it forms the gradient during the
-forward pass, one group of pairs at a time: the group's logits are computed once (into a
-bounded buffer), reduced to the pairs' sequence log-probs, the pairs' loss gradient is taken
-with :func:`~fastalign.losses.preference_loss` itself (autograd on the small per-pair
-problem), and the same buffer is turned into ``dL/dlogits`` for ``dX = G W`` and
-``dW += G^T X``: three matmul passes over the unmasked tokens and no recompute. The other
-loss types run as the composition ``token_logps -> sums -> preference_loss`` (recompute
-backward: four passes). Either way the result equals the materialized computation.
+``FusedLinearPreferenceLoss`` computes the DPO family on the head's tiling driver
+(:mod:`fastalign.logprobs._tiling`). For loss types that are separable per pair (every type
+but ``aot``, ``aot_unpaired`` and ``sft``) it forms the gradient in the forward, one group of
+whole pairs at a time, in three matmul passes over the unmasked tokens:
+
+1. per row block and vocabulary slice, the logits GEMM; the row kernel folds the tile into
+   the rows' statistics and keeps it as ``e = exp(z - off)`` with ``off`` the tile's row max
+   (fp32): in bf16 for bf16/fp16 heads (each probability to 2^-9 relative, half the bytes of
+   fp32 logits), in the compute dtype for fp32/fp64 heads;
+2. the pairs' sequence log-probs (float64 sums), their loss and ``d loss / d sum`` by
+   autograd on the small per-pair problem with :func:`~fastalign.losses.preference_loss`;
+3. per tile, ``G = g (onehot - p)`` from ``e`` (``p = e exp((off - m) - log s)``), then the
+   dX and dW GEMMs (dW accumulated as the driver's ``accumulate`` says).
+
+``memory_budget`` bounds the kept tiles of one group (bytes; 1 GiB on CUDA, 128 MiB
+elsewhere): pairs are grouped up to it; a pair larger than the budget keeps the slices that
+fit and recomputes the others in the backward (one more logits GEMM each: the 4-pass cost
+for those slices, never worse). Keeping a tile costs a write and a read of 2 bytes per
+logit (bf16) against ``2 H`` FLOPs to recompute it: on an H100 (~3.3 TB/s, ~990 TFLOP/s
+dense bf16) keeping wins above H ~ 600, i.e. for every real head; below it the budget can
+be set to 1 to recompute everything.
+
+The other loss types run as the composition ``token_logps -> sums -> preference_loss``
+(recompute backward: four passes), as does ``backend="reference"``. Either way the result
+equals the materialized computation.
 """
 
 from __future__ import annotations
@@ -18,15 +34,16 @@ from typing import Any
 
 import torch
 
+from fastalign import _backend
 from fastalign.errors import InvalidInputError, ShapeError
-from fastalign.logprobs._tiling import chunk_rows_for, label_grad, logits_tile
+from fastalign.logprobs import _tiling
+from fastalign.logprobs._tiling import chunk_rows_for
 from fastalign.losses._common import LossOutput
 from fastalign.losses.preference import PREFERENCE_LOSS_TYPES, preference_loss
 
 __all__ = ["FusedLinearGRPOLoss", "FusedLinearKTOLoss", "FusedLinearPreferenceLoss"]
 
 _NOT_SEPARABLE = {"aot", "aot_unpaired", "sft"}
-_CHUNK_BYTES = 128 * 2**20
 
 
 def _sequence_sums(values: torch.Tensor, seq: torch.Tensor, n_seq: int) -> torch.Tensor:
@@ -43,82 +60,68 @@ def _sequence_sums(values: torch.Tensor, seq: torch.Tensor, n_seq: int) -> torch
 
 
 class _PairwiseFused(torch.autograd.Function):
-    """Loss value and its gradients in one pass over pair groups (see the module doc)."""
+    """Loss value and its gradients in one sweep over pair groups (see the module doc)."""
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, meta):  # type: ignore[override]
-        tok_h, tok_y, tok_seq, groups, n_seq, batch = (
-            meta["tok_h"],
-            meta["tok_y"],
-            meta["tok_seq"],
-            meta["groups"],
-            meta["n_seq"],
-            meta["batch"],
-        )
+        tok_h, tok_y, tok_seq = meta["tok_h"], meta["tok_y"], meta["tok_seq"]
+        groups, n_seq, batch = meta["groups"], meta["n_seq"], meta["batch"]
         loss_fn, transform, rows_of = meta["loss_fn"], meta["transform"], meta["rows_of"]
-        compute = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+        rows, budget, accumulate = meta["rows"], meta["memory_budget"], meta["accumulate"]
+        compute = _tiling.compute_dtype(hidden.dtype)
         vocab = weight.shape[0]
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         need_b = bias is not None and ctx.needs_input_grad[2]
         dh = torch.zeros_like(hidden) if need_h else None
-        dw = torch.zeros(weight.shape, dtype=compute, device=weight.device) if need_w else None
+        dh_flat = dh.view(-1, hidden.shape[-1]) if need_h else None
+        dw = None
+        if need_w:
+            wide = accumulate == "fp32" and weight.dtype != compute
+            dw = torch.zeros(
+                weight.shape, dtype=compute if wide else weight.dtype, device=weight.device
+            )
         db = torch.zeros(vocab, dtype=compute, device=weight.device) if need_b else None
         seq_logps = torch.zeros(n_seq, dtype=compute, device=hidden.device)
         # the per-pair problem (sums, losses, d loss / d sum) in float64: [B]-sized
         losses = torch.zeros(batch, dtype=torch.float64, device=hidden.device)
-        max_tokens = max((int(idx.numel()) for _, idx in groups), default=0)
-        buf = torch.empty(max(max_tokens, 1), vocab, dtype=compute, device=hidden.device)
-        zbuf = torch.empty_like(buf) if transform.softcap is not None else None
+        h_all, w, b = _tiling.upcast_operands(tok_h, weight, bias)
         for pairs, idx in groups:
             m = int(idx.numel())
-            h = tok_h.index_select(0, idx)
+            h = h_all.index_select(0, idx)
             y = tok_y.index_select(0, idx)
             seq = tok_seq.index_select(0, idx)
-            rows = rows_of.index_select(0, idx)
-            z = logits_tile(h, weight, buf[:m])
-            if bias is not None:
-                z.add_(bias)
-            transform.apply_(z)
-            if zbuf is not None:
-                zbuf[:m].copy_(z)
-            zmax = z.amax(dim=1, keepdim=True)
-            z.sub_(zmax)
-            target = z.gather(1, y[:, None]).squeeze(1)
-            sum_exp = z.exp_().sum(1)  # z now holds exp(z - max): softmax * sum_exp
-            logp = target - sum_exp.log()
+            tiles = _tiling.plan(m, vocab, h.device, chunk_rows=meta["chunk_rows"],
+                                 chunk_vocab=meta["chunk_vocab"])  # fmt: skip
+            store = _tiling.Store.empty(m, vocab, tiles, weight.dtype, h.device, budget)
+            state = _tiling.fold_head(
+                h, w, b, y, transform, tiles, rows, entropy=False, stats=False, store=store
+            )
+            fin = _tiling.finish(state, y, vocab)
             # the pairs' losses and d(loss)/d(sequence log-prob), by autograd on [pairs]
             seqs = torch.cat([pairs, pairs + batch])
-            s = _sequence_sums(logp, seq, n_seq)[seqs].detach().requires_grad_(True)
+            s = _sequence_sums(fin.logp, seq, n_seq)[seqs].detach().requires_grad_(True)
             seq_logps[seqs] = s.detach().to(compute)
             k = pairs.numel()
             with torch.enable_grad():
                 out = loss_fn(s[:k], s[k:], pairs)
                 (ds,) = torch.autograd.grad(out.sum() / batch, s)
             losses[pairs] = out.detach()
+            if not (need_h or need_w or need_b):
+                continue
             g_seq = torch.zeros(n_seq, dtype=torch.float64, device=hidden.device)
             g_seq[seqs] = ds
             g = g_seq.index_select(0, seq).to(compute)
-            # dL/dz = g (onehot - softmax), with softmax = exp(z - max) / sum_exp: one pass
-            grad = z.mul_((-g / sum_exp)[:, None])
-            # the label's entry from the log-prob: g (1 - p_y) cancels when p_y is near 1
-            grad[torch.arange(m, device=grad.device), y] = label_grad(logp, g)
-            if zbuf is not None:
-                transform.chain_(grad, zbuf[:m])
-            elif transform.logit_scale / transform.temperature != 1.0:
-                grad.mul_(transform.logit_scale / transform.temperature)
-            # both gradient GEMMs in the inputs' dtype, as autograd on the materialized logits
-            # does (bf16/fp16 tensor cores, fp32 accumulation inside each product); only the
-            # sum of the groups' dW products is kept in fp32
-            gw = grad if grad.dtype == weight.dtype else grad.to(weight.dtype)
+            dh_g, dw, db_g = _tiling.grad_head(
+                h, w, b, y, transform, tiles, rows, m=state.m, log_s=fin.log_s, ent=None,
+                g_lp=g, g_ent=None, lab=_tiling.label_grad(fin.logp, g), need_h=need_h,
+                need_w=need_w, need_b=need_b, accumulate=accumulate, dh_dtype=hidden.dtype,
+                store=store, t=state.t, dw_into=dw,
+            )  # fmt: skip
+            del store
             if need_h:
-                dh.view(-1, dh.shape[-1]).index_add_(0, rows, (gw @ weight).to(dh.dtype))
-            if need_w:
-                if gw.dtype == compute:
-                    dw.addmm_(gw.t(), h)
-                else:
-                    dw.add_(gw.t() @ h)
+                dh_flat.index_copy_(0, rows_of.index_select(0, idx), dh_g)
             if need_b:
-                db += grad.sum(0)
+                db += db_g.to(compute)
         ctx.save_for_backward(
             dh if dh is not None else torch.empty(0),
             dw.to(weight.dtype) if dw is not None else torch.empty(0),
@@ -151,9 +154,17 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
         ignore_index: label of prompt and padding positions.
         temperature, logit_scale, softcap: the logit transform of
             :func:`fastalign.token_logps`.
-        backend: log-prob backend of the recompute path (and of reference log-probs computed
-            here): ``"auto"``, ``"triton"``, ``"torch"`` or ``"reference"``.
-        chunk_bytes: bound on the float32 logits buffer of one group of pairs.
+        backend: ``"auto"`` (Triton row kernels on CUDA, torch row passes elsewhere),
+            ``"triton"``, ``"torch"``, or ``"reference"`` (the materialized composition).
+            Reference log-probs computed here use it too.
+        memory_budget: bytes of the exp-scaled logits kept between the forward and the
+            backward of one group of pairs (default 1 GiB on CUDA, 128 MiB elsewhere). Whole
+            pairs are grouped up to it; a pair larger than it keeps as many vocabulary slices
+            as fit and recomputes the others in the backward (see the module doc).
+        chunk_rows, chunk_vocab: the driver's tiles (tokens x vocabulary columns), as
+            :func:`fastalign.token_logps`.
+        accumulate: dW accumulation, ``"output"`` or ``"fp32"``, as
+            :func:`fastalign.token_logps`.
 
     ``forward(hidden [2B, T, H], weight [V, H], labels [2B, T], ref_chosen_logps=None,
     ref_rejected_logps=None, *, bias=None, ref_hidden=None, ref_weight=None, ref_bias=None)``:
@@ -183,7 +194,10 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
         logit_scale: float = 1.0,
         softcap: float | None = None,
         backend: str = "auto",
-        chunk_bytes: int = _CHUNK_BYTES,
+        memory_budget: int | None = None,
+        chunk_rows: int | None = None,
+        chunk_vocab: int | None = None,
+        accumulate: str = "output",
         **preference_options: Any,
     ) -> None:
         super().__init__()
@@ -194,11 +208,17 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
         self.loss_type = loss_type
         self.beta = beta
         self.ignore_index = ignore_index
-        from fastalign.logprobs._checks import make_transform  # the checks of token_logps
+        from fastalign.logprobs._api import HeadOptions  # the checks of token_logps
+        from fastalign.logprobs._checks import check_count, make_transform
 
+        self.head = HeadOptions(
+            temperature=temperature, logit_scale=logit_scale, softcap=softcap,
+            ignore_index=ignore_index, backend=backend, chunk_rows=chunk_rows,
+            chunk_vocab=chunk_vocab, accumulate=accumulate,
+        ).checked()  # fmt: skip
         self.transform = make_transform(temperature, logit_scale, softcap)
         self.backend = backend
-        self.chunk_bytes = int(chunk_bytes)
+        self.memory_budget = check_count(memory_budget, "memory_budget")
         self.preference_options = preference_options
         self.separable = not (set(types_) & _NOT_SEPARABLE)
 
@@ -277,7 +297,10 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
             metrics = {k: v.to(compute) for k, v in out.metrics.items()}
             return LossOutput(out.loss.to(compute), out.losses.detach().to(compute), metrics)
 
-        if not self.separable or not torch.is_grad_enabled():
+        which = _backend.resolve(
+            self.backend, hidden.device.type, triton_ok=hidden.dtype != torch.float64
+        )
+        if not self.separable or not torch.is_grad_enabled() or which == "reference":
             seq = sequence_logps(hidden, weight, labels, bias=bias, reduction="none", **opts)
             seq = seq.double().sum(1)
             return result(preference_loss(seq[:batch], seq[batch:], ref_w, ref_l, **kw))
@@ -287,7 +310,11 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
         tok_h = flat_h.index_select(0, keep)
         tok_y = labels.reshape(-1).index_select(0, keep).long()
         tok_seq = keep // t
-        rows_budget = chunk_rows_for(vocab, self.chunk_bytes)
+        budget = self.memory_budget or (
+            _tiling._CUDA_STORE_BYTES if hidden.is_cuda else _tiling._CPU_STORE_BYTES
+        )
+        low = weight.dtype != _tiling.compute_dtype(weight.dtype)
+        rows_budget = chunk_rows_for(vocab, budget, 2 if low else weight.element_size())
         # group whole pairs so that a group's tokens fit the buffer (a pair larger than the
         # buffer forms a group of its own: the buffer then grows to hold it)
         counts = lengths.tolist()
@@ -331,6 +358,11 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
             loss_fn=loss_fn,
             transform=tf,
             rows_of=keep,
+            rows=_tiling.row_passes(which),
+            memory_budget=budget,
+            chunk_rows=self.head.chunk_rows,
+            chunk_vocab=self.head.chunk_vocab,
+            accumulate=self.head.accumulate,
         )
         loss, losses, seq_logps = _PairwiseFused.apply(hidden, weight, bias, meta)
         seq64 = seq_logps.double()
