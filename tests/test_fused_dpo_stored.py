@@ -197,3 +197,87 @@ def test_low_precision_rule(dtype, loss_type):
         assert a.dtype == (torch.float32 if name == "loss" else dtype)
         err, err_naive = max_abs_err(a, w), max_abs_err(n_, w)
         assert err <= 2 * err_naive, f"{name}: {err:.3e} vs naive {dtype} {err_naive:.3e}"
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    loss_type=st.sampled_from(["grpo", "bnpo", "dr_grpo", "dapo"]),
+    beta=st.sampled_from([0.0, 0.04]),
+    memory_budget=st.sampled_from([1, 300 * 8, 10**9]),
+    chunk_vocab=st.sampled_from([None, 7]),
+    transform=st.sampled_from(TRANSFORMS),
+    bias=st.booleans(),
+)
+def test_grpo_stored_equals_composition_float64(
+    seed, loss_type, beta, memory_budget, chunk_vocab, transform, bias
+):
+    """FusedLinearGRPOLoss forms its gradient in the forward (kept, partly kept or no
+    tiles): loss, metrics and every gradient equal the float64 composition."""
+    from fastalign.losses import FusedLinearGRPOLoss, grpo_loss
+    from fastalign.reference.logprobs import token_logps as ref_token_logps
+
+    hidden, weight, bvec, labels, _, _ = make(seed, 2, 6, 5, 30, bias=bias)
+    g = torch.Generator().manual_seed(seed)
+    adv = torch.randn(4, generator=g, dtype=torch.float64)
+    old = -torch.rand(4, 6, generator=g, dtype=torch.float64)
+    ref = -torch.rand(4, 6, generator=g, dtype=torch.float64)
+    opts = {"epsilon_high": 0.28, "max_completion_length": 6}
+    mod = FusedLinearGRPOLoss(loss_type, beta=beta, memory_budget=memory_budget,
+                              chunk_vocab=chunk_vocab, **transform, **opts)  # fmt: skip
+    fused, g_fused = grads(lambda x, w, bb: mod(x, w, labels, adv, old, ref, bias=bb),
+                           hidden, weight, bvec)  # fmt: skip
+
+    def comp(x, w, bb):
+        lp = ref_token_logps(x.reshape(-1, 5), w, labels.reshape(-1), bias=bb, **transform)
+        return grpo_loss(lp.reshape(4, 6), old, adv, labels != -100, ref_logps=ref, beta=beta,
+                         loss_type=loss_type, **opts)  # fmt: skip
+
+    want, g_want = grads(comp, hidden, weight, bvec)
+    assert fused.loss.item() == pytest.approx(want.loss.item(), rel=1e-12, abs=1e-14)
+    for a, w in zip(g_fused, g_want, strict=True):
+        assert max_abs_err(a, w) <= 1e-11 * max(1.0, float(w.abs().max()))
+    for k, v in want.metrics.items():
+        assert fused.metrics[k].double().sub(v.double()).abs().max() <= 1e-11, k
+
+
+@pytest.mark.parametrize("memory_budget", [1, 10**9])
+def test_kto_stored_equals_composition_float64(memory_budget):
+    from fastalign.losses import FusedLinearKTOLoss, kto
+    from fastalign.reference.logprobs import token_logps as ref_token_logps
+
+    hidden, weight, _, labels, _, _ = make(4, 2, 6, 5, 30)
+    desirable = torch.tensor([True, True, False, True])
+    ref = -torch.rand(4, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 30
+    mod = FusedLinearKTOLoss(beta=0.2, undesirable_weight=3.0, memory_budget=memory_budget,
+                             chunk_vocab=8)  # fmt: skip
+    fused, g_fused = grads(lambda x, w, _: mod(x, w, labels, desirable, ref, z0=0.3),
+                           hidden, weight, None)  # fmt: skip
+
+    def comp(x, w, _):
+        s = ref_token_logps(x.reshape(-1, 5), w, labels.reshape(-1)).reshape(4, 6).sum(1)
+        return kto(s, ref, desirable, z0=0.3, beta=0.2, undesirable_weight=3.0)
+
+    want, g_want = grads(comp, hidden, weight, None)
+    assert fused.loss.item() == pytest.approx(want.loss.item(), rel=1e-12)
+    for a, w in zip(g_fused, g_want, strict=True):
+        assert max_abs_err(a, w) <= 1e-11 * max(1.0, float(w.abs().max()))
+
+
+def test_grpo_keeps_every_tile_within_the_budget(monkeypatch):
+    """One logits GEMM per tile (forward only) when the budget holds the batch's tiles."""
+    from fastalign.losses import FusedLinearGRPOLoss
+
+    hidden, weight, _, labels, _, _ = make(0, 2, 6, 5, 30)
+    calls = []
+    real = _tiling.logits_tile
+
+    def counting(x, w, out):
+        calls.append(w.shape[0])
+        return real(x, w, out)
+
+    monkeypatch.setattr(_tiling, "logits_tile", counting)
+    mod = FusedLinearGRPOLoss("grpo", chunk_vocab=10)
+    grads(lambda x, w, _: mod(x, w, labels, torch.ones(4, dtype=torch.float64)), hidden,
+          weight, None)  # fmt: skip
+    assert calls == [10, 10, 10]

@@ -55,3 +55,33 @@ def test_fused_dpo_within_2x_of_torch(dtype, budget):
         err = float((x.double() - r).abs().max())
         err_naive = float((base.double() - r).abs().max())
         assert err <= 2 * err_naive + 1e-6 * float(r.abs().max()), (name, err, err_naive)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("budget", [None, 1])
+def test_fused_grpo_within_2x_of_torch(dtype, budget):
+    from fastalign.losses import FusedLinearGRPOLoss, grpo_loss
+
+    b, t, h, v = 8, 512, 2048, 151936
+    g = torch.Generator(device="cuda").manual_seed(1)
+    hidden = torch.randn(b, t, h, device="cuda", generator=g).to(dtype)
+    weight = (torch.randn(v, h, device="cuda", generator=g) * (2 / h**0.5)).to(dtype)
+    labels = torch.randint(0, v, (b, t), device="cuda", generator=g)
+    labels[:, 400:] = -100
+    adv = torch.randn(b, device="cuda", generator=g)
+    mask = labels != -100
+
+    def naive(x, w, dt):
+        logits = (x @ w.t()).to(dt)
+        lp = torch.log_softmax(logits.float() if dt != torch.float64 else logits, -1)
+        lp = lp.gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+        return grpo_loss(lp, None, adv.to(lp.dtype), mask).loss
+
+    mod = FusedLinearGRPOLoss("grpo", memory_budget=budget)
+    got = _grads(lambda x, w: mod(x, w, labels, adv).loss, hidden, weight)
+    nat = _grads(lambda x, w: naive(x, w, dtype), hidden, weight)
+    want = _grads(lambda x, w: naive(x, w, torch.float64), hidden.double(), weight.double())
+    for name, x, base, r in zip(("loss", "dhidden", "dweight"), got, nat, want, strict=True):
+        err = float((x.double() - r).abs().max())
+        err_naive = float((base.double() - r).abs().max())
+        assert err <= 2 * err_naive + 1e-6 * float(r.abs().max()), (name, err, err_naive)

@@ -26,6 +26,10 @@ be set to 1 to recompute everything.
 The other loss types run as the composition ``token_logps -> sums -> preference_loss``
 (recompute backward: four passes), as does ``backend="reference"``. Either way the result
 equals the materialized computation.
+
+``FusedLinearGRPOLoss`` and ``FusedLinearKTOLoss`` take the same three passes over the whole
+batch (their losses are functions of the token log-probs given detached side inputs):
+the batch's tiles are kept up to ``memory_budget`` and the rest recomputed.
 """
 
 from __future__ import annotations
@@ -135,6 +139,84 @@ class _PairwiseFused(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss, _grad_losses=None, _grad_seq=None):  # type: ignore[override]
+        dh, dw, db = ctx.saved_tensors
+        need_h, need_w, need_b = ctx.flags
+        return (
+            dh * grad_loss.to(dh.dtype) if need_h else None,
+            dw * grad_loss.to(dw.dtype) if need_w else None,
+            db * grad_loss.to(db.dtype) if need_b else None,
+            None,
+        )
+
+
+class _TokenLossFused(torch.autograd.Function):
+    """A loss that is a function of the per-token log-probs ``[B, T]`` only (given detached
+    side inputs: advantages, old / reference log-probs, a KL point), with its gradient formed
+    in the forward on the driver: fold (keeping the tiles the budget holds, see
+    :class:`~fastalign.logprobs._tiling.Store`), the loss and ``d loss / d logp`` by autograd
+    on ``[B, T]``, then the stored backward (recomputing the tiles not kept). The loss's
+    other outputs (per-example losses, metrics) go to ``meta["out"]``, detached."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, meta):  # type: ignore[override]
+        labels, loss_fn, transform, rows = (
+            meta["labels"],
+            meta["loss_fn"],
+            meta["transform"],
+            meta["rows"],
+        )
+        b_, t_, h_dim = hidden.shape
+        vocab = weight.shape[0]
+        compute = _tiling.compute_dtype(hidden.dtype)
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        need_b = bias is not None and ctx.needs_input_grad[2]
+        keep = (labels.reshape(-1) != meta["ignore_index"]).nonzero().squeeze(1)
+        y = labels.reshape(-1).index_select(0, keep).long()
+        h, w, b = _tiling.upcast_operands(
+            hidden.detach().reshape(-1, h_dim).index_select(0, keep), weight.detach(),
+            None if bias is None else bias.detach(),
+        )  # fmt: skip
+        n = int(keep.numel())
+        tiles = _tiling.plan(n, vocab, h.device, chunk_rows=meta["chunk_rows"],
+                             chunk_vocab=meta["chunk_vocab"])  # fmt: skip
+        store = _tiling.Store.empty(n, vocab, tiles, weight.dtype, h.device, meta["memory_budget"])
+        state = _tiling.fold_head(
+            h, w, b, y, transform, tiles, rows, entropy=False, stats=False, store=store
+        )
+        fin = _tiling.finish(state, y, vocab)
+        lp = torch.zeros(b_ * t_, dtype=compute, device=hidden.device).index_copy_(
+            0, keep, fin.logp
+        )
+        lp = lp.view(b_, t_).requires_grad_(True)
+        with torch.enable_grad():
+            out = loss_fn(lp)
+            (g_lp,) = torch.autograd.grad(out.loss, lp, allow_unused=True, materialize_grads=True)
+        meta["out"] = LossOutput(
+            out.loss.detach(), out.losses.detach(), {k: v.detach() for k, v in out.metrics.items()}
+        )
+        dh = dw = db = None
+        if need_h or need_w or need_b:
+            g = g_lp.reshape(-1).index_select(0, keep).to(compute)
+            dh_tok, dw, db = _tiling.grad_head(
+                h, w, b, y, transform, tiles, rows, m=state.m, log_s=fin.log_s, ent=None,
+                g_lp=g, g_ent=None, lab=_tiling.label_grad(fin.logp, g), need_h=need_h,
+                need_w=need_w, need_b=need_b, accumulate=meta["accumulate"],
+                dh_dtype=hidden.dtype, store=store, t=state.t,
+            )  # fmt: skip
+            if need_h:
+                dh = torch.zeros_like(hidden)
+                dh.view(-1, h_dim).index_copy_(0, keep, dh_tok)
+        del store
+        ctx.save_for_backward(
+            dh if dh is not None else torch.empty(0),
+            dw if dw is not None else torch.empty(0),
+            db if db is not None else torch.empty(0),
+        )
+        ctx.flags = (need_h, need_w, need_b)
+        return out.loss.detach().to(compute)
+
+    @staticmethod
+    def backward(ctx, grad_loss):  # type: ignore[override]
         dh, dw, db = ctx.saved_tensors
         need_h, need_w, need_b = ctx.flags
         return (
@@ -379,7 +461,7 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
 
 
 class _FusedLinearBase(torch.nn.Module):
-    """Shared option handling of the fused-linear modules."""
+    """Shared option handling of the fused-linear modules, and their one fused path."""
 
     def __init__(
         self,
@@ -389,13 +471,24 @@ class _FusedLinearBase(torch.nn.Module):
         logit_scale: float,
         softcap: float | None,
         backend: str = "auto",
+        memory_budget: int | None = None,
+        chunk_rows: int | None = None,
+        chunk_vocab: int | None = None,
+        accumulate: str = "output",
     ) -> None:
         super().__init__()
-        self.ignore_index = ignore_index
-        from fastalign.logprobs._checks import make_transform  # the checks of token_logps
+        from fastalign.logprobs._api import HeadOptions  # the checks of token_logps
+        from fastalign.logprobs._checks import check_count, make_transform
 
+        self.head = HeadOptions(
+            temperature=temperature, logit_scale=logit_scale, softcap=softcap,
+            ignore_index=ignore_index, backend=backend, chunk_rows=chunk_rows,
+            chunk_vocab=chunk_vocab, accumulate=accumulate,
+        ).checked()  # fmt: skip
+        self.ignore_index = ignore_index
         self.transform = make_transform(temperature, logit_scale, softcap)
         self.backend = backend
+        self.memory_budget = check_count(memory_budget, "memory_budget")
 
     def _opts(self) -> dict[str, Any]:
         tf = self.transform
@@ -413,6 +506,37 @@ class _FusedLinearBase(torch.nn.Module):
         return sequence_logps(
             hidden, weight, labels, bias=bias, reduction=reduction, **self._opts()
         )
+
+    def _fused(self, hidden, weight, labels, bias, loss_fn) -> LossOutput:
+        """``loss_fn(token log-probs [B, T])`` with its gradient formed in the forward
+        (:class:`_TokenLossFused`); without gradients, or with ``backend="reference"``, the
+        plain composition."""
+        if not isinstance(hidden, torch.Tensor) or hidden.ndim != 3:
+            raise ShapeError("hidden must be a [B, T, H] tensor")
+        which = _backend.resolve(
+            self.backend, hidden.device.type, triton_ok=hidden.dtype != torch.float64
+        )
+        wants = any(x is not None and x.requires_grad for x in (hidden, weight, bias))
+        if which == "reference" or not torch.is_grad_enabled() or not wants:
+            return loss_fn(self._logps(hidden, weight, labels, bias, "none"))
+        from fastalign.logprobs._checks import check_head, check_labels
+
+        check_head(hidden.reshape(-1, hidden.shape[-1]), weight, labels.reshape(-1), bias)
+        check_labels(labels, weight.shape[0], self.ignore_index)
+        budget = self.memory_budget or (
+            _tiling._CUDA_STORE_BYTES if hidden.is_cuda else _tiling._CPU_STORE_BYTES
+        )
+        meta = dict(
+            labels=labels, loss_fn=loss_fn, transform=self.transform,
+            rows=_tiling.row_passes(which), ignore_index=self.ignore_index,
+            memory_budget=budget, chunk_rows=self.head.chunk_rows,
+            chunk_vocab=self.head.chunk_vocab, accumulate=self.head.accumulate,
+        )  # fmt: skip
+        loss = _TokenLossFused.apply(hidden, weight, bias, meta)
+        out = meta["out"]
+        return LossOutput(loss, out.losses.to(loss.dtype),
+                          {k: v.to(loss.dtype) if v.is_floating_point() else v
+                           for k, v in out.metrics.items()})  # fmt: skip
 
     def _ref(self, given, ref_hidden, ref_weight, ref_bias, labels, reduction, what):
         if given is not None:
@@ -432,8 +556,13 @@ class FusedLinearGRPOLoss(_FusedLinearBase):
     old_logps=None [B, T], ref_logps=None [B, T], *, bias=None, ref_hidden=None,
     ref_weight=None, ref_bias=None, num_items_in_batch=None)``; the completion mask is
     ``labels != ignore_index``; reference log-probs (needed when ``beta > 0``) are given or
-    computed from ``ref_hidden`` / ``ref_weight`` without gradient. ``backend`` picks the
-    log-prob backend (``"auto"``: Triton on CUDA, the chunked torch path elsewhere).
+    computed from ``ref_hidden`` / ``ref_weight`` without gradient.
+
+    With gradients, the loss's gradient is formed in the forward on the tiling driver (three
+    matmul passes when ``memory_budget`` holds the batch's kept tiles, bf16 ``exp(z - off)``
+    for bf16/fp16 heads; the slices past it are recomputed: see
+    :class:`FusedLinearPreferenceLoss`). ``backend``, ``memory_budget``, ``chunk_rows``,
+    ``chunk_vocab``, ``accumulate``: as :class:`FusedLinearPreferenceLoss`.
     """
 
     def __init__(
@@ -446,6 +575,10 @@ class FusedLinearGRPOLoss(_FusedLinearBase):
         logit_scale: float = 1.0,
         softcap: float | None = None,
         backend: str = "auto",
+        memory_budget: int | None = None,
+        chunk_rows: int | None = None,
+        chunk_vocab: int | None = None,
+        accumulate: str = "output",
         **grpo_options: Any,
     ) -> None:
         super().__init__(
@@ -454,6 +587,10 @@ class FusedLinearGRPOLoss(_FusedLinearBase):
             logit_scale=logit_scale,
             softcap=softcap,
             backend=backend,
+            memory_budget=memory_budget,
+            chunk_rows=chunk_rows,
+            chunk_vocab=chunk_vocab,
+            accumulate=accumulate,
         )
         self.loss_type, self.beta, self.grpo_options = loss_type, beta, grpo_options
 
@@ -474,23 +611,26 @@ class FusedLinearGRPOLoss(_FusedLinearBase):
     ) -> LossOutput:
         from fastalign.losses.grpo import grpo_loss
 
-        logps = self._logps(hidden, weight, labels, bias, "none")
         if self.beta > 0:
             ref_logps = self._ref(
                 ref_logps, ref_hidden, ref_weight, ref_bias, labels, "none", "ref_logps"
             )
         mask = labels != self.ignore_index
-        return grpo_loss(
-            logps,
-            old_logps,
-            advantages,
-            mask,
-            ref_logps=ref_logps,
-            beta=self.beta,
-            loss_type=self.loss_type,
-            num_items_in_batch=num_items_in_batch,
-            **self.grpo_options,
-        )
+
+        def loss_fn(logps):
+            return grpo_loss(
+                logps,
+                old_logps,
+                advantages,
+                mask,
+                ref_logps=ref_logps,
+                beta=self.beta,
+                loss_type=self.loss_type,
+                num_items_in_batch=num_items_in_batch,
+                **self.grpo_options,
+            )
+
+        return self._fused(hidden, weight, labels, bias, loss_fn)
 
 
 class FusedLinearKTOLoss(_FusedLinearBase):
@@ -500,8 +640,9 @@ class FusedLinearKTOLoss(_FusedLinearBase):
     z0=None, kl_hidden=None [M, T', H], kl_labels=None [M, T'], kl_ref_logps=None [M],
     bias=None, ref_hidden=None, ref_weight=None, ref_bias=None)``. The reference point is
     ``z0``, or comes from the mismatched sequences ``kl_hidden`` / ``kl_labels`` (policy,
-    without gradient, as TRL) and their reference log-probs ``kl_ref_logps``. ``backend``
-    picks the log-prob backend, as for :class:`FusedLinearGRPOLoss`.
+    without gradient, as TRL) and their reference log-probs ``kl_ref_logps``. The fused path
+    and its options as :class:`FusedLinearGRPOLoss`; the sequence sums and the KTO problem
+    in float64.
     """
 
     def __init__(
@@ -516,6 +657,10 @@ class FusedLinearKTOLoss(_FusedLinearBase):
         logit_scale: float = 1.0,
         softcap: float | None = None,
         backend: str = "auto",
+        memory_budget: int | None = None,
+        chunk_rows: int | None = None,
+        chunk_vocab: int | None = None,
+        accumulate: str = "output",
     ) -> None:
         super().__init__(
             ignore_index=ignore_index,
@@ -523,6 +668,10 @@ class FusedLinearKTOLoss(_FusedLinearBase):
             logit_scale=logit_scale,
             softcap=softcap,
             backend=backend,
+            memory_budget=memory_budget,
+            chunk_rows=chunk_rows,
+            chunk_vocab=chunk_vocab,
+            accumulate=accumulate,
         )
         self.kto_options = dict(
             beta=beta,
@@ -550,7 +699,6 @@ class FusedLinearKTOLoss(_FusedLinearBase):
     ) -> LossOutput:
         from fastalign.losses.kto import kto
 
-        logps = self._logps(hidden, weight, labels, bias, "sum")
         ref = self._ref(ref_logps, ref_hidden, ref_weight, ref_bias, labels, "sum", "ref_logps")
         kl_policy = None
         if z0 is None and self.kto_options["loss_type"] == "kto":
@@ -560,12 +708,21 @@ class FusedLinearKTOLoss(_FusedLinearBase):
                 )
             with torch.no_grad():
                 kl_policy = self._logps(kl_hidden, weight, kl_labels, bias, "sum")
-        return kto(
-            logps,
-            ref.to(logps.dtype),
-            desirable,
-            kl_policy_logps=kl_policy,
-            kl_ref_logps=None if kl_ref_logps is None else kl_ref_logps.to(logps.dtype),
-            z0=z0,
-            **self.kto_options,
-        )
+
+        def loss_fn(logps):
+            # the sequence sums and the small KTO problem in float64 (see _sequence_sums)
+            return kto(
+                logps.double().sum(1),
+                ref.double(),
+                desirable,
+                kl_policy_logps=None if kl_policy is None else kl_policy.double(),
+                kl_ref_logps=None if kl_ref_logps is None else kl_ref_logps.double(),
+                z0=z0,
+                **self.kto_options,
+            )
+
+        out = self._fused(hidden, weight, labels, bias, loss_fn)
+        dt = _tiling.compute_dtype(hidden.dtype)
+        return LossOutput(out.loss.to(dt), out.losses.to(dt),
+                          {k: v.to(dt) if v.is_floating_point() else v
+                           for k, v in out.metrics.items()})  # fmt: skip
