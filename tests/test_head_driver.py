@@ -230,3 +230,35 @@ def test_entropy_of_uniform_rows_is_log_v_across_slices():
     _, ent = fastalign.token_logps(h, w, torch.tensor([0, 999, 500]), return_entropy=True,
                                    chunk_vocab=333)  # fmt: skip
     assert torch.allclose(ent, torch.full((3,), math.log(1000)), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "backend", ["torch", pytest.param("triton", marks=pytest.mark.interpreter)]
+)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_cast_weight_rounds_each_slice(backend, dtype):
+    """``cast_weight=True``: an fp32 weight with bf16/fp16 hidden states runs as the head on
+    the rounded weight (values and dX equal, over several slices), its dW stays fp32 and
+    matches float64 to fp32 rounding; without the option the dtypes must agree."""
+    hidden, weight, _, labels, g_lp, _ = make_case(37, 8, 70, 5, mask_frac=0.2)
+    x = hidden.to(dtype)
+    opts = HeadOptions(backend=backend, chunk_vocab=16, chunk_rows=9, cast_weight=True)
+    h1, w1 = x.clone().requires_grad_(True), weight.clone().requires_grad_(True)
+    out = fused_head(h1, w1, labels, options=opts)
+    (out.logps * g_lp).sum().backward()
+    h2, w2 = x.clone().requires_grad_(True), weight.to(dtype).requires_grad_(True)
+    same = fused_head(h2, w2, labels, options=HeadOptions(backend=backend, chunk_vocab=16,
+                                                          chunk_rows=9))  # fmt: skip
+    (same.logps * g_lp).sum().backward()
+    assert torch.equal(out.logps, same.logps)
+    assert torch.equal(h1.grad, h2.grad)
+    assert w1.grad.dtype == torch.float32
+    h64 = x.double().requires_grad_(True)
+    w64 = weight.to(dtype).double().requires_grad_(True)
+    lp = ref_token_logps(h64, w64, labels)
+    (lp * g_lp.double()).sum().backward()
+    scale = float(w64.grad.abs().max())
+    assert max_abs_err(w1.grad, w64.grad) <= 1e-5 * scale
+    assert max_abs_err(w1.grad, w64.grad) < max_abs_err(w2.grad, w64.grad)
+    with pytest.raises(TypeError, match="cast_weight"):
+        fused_head(x, weight, labels, options=HeadOptions(backend=backend))

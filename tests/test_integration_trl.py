@@ -318,6 +318,27 @@ def test_autocast_runs_the_head_in_the_autocast_dtype():
     assert float((lp - fp32).abs().max()) > 1e-2  # the check tells the two dtypes apart
 
 
+def test_autocast_with_fp32_master_weights_accumulates_dw_in_fp32():
+    """Under autocast the fp32 weight is rounded per vocabulary slice, never copied whole,
+    and its gradient is accumulated in fp32: dW within fp32 rounding of the float64 gradient
+    of the bf16-rounded head (a bf16 dW would be ~2^-9 off)."""
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(64, 32, generator=g, requires_grad=True)
+    w = torch.randn(100, 32, generator=g, requires_grad=True)
+    y = torch.randint(0, 100, (64,), generator=g)
+    c = torch.randn(64, generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lp, *_ = fa_trl.FastalignLogProbFunction.apply(h, w, None, y, 1.0, 32768)
+    (lp * c).sum().backward()
+    assert w.grad.dtype == torch.float32
+    h64 = h.detach().bfloat16().double().requires_grad_(True)
+    w64 = w.detach().bfloat16().double().requires_grad_(True)
+    want = torch.log_softmax(h64 @ w64.T, -1).gather(1, y[:, None]).squeeze(1)
+    (want * c.double()).sum().backward()
+    err = float((w.grad.double() - w64.grad).abs().max() / w64.grad.abs().max())
+    assert err < 1e-5, err
+
+
 def test_no_labelled_position():
     """A micro-batch with nothing to score: empty outputs that still backpropagate."""
     h = torch.randn(0, 8, requires_grad=True)

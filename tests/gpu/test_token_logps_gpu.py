@@ -123,3 +123,36 @@ def test_triton_rows_equal_torch_twins_on_cuda_and_compile():
     for other in ("torch", "compiled"):
         for a, b in zip(outs["triton"], outs[other], strict=True):
             assert _err(a, b.double()) <= 1e-5 * max(float(b.abs().max()), 1.0), other
+
+
+def test_cast_weight_on_cuda():
+    """fp32 master weight with bf16 hidden states (``cast_weight``): the same log-probs and
+    dX as the bf16-rounded head, dW in fp32 and closer to float64 than the bf16 head's."""
+    from fastalign.logprobs import HeadOptions, fused_head
+
+    n, h, v = 8192, 2048, 128256
+    g = torch.Generator(device="cuda").manual_seed(3)
+    x = torch.randn(n, h, device="cuda", generator=g).bfloat16()
+    w = torch.randn(v, h, device="cuda", generator=g) * (2 / h**0.5)
+    y = torch.randint(0, v, (n,), device="cuda", generator=g)
+    up = torch.randn(n, device="cuda", generator=g)
+    res = []
+    for weight, opts in ((w, HeadOptions(cast_weight=True)), (w.bfloat16(), HeadOptions())):
+        hh, ww = x.clone().requires_grad_(True), weight.clone().requires_grad_(True)
+        lp = fused_head(hh, ww, y, options=opts).logps
+        dh, dw = torch.autograd.grad(lp, [hh, ww], up)
+        res.append((lp, dh, dw))
+    (lp1, dh1, dw1), (lp2, dh2, dw2) = res
+    assert torch.equal(lp1, lp2)
+    assert torch.equal(dh1, dh2)
+    assert dw1.dtype == torch.float32
+    rows = 1024
+    w64 = w.bfloat16().double()
+    dw64 = torch.zeros_like(w64)
+    for s in range(0, n, rows):  # float64 gradient of the bf16-rounded head, in chunks
+        x64 = x[s : s + rows].double()
+        p = torch.softmax(x64 @ w64.t(), -1)
+        gz = -p * up[s : s + rows, None].double()
+        gz[torch.arange(gz.shape[0]), y[s : s + rows]] += up[s : s + rows].double()
+        dw64 += gz.t() @ x64
+    assert _err(dw1, dw64) < _err(dw2, dw64)

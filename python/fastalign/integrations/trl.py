@@ -28,10 +28,10 @@ autocast dtype, as TRL's own function does); gradient checkpointing and PEFT ada
 backbone (the head is read after them); FSDP2 heads (TRL gathers the DTensor before the call,
 and the gradient flows back through ``full_tensor``).
 
-Known difference: under autocast the head runs on autocast-dtype copies of the weight (as
-TRL's forward does) and its gradient comes back through that copy, so dW carries one more
-bf16/fp16 rounding than TRL's float32 accumulation against the float32 weight (measured
-1.7e-3 vs 1.0e-3 relative error on a bf16 CPU case).
+Under autocast with float32 master weights the head runs on the weight rounded to the
+autocast dtype one vocabulary slice at a time (``HeadOptions(cast_weight=True)``: no whole
+bf16 copy of a ``[V, H]`` weight and of its gradient), and dW is accumulated in float32
+against the float32 weight, as TRL's own function does.
 
 Not covered: DeepSpeed ZeRO-3 partitioned heads (their backward must re-gather the weight;
 :func:`enable` raises on such a weight rather than read an empty one), and TRL's CPO / ORPO
@@ -111,17 +111,21 @@ class FastalignLogProbFunction:
             compute = hidden.dtype
         stats = any(k in outputs for k in ("log_sum_sq_probs", "mean_logits", "is_top1"))
         want_entropy = "entropy" in outputs
+        # fp32 master weights under autocast: the driver rounds the weight to the autocast
+        # dtype one vocabulary slice at a time and accumulates dW in fp32 against it
+        cast = weight.dtype == torch.float32 and compute in (torch.bfloat16, torch.float16)
         opts = HeadOptions(
             temperature=float(temperature),
             logit_scale=float(logit_scale),
             softcap=final_logit_softcapping,
             backend=cls.backend,
             chunk_rows=cls.chunk_rows,
+            cast_weight=cast,
         )
         with torch.autocast(device, enabled=False):
             out = fused_head(
                 hidden.to(compute),
-                weight.to(compute),
+                weight if cast else weight.to(compute),
                 targets,
                 None if bias is None else bias.to(compute),
                 options=opts,

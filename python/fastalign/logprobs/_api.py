@@ -27,7 +27,11 @@ class HeadOptions:
     """Every option of the fused head but the tensors: the logit transform, the ignored
     label, the backend, the tiles (``chunk_rows`` tokens x ``chunk_vocab`` vocabulary
     columns; default from a memory budget, see :func:`fastalign.logprobs._tiling.plan`), the
-    dW accumulation (``"output"`` or ``"fp32"``) and a vocab-parallel ``process_group``.
+    dW accumulation (``"output"`` or ``"fp32"``), a vocab-parallel ``process_group``, and
+    ``cast_weight``: accept a float32 weight with bf16/fp16 hidden states (autocast with fp32
+    master weights) and run the head on the weight rounded to the hidden states' dtype, one
+    vocabulary slice at a time, with dW accumulated in float32 against the weight itself (no
+    whole bf16 copy of the weight, no extra rounding of its gradient).
     :meth:`checked` validates them (an integration does it once, in its ``enable``)."""
 
     temperature: float = 1.0
@@ -39,6 +43,7 @@ class HeadOptions:
     chunk_vocab: int | None = None
     accumulate: str = "output"
     process_group: object | None = None
+    cast_weight: bool = False
 
     def checked(self) -> HeadOptions:
         t = make_transform(self.temperature, self.logit_scale, self.softcap)
@@ -46,6 +51,8 @@ class HeadOptions:
             raise TypeError(f"ignore_index must be an int, not {type(self.ignore_index).__name__}")
         if not isinstance(self.backend, str):
             raise TypeError(f"backend must be a str, not {type(self.backend).__name__}")
+        if not isinstance(self.cast_weight, bool):
+            raise TypeError(f"cast_weight must be a bool, not {type(self.cast_weight).__name__}")
         if self.backend not in _backend.BACKENDS:
             raise InvalidInputError(
                 f"backend must be one of {_backend.BACKENDS}, got {self.backend!r}"
@@ -97,13 +104,15 @@ def fused_head(
         from fastalign.logprobs._parallel import parallel_head
 
         return parallel_head(hidden, weight, labels, bias, opts, bool(entropy))
-    _n, vocab = check_head(hidden, weight, labels, bias)
+    _n, vocab = check_head(hidden, weight, labels, bias, cast_weight=opts.cast_weight)
     check_label_dtype(labels, opts.ignore_index)
     which = _backend.resolve(
         opts.backend, hidden.device.type, triton_ok=hidden.dtype != torch.float64
     )
     if which == "reference":
         check_labels(labels, vocab, opts.ignore_index)
+        if weight.dtype != hidden.dtype:  # cast_weight: autocast's semantics, materialized
+            weight = weight.to(hidden.dtype)
         head = _ref.token_logps(
             hidden,
             weight,

@@ -97,10 +97,19 @@ def check_accumulate(accumulate: str) -> str:
     return accumulate
 
 
+LOW = (torch.bfloat16, torch.float16)
+
+
 def check_head(
-    hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, bias: torch.Tensor | None
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    bias: torch.Tensor | None,
+    *,
+    cast_weight: bool = False,
 ) -> tuple[int, int]:
-    """Types, shapes, dtypes and devices of a head call (not the label values): (N, V)."""
+    """Types, shapes, dtypes and devices of a head call (not the label values): (N, V).
+    ``cast_weight``: a float32 weight may go with bf16/fp16 hidden states."""
     check_float(hidden, "hidden")
     check_float(weight, "weight")
     if not isinstance(labels, torch.Tensor):
@@ -118,8 +127,12 @@ def check_head(
         raise ShapeError("weight must have at least one row (the vocabulary is empty)")
     if tuple(labels.shape) != (n,):
         raise ShapeError(f"labels must be [{n}] to match hidden, got {tuple(labels.shape)}")
-    if hidden.dtype != weight.dtype:
-        raise TypeError(f"hidden ({hidden.dtype}) and weight ({weight.dtype}) must share a dtype")
+    mixed_ok = cast_weight and weight.dtype == torch.float32 and hidden.dtype in LOW
+    if hidden.dtype != weight.dtype and not mixed_ok:
+        raise TypeError(
+            f"hidden ({hidden.dtype}) and weight ({weight.dtype}) must share a dtype (or, with "
+            "HeadOptions(cast_weight=True), a float32 weight with bf16/fp16 hidden states)"
+        )
     for name, t in (("weight", weight), ("labels", labels)):
         if t.device != hidden.device:
             raise ShapeError(f"{name} is on {t.device} but hidden on {hidden.device}")

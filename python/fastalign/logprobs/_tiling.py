@@ -137,14 +137,27 @@ def tile(buf: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     return buf.view(-1)[: rows * cols].view(rows, cols)
 
 
+def _same(w_s: torch.Tensor) -> torch.Tensor:
+    return w_s
+
+
 def upcast_operands(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None):
-    """bf16/fp16 head on a device without fp32-output GEMMs (CPU): the operands in fp32
-    (one copy of the weight, ``4 V H`` bytes), so that no logit is rounded to bf16/fp16; the
-    gradients still come back in the inputs' dtypes. Elsewhere the operands as they are."""
+    """``(h, w, b, cast)``: the GEMM operands of a head call, with ``cast(w[v0:v1])`` a
+    weight slice as the GEMM operand. bf16/fp16 heads on a device without fp32-output GEMMs
+    (CPU): the operands in fp32 (one copy of the weight, ``4 V H`` bytes), so that no logit is
+    rounded to bf16/fp16; the gradients still come back in the inputs' dtypes. Elsewhere the
+    operands as they are. A float32 weight with bf16/fp16 ``h`` (autocast with fp32 master
+    weights, ``HeadOptions(cast_weight=True)``): the head runs on the weight rounded to
+    ``h``'s dtype one slice at a time (no whole copy); its gradient stays float32."""
     compute = compute_dtype(h.dtype)
+    if w.dtype != h.dtype:  # mixed: h bf16/fp16, w fp32
+        low = h.dtype
+        if _f32_out_ok(h.device.type):
+            return h, w, b, lambda w_s: w_s.to(low)
+        return h.to(compute), w, b, lambda w_s: w_s.to(low).to(compute)
     if w.dtype == compute or _f32_out_ok(h.device.type):
-        return h, w, b
-    return h.to(compute), w.to(compute), b
+        return h, w, b, _same
+    return h.to(compute), w.to(compute), b, _same
 
 
 def logits_tile(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -277,7 +290,7 @@ def fold_head(
     state = RowState.empty(n, compute, h.device, entropy=entropy, stats=stats)
     if n == 0:
         return state
-    h, w, b = upcast_operands(h, w, b)
+    h, w, b, cast = upcast_operands(h, w, b)
     r_max, v_max = tiles.rows, tiles.vocab
     buf = torch.empty(min(r_max, n) * min(v_max, vocab), dtype=compute, device=h.device)
     for r0 in range(0, n, r_max):
@@ -289,7 +302,7 @@ def fold_head(
             out = tile(buf, r1 - r0, v1 - v0)
             if kept is not None and kept[0].dtype == compute and kept[0].is_contiguous():
                 out = kept[0]  # the GEMM writes into the store; the fold leaves e there
-            z = logits_tile(x, w[v0:v1], out)
+            z = logits_tile(x, cast(w[v0:v1]), out)
             bias = None if b is None else b[v0:v1]
             if kept is None:
                 rows.fold(z, bias, yr, offset + v0, transform, st, first=v0 == 0)
@@ -386,12 +399,12 @@ def grad_head(
         if dw is not None and dw_into is None:
             dw.zero_()
         return dh, _cast(dw, like_w), _cast(db, like_b)
-    h, w, b = upcast_operands(h, w, b)
+    h, w, b, cast = upcast_operands(h, w, b)
     r_max, v_max = tiles.rows, tiles.vocab
     r_cap, v_cap = min(r_max, n), min(v_max, vocab)
     zbuf = torch.empty(r_cap * v_cap, dtype=compute, device=h.device)
-    low = w.dtype != compute  # bf16/fp16: the GEMM operands in that dtype
-    gbuf = torch.empty(r_cap * v_cap, dtype=w.dtype, device=h.device) if low else None
+    low = h.dtype != compute  # bf16/fp16: the GEMM operands in that dtype
+    gbuf = torch.empty(r_cap * v_cap, dtype=h.dtype, device=h.device) if low else None
     acc = None  # fp32 dX of a row block when dh is not in the compute dtype
     if need_h and dh.dtype != compute:
         acc = torch.empty(r_cap, h.shape[1], dtype=compute, device=h.device)
@@ -404,12 +417,12 @@ def grad_head(
         rs = slice(r0, r1)
         for v0 in range(0, vocab, v_max):
             v1 = min(vocab, v0 + v_max)
-            w_s = w[v0:v1]
+            w_s = cast(w[v0:v1])
             dw_first = r0 == 0 and dw_into is None
             kept = None if store is None else store.tile(v0 // v_max, r0, r1, v0, v1)
             if kept is not None:
                 e, off = kept
-                out = e if e.dtype == w.dtype else tile(gbuf if low else zbuf, r1 - r0, v1 - v0)
+                out = e if e.dtype == h.dtype else tile(gbuf if low else zbuf, r1 - r0, v1 - v0)
                 g = rows.grad_stored(
                     e, off, yr, offset + v0, transform, m[rs], log_s[rs], t[rs], g_lp[rs],
                     lab[rs], out,
@@ -436,7 +449,7 @@ def grad_head(
                 mm_acc(target, g, w_s, first=v0 == 0)
             if need_w:
                 dw_s = dw[v0:v1]
-                if wide_dw or dw_s.dtype == g.dtype:
+                if wide_dw or dw_s.dtype in (g.dtype, compute):  # fp32 master weights too
                     mm_acc(dw_s, g.t(), x, first=dw_first)
                 elif dw_first:  # upcast operands, bf16/fp16 dW: one rounding per row block
                     dw_s.copy_(g.t() @ x)

@@ -88,7 +88,7 @@ class _PairwiseFused(torch.autograd.Function):
         seq_logps = torch.zeros(n_seq, dtype=compute, device=hidden.device)
         # the per-pair problem (sums, losses, d loss / d sum) in float64: [B]-sized
         losses = torch.zeros(batch, dtype=torch.float64, device=hidden.device)
-        h_all, w, b = _tiling.upcast_operands(tok_h, weight, bias)
+        h_all, w, b, _ = _tiling.upcast_operands(tok_h, weight, bias)
         for pairs, idx in groups:
             m = int(idx.numel())
             h = h_all.index_select(0, idx)
@@ -172,7 +172,7 @@ class _TokenLossFused(torch.autograd.Function):
         need_b = bias is not None and ctx.needs_input_grad[2]
         keep = (labels.reshape(-1) != meta["ignore_index"]).nonzero().squeeze(1)
         y = labels.reshape(-1).index_select(0, keep).long()
-        h, w, b = _tiling.upcast_operands(
+        h, w, b, _ = _tiling.upcast_operands(
             hidden.detach().reshape(-1, h_dim).index_select(0, keep), weight.detach(),
             None if bias is None else bias.detach(),
         )  # fmt: skip
