@@ -43,6 +43,16 @@ def _transform(a, logit_scale, inv_softcap, softcap_over_t, inv_t, HAS_SOFTCAP: 
 
 
 @triton.jit
+def _load_z(base, B, cols, ok, logit_scale, inv_softcap, softcap_over_t, inv_t,
+            HAS_BIAS: tl.constexpr, HAS_SOFTCAP: tl.constexpr):  # fmt: skip
+    """(z, dz/da) of the raw logits at ``base + cols`` (plus the bias)."""
+    a = tl.load(base + cols, mask=ok, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        a += tl.load(B + cols, mask=ok, other=0.0).to(tl.float32)
+    return _transform(a, logit_scale, inv_softcap, softcap_over_t, inv_t, HAS_SOFTCAP)
+
+
+@triton.jit
 def _fold_kernel(
     Z,
     stride_z,
@@ -85,10 +95,18 @@ def _fold_kernel(
     for c0 in range(0, VS, BLOCK):
         cols = c0 + tl.arange(0, BLOCK)
         ok = cols < VS
-        a = tl.load(base + cols, mask=ok, other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            a += tl.load(B + cols, mask=ok, other=0.0).to(tl.float32)
-        z, _ = _transform(a, logit_scale, inv_softcap, softcap_over_t, inv_t, HAS_SOFTCAP)
+        z, _ = _load_z(
+            base,
+            B,
+            cols,
+            ok,
+            logit_scale,
+            inv_softcap,
+            softcap_over_t,
+            inv_t,
+            HAS_BIAS,
+            HAS_SOFTCAP,
+        )
         z = tl.where(ok, z, 0.0)
         t += tl.sum(tl.where(cols == y, z, 0.0), axis=0)
         zm = tl.where(ok, z, -float("inf"))
@@ -113,10 +131,18 @@ def _fold_kernel(
         for c0 in range(0, VS, BLOCK):
             cols = c0 + tl.arange(0, BLOCK)
             ok = cols < VS
-            a = tl.load(base + cols, mask=ok, other=0.0).to(tl.float32)
-            if HAS_BIAS:
-                a += tl.load(B + cols, mask=ok, other=0.0).to(tl.float32)
-            z, _ = _transform(a, logit_scale, inv_softcap, softcap_over_t, inv_t, HAS_SOFTCAP)
+            z, _ = _load_z(
+                base,
+                B,
+                cols,
+                ok,
+                logit_scale,
+                inv_softcap,
+                softcap_over_t,
+                inv_t,
+                HAS_BIAS,
+                HAS_SOFTCAP,
+            )
             tl.store(ebase + cols, tl.exp(z - m).to(E.dtype.element_ty), mask=ok)
     if FIRST:
         tl.store(M + row, m)
@@ -186,10 +212,18 @@ def _grad_kernel(
     for c0 in range(0, VS, BLOCK):
         cols = c0 + tl.arange(0, BLOCK)
         ok = cols < VS
-        a = tl.load(base + cols, mask=ok, other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            a += tl.load(B + cols, mask=ok, other=0.0).to(tl.float32)
-        z, chain = _transform(a, logit_scale, inv_softcap, softcap_over_t, inv_t, HAS_SOFTCAP)
+        z, chain = _load_z(
+            base,
+            B,
+            cols,
+            ok,
+            logit_scale,
+            inv_softcap,
+            softcap_over_t,
+            inv_t,
+            HAS_BIAS,
+            HAS_SOFTCAP,
+        )
         log_p = (z - m) - log_s
         p = tl.exp(log_p)
         gz = -p * (g + ge * (log_p + h)) if USE_ENT else -p * g

@@ -63,6 +63,19 @@ def _sequence_sums(values: torch.Tensor, seq: torch.Tensor, n_seq: int) -> torch
     return acc.index_add_(0, seq, values.double())
 
 
+def _scaled_grads(ctx, grad_loss):
+    """The backward of a loss whose gradients were formed in its forward: those gradients
+    (saved as ``dh, dw, db``) times the upstream gradient of the loss."""
+    dh, dw, db = ctx.saved_tensors
+    need_h, need_w, need_b = ctx.flags
+    return (
+        dh * grad_loss.to(dh.dtype) if need_h else None,
+        dw * grad_loss.to(dw.dtype) if need_w else None,
+        db * grad_loss.to(db.dtype) if need_b else None,
+        None,
+    )
+
+
 class _PairwiseFused(torch.autograd.Function):
     """Loss value and its gradients in one sweep over pair groups (see the module doc)."""
 
@@ -139,14 +152,7 @@ class _PairwiseFused(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss, _grad_losses=None, _grad_seq=None):  # type: ignore[override]
-        dh, dw, db = ctx.saved_tensors
-        need_h, need_w, need_b = ctx.flags
-        return (
-            dh * grad_loss.to(dh.dtype) if need_h else None,
-            dw * grad_loss.to(dw.dtype) if need_w else None,
-            db * grad_loss.to(db.dtype) if need_b else None,
-            None,
-        )
+        return _scaled_grads(ctx, grad_loss)
 
 
 class _TokenLossFused(torch.autograd.Function):
@@ -217,14 +223,7 @@ class _TokenLossFused(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss):  # type: ignore[override]
-        dh, dw, db = ctx.saved_tensors
-        need_h, need_w, need_b = ctx.flags
-        return (
-            dh * grad_loss.to(dh.dtype) if need_h else None,
-            dw * grad_loss.to(dw.dtype) if need_w else None,
-            db * grad_loss.to(db.dtype) if need_b else None,
-            None,
-        )
+        return _scaled_grads(ctx, grad_loss)
 
 
 class FusedLinearPreferenceLoss(torch.nn.Module):
