@@ -79,7 +79,7 @@ def _common(tmp_path, **kw):
     }
 
 
-def _trainer(kind, tmp_path, *, tie=False, loss_type=None, lora=False):
+def _trainer(kind, tmp_path, *, tie=False, loss_type=None, lora=False, dpo=None):
     from datasets import Dataset
 
     tok = tiny_lm.make_tokenizer()
@@ -87,7 +87,9 @@ def _trainer(kind, tmp_path, *, tie=False, loss_type=None, lora=False):
     if kind == "dpo":
         from trl import DPOConfig, DPOTrainer
 
-        args = DPOConfig(**_common(tmp_path, max_length=32), loss_type=loss_type or ["sigmoid"])
+        args = DPOConfig(
+            **_common(tmp_path, max_length=32), loss_type=loss_type or ["sigmoid"], **(dpo or {})
+        )
         ds = Dataset.from_list(tiny_lm.preference_rows(12))
         if lora:  # LoRA on the backbone; the reference is the model with adapters disabled
             from peft import LoraConfig
@@ -142,12 +144,13 @@ def _trainer(kind, tmp_path, *, tie=False, loss_type=None, lora=False):
     return trainer, len(tok)
 
 
-def _run(kind, tmp_path, *, fastalign, **kw):
+def _run(kind, tmp_path, *, fastalign, budget=1, **kw):
     """Per-step losses (full precision), parameters before and after, logged metrics, and
     the most rows of a [*, V] tensor formed inside the loss computation and its backward
-    (generation, which needs logits of the last position, is outside)."""
+    (generation, which needs logits of the last position, is outside). ``budget``: the
+    fused DPO loss's kept tiles (1 byte: none kept, so that no [tokens, V] buffer forms)."""
     if fastalign:
-        fa_trl.enable(chunk_rows=CHUNK)
+        fa_trl.enable(chunk_rows=CHUNK, memory_budget=budget)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -227,6 +230,60 @@ def test_stock_trainer_with_fastalign_trains_identically(tmp_path, kind, kw):
     # forms chunks of CHUNK rows
     assert stock[4] > CHUNK
     assert 0 < fast[4] <= CHUNK
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {},
+        {"loss_type": ["ipo"]},
+        {"loss_type": ["robust"], "label_smoothing": 0.2},
+        {"loss_type": ["sigmoid", "hinge", "bco_pair"], "loss_weights": [0.6, 0.3, 0.1]},
+        {"f_divergence_type": "js_divergence"},
+        {"f_divergence_type": "alpha_divergence", "f_alpha_divergence_coef": 0.3},
+        # (at tau 0.1, beta 2 the 3-step updates differ by 3e-5 relative: stock TRL's own
+        # fp32 statistics; fastalign's losses there are within 1e-8 of a float64 run's)
+        {"loss_type": ["discopop"], "discopop_tau": 0.5},
+        {"ld_alpha": 0.4},
+        {"use_weighting": True},
+    ],
+    ids=["sigmoid", "ipo", "robust", "weights", "js", "alpha", "discopop", "ld-dpo", "wpo"],
+)
+def test_dpo_loss_on_the_fused_path_trains_like_stock(tmp_path, monkeypatch, cfg):
+    """Stock DPOTrainer with enable(): the loss runs on the 3-pass fused step (every tile
+    kept), and losses, weight updates and every logged metric equal stock TRL's over 3 steps,
+    for the loss types and options of TRL 1.16's DPOTrainer."""
+    from fastalign.losses import fused_linear
+
+    runs = []
+    real = fused_linear._PairwiseFused.forward
+
+    def counted(*a, **k):
+        runs.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(fused_linear._PairwiseFused, "forward", staticmethod(counted))
+    dpo = {k: v for k, v in cfg.items() if k != "loss_type"}
+    kw = {"loss_type": cfg.get("loss_type"), "dpo": dpo}
+    stock = _run("dpo", tmp_path, fastalign=False, **kw)
+    assert not runs
+    fast = _run("dpo", tmp_path, fastalign=True, budget=None, **kw)
+    assert len(runs) >= 3  # the fused step ran every step, no fallback
+    _assert_same_training(stock, fast)
+
+
+def test_dpo_loss_falls_back_for_batch_coupled_losses(tmp_path, caplog):
+    """sigmoid + sft (a batch-coupled loss) runs TRL's own loss on fastalign's log-probs,
+    said once."""
+    import logging
+
+    from fastalign.integrations import _trl_dpo
+
+    _trl_dpo._said.clear()
+    with caplog.at_level(logging.WARNING, logger="fastalign.integrations.trl"):
+        _run("dpo", tmp_path, fastalign=True, loss_type=["sigmoid", "sft"])
+    said = [r for r in caplog.records if "couples the batch" in r.getMessage()]
+    assert len(said) == 1
 
 
 def _truth(h, w, b, y, temp=1.0, cap=None, scale=1.0):

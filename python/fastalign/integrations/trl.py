@@ -5,10 +5,17 @@ patches the model so that ``model(..., labels=..., fused_lm_head=True)`` runs th
 hands the last hidden states and the LM head's weight to one chunked log-prob function
 (``trl.trainer.utils._ChunkedLogProbFunction``). DPOTrainer, KTOTrainer, GRPOTrainer,
 RLOOTrainer and SFTTrainer all go through it. :func:`enable` swaps that one function for
-X
+fastalign's fused head (the tiling driver: cuBLAS GEMMs and Triton row kernels on CUDA, the
 torch path elsewhere) and makes TRL hand over only the positions it scores (prompt and padding
-rows are dropped before any matmul, on every device). Nothing else in the trainer changes:
-its data collation, reference-model handling, loss formulas, logging and optimizer stay TRL's.
+rows are dropped before any matmul, on every device).
+
+It also routes stock ``DPOTrainer``'s loss through fastalign's 3-pass fused DPO step
+(``dpo_loss=True``, the default; ``fastalign.integrations._trl_dpo``): the policy's head is
+captured as TRL hands it over, and the gradient is formed in the forward, one group of pairs
+at a time, so the backward recomputes no logits. Loss types, ``loss_weights``,
+``f_divergence_type``, ``label_smoothing``, ``ld_alpha`` and ``use_weighting`` follow TRL
+1.16's definitions, and the logged metrics are TRL's. Everything else stays TRL's: data
+collation, reference-model handling, the other trainers' losses, logging and the optimizer.
 
 Example::
 
@@ -82,6 +89,7 @@ class FastalignLogProbFunction:
 
     backend: str = "auto"
     chunk_rows: int | None = None
+    memory_budget: int | None = None  # of the fused DPO loss's kept tiles
 
     @classmethod
     def apply(
@@ -122,6 +130,27 @@ class FastalignLogProbFunction:
             chunk_rows=cls.chunk_rows,
             cast_weight=cast,
         )
+
+        def asked(name: str, value: torch.Tensor | None) -> torch.Tensor | None:
+            return value if name in outputs else None
+
+        from fastalign.integrations import _trl_dpo
+
+        captured = _trl_dpo.capturing()
+        if captured is not None:  # the fused DPO loss takes the head from here
+            from fastalign.logprobs._checks import make_transform
+
+            tf = make_transform(opts.temperature, opts.logit_scale, opts.softcap)
+            captured.append(dict(hidden=hidden, weight=weight, bias=bias, targets=targets,
+                                 compute=compute, transform=tf))  # fmt: skip
+            zeros = torch.zeros(targets.shape[0], dtype=torch.float32, device=hidden.device)
+            return (
+                zeros,
+                zeros.clone() if want_entropy else None,
+                asked("log_sum_sq_probs", zeros.clone()),
+                asked("mean_logits", zeros.clone()),
+                asked("is_top1", zeros.bool()),
+            )
         with torch.autocast(device, enabled=False):
             out = fused_head(
                 hidden.to(compute),
@@ -132,9 +161,6 @@ class FastalignLogProbFunction:
                 entropy=want_entropy,
                 stats=stats,
             )
-
-        def asked(name: str, value: torch.Tensor | None) -> torch.Tensor | None:
-            return value if name in outputs else None
 
         return (
             out.logps,
@@ -150,15 +176,28 @@ def _compact_everywhere(device: torch.device) -> bool:
     return True
 
 
-def enable(*, backend: str = "auto", chunk_rows: int | None = None) -> None:
+def enable(
+    *,
+    backend: str = "auto",
+    chunk_rows: int | None = None,
+    dpo_loss: bool = True,
+    memory_budget: int | None = None,
+) -> None:
     """Routes TRL's fused LM-head log-probs through fastalign, process-wide, until
-    :func:`disable`. Idempotent; a second call updates ``backend`` / ``chunk_rows``.
+    :func:`disable`. Idempotent; a second call updates the options.
 
     Args:
         backend: ``"auto"`` (Triton on CUDA, chunked torch elsewhere), ``"triton"``,
             ``"torch"`` or ``"reference"`` (materialized logits; for debugging).
         chunk_rows: tokens per chunk of the torch path (default: about 128 MB of float32
             logits per chunk); results do not depend on it.
+        dpo_loss: also route stock ``DPOTrainer``'s loss through the 3-pass fused DPO step
+            (the gradient formed in the forward; see
+            ``fastalign.integrations._trl_dpo``); what it does not cover runs TRL's own
+            loss on fastalign's log-probs, logged once.
+        memory_budget: bytes of the fused DPO step's kept logits tiles per group of pairs
+            (default 1 GiB on CUDA, 128 MiB elsewhere; see
+            :class:`fastalign.losses.FusedLinearPreferenceLoss`).
 
     Raises:
         ImportError: TRL is missing, or too old to have the fused LM-head path.
@@ -172,6 +211,11 @@ def enable(*, backend: str = "auto", chunk_rows: int | None = None) -> None:
         isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1
     ):
         raise InvalidInputError(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
+    if not isinstance(dpo_loss, bool):
+        raise TypeError(f"dpo_loss must be a bool, not {type(dpo_loss).__name__}")
+    from fastalign.logprobs._checks import check_count
+
+    memory_budget = check_count(memory_budget, "memory_budget")
     utils = _trl_utils()
     with _lock:
         if _saved is None:
@@ -181,8 +225,35 @@ def enable(*, backend: str = "auto", chunk_rows: int | None = None) -> None:
             }
         FastalignLogProbFunction.backend = backend
         FastalignLogProbFunction.chunk_rows = chunk_rows
+        FastalignLogProbFunction.memory_budget = memory_budget
         utils._ChunkedLogProbFunction = FastalignLogProbFunction
         utils._use_triton = _compact_everywhere
+        _route_dpo_loss(dpo_loss)
+
+
+_dpo_original: Any = None
+
+
+def _route_dpo_loss(on: bool) -> None:
+    """Installs (or removes) the fused DPO loss on ``trl.DPOTrainer._compute_loss``."""
+    global _dpo_original
+    try:
+        from trl.trainer.dpo_trainer import DPOTrainer
+    except ImportError:  # pragma: no cover - TRL without DPOTrainer
+        return
+    if on and _dpo_original is None:
+        from fastalign.integrations import _trl_dpo
+
+        original = DPOTrainer._compute_loss
+
+        def _compute_loss(self, model, inputs, return_outputs):
+            return _trl_dpo.compute_loss(original, self, model, inputs, return_outputs)
+
+        _dpo_original = original
+        DPOTrainer._compute_loss = _compute_loss
+    elif not on and _dpo_original is not None:
+        DPOTrainer._compute_loss = _dpo_original
+        _dpo_original = None
 
 
 def disable() -> None:
@@ -194,6 +265,7 @@ def disable() -> None:
         utils = _trl_utils()
         for name, value in _saved.items():
             setattr(utils, name, value)
+        _route_dpo_loss(False)
         _saved = None
 
 
@@ -203,15 +275,27 @@ def is_enabled() -> bool:
 
 
 @contextlib.contextmanager
-def enabled(*, backend: str = "auto", chunk_rows: int | None = None) -> Iterator[None]:
+def enabled(
+    *,
+    backend: str = "auto",
+    chunk_rows: int | None = None,
+    dpo_loss: bool = True,
+    memory_budget: int | None = None,
+) -> Iterator[None]:
     """:func:`enable` for the duration of a ``with`` block, then the previous state."""
     was = is_enabled()
-    previous = (FastalignLogProbFunction.backend, FastalignLogProbFunction.chunk_rows)
-    enable(backend=backend, chunk_rows=chunk_rows)
+    previous = (
+        FastalignLogProbFunction.backend,
+        FastalignLogProbFunction.chunk_rows,
+        _dpo_original is not None,
+        FastalignLogProbFunction.memory_budget,
+    )
+    enable(backend=backend, chunk_rows=chunk_rows, dpo_loss=dpo_loss, memory_budget=memory_budget)
     try:
         yield
     finally:
         if was:
-            enable(backend=previous[0], chunk_rows=previous[1])
+            enable(backend=previous[0], chunk_rows=previous[1], dpo_loss=previous[2],
+                   memory_budget=previous[3])  # fmt: skip
         else:
             disable()

@@ -76,6 +76,31 @@ def _scaled_grads(ctx, grad_loss):
     )
 
 
+def _pair_groups(
+    counts: list[int], batch: int, rows_budget: int, tok_seq: torch.Tensor
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Whole pairs grouped so that a group's scored tokens fit ``rows_budget`` (a larger
+    pair forms a group of its own): ``(pair ids, token positions)`` per group, for tokens
+    of sequences ``tok_seq`` (chosen ``i``, rejected ``batch + i``; ``counts`` per sequence)."""
+    groups, cur, cur_tok = [], [], 0
+    for i in range(batch):
+        n_i = counts[i] + counts[batch + i]
+        if cur and cur_tok + n_i > rows_budget:
+            groups.append(cur)
+            cur, cur_tok = [], 0
+        cur.append(i)
+        cur_tok += n_i
+    if cur:
+        groups.append(cur)
+    pos = torch.arange(tok_seq.numel(), device=tok_seq.device)
+    out = []
+    for g in groups:
+        pairs = torch.tensor(g, device=tok_seq.device)
+        in_group = torch.isin(tok_seq, torch.cat([pairs, pairs + batch]))
+        out.append((pairs, pos[in_group]))
+    return out
+
+
 class _PairwiseFused(torch.autograd.Function):
     """Loss value and its gradients in one sweep over pair groups (see the module doc)."""
 
@@ -101,6 +126,16 @@ class _PairwiseFused(torch.autograd.Function):
         seq_logps = torch.zeros(n_seq, dtype=compute, device=hidden.device)
         # the per-pair problem (sums, losses, d loss / d sum) in float64: [B]-sized
         losses = torch.zeros(batch, dtype=torch.float64, device=hidden.device)
+        # optional: per-token weights of the sequence sums (LD-DPO), per-token metric
+        # statistics from the forward fold (TRL's logging), WPO's detached pair weights
+        tok_w = meta.get("token_weights")
+        want_stats = meta.get("stats", False) or meta.get("wpo", False)
+        n_tok = tok_y.numel()
+        stats = {}
+        if want_stats:
+            stats = {k: torch.zeros(n_tok, dtype=compute, device=hidden.device)
+                     for k in ("logps", "entropy", "log_sum_sq_probs", "mean_logits")}  # fmt: skip
+            stats["is_top1"] = torch.zeros(n_tok, dtype=torch.bool, device=hidden.device)
         h_all, w, b, _ = _tiling.upcast_operands(tok_h, weight, bias)
         for pairs, idx in groups:
             m = int(idx.numel())
@@ -109,25 +144,43 @@ class _PairwiseFused(torch.autograd.Function):
             seq = tok_seq.index_select(0, idx)
             tiles = _tiling.plan(m, vocab, h.device, chunk_rows=meta["chunk_rows"],
                                  chunk_vocab=meta["chunk_vocab"])  # fmt: skip
-            store = _tiling.Store.empty(m, vocab, tiles, weight.dtype, h.device, budget)
-            state = _tiling.fold_head(
-                h, w, b, y, transform, tiles, rows, entropy=False, stats=False, store=store
-            )
+            store = _tiling.Store.empty(m, vocab, tiles, tok_h.dtype, h.device, budget)
+            state = _tiling.fold_head(h, w, b, y, transform, tiles, rows, entropy=want_stats,
+                                      stats=want_stats, store=store)  # fmt: skip
             fin = _tiling.finish(state, y, vocab)
+            if want_stats:
+                found = {
+                    "logps": fin.logp,
+                    "entropy": fin.ent,
+                    "is_top1": fin.is_top1,
+                    "log_sum_sq_probs": fin.log_sum_sq_probs,
+                    "mean_logits": fin.mean_logits,
+                }
+                for k, value in found.items():
+                    stats[k].index_copy_(0, idx, value.detach())
             # the pairs' losses and d(loss)/d(sequence log-prob), by autograd on [pairs]
             seqs = torch.cat([pairs, pairs + batch])
-            s = _sequence_sums(fin.logp, seq, n_seq)[seqs].detach().requires_grad_(True)
+            wt = None if tok_w is None else tok_w.index_select(0, idx).double()
+            contrib = fin.logp if wt is None else fin.logp.double() * wt
+            s = _sequence_sums(contrib, seq, n_seq)[seqs].detach().requires_grad_(True)
             seq_logps[seqs] = s.detach().to(compute)
             k = pairs.numel()
             with torch.enable_grad():
                 out = loss_fn(s[:k], s[k:], pairs)
+                if meta.get("wpo", False):  # WPO: exp(mean(log p - log sum p^2)), detached
+                    lens = torch.zeros(n_seq, dtype=torch.float64, device=hidden.device)
+                    lens.index_add_(0, seq, torch.ones_like(seq, dtype=torch.float64))
+                    aligned = _sequence_sums(fin.logp - fin.log_sum_sq_probs, seq, n_seq)
+                    pw = torch.exp(aligned[seqs] / lens[seqs].clamp_min(1))
+                    out = out * (pw[:k] * pw[k:])
                 (ds,) = torch.autograd.grad(out.sum() / batch, s)
             losses[pairs] = out.detach()
             if not (need_h or need_w or need_b):
                 continue
             g_seq = torch.zeros(n_seq, dtype=torch.float64, device=hidden.device)
             g_seq[seqs] = ds
-            g = g_seq.index_select(0, seq).to(compute)
+            g = g_seq.index_select(0, seq)
+            g = (g if wt is None else g * wt).to(compute)
             dh_g, dw, db_g = _tiling.grad_head(
                 h, w, b, y, transform, tiles, rows, m=state.m, log_s=fin.log_s, ent=None,
                 g_lp=g, g_ent=None, lab=_tiling.label_grad(fin.logp, g), need_h=need_h,
@@ -147,6 +200,7 @@ class _PairwiseFused(torch.autograd.Function):
         ctx.flags = (need_h, need_w, need_b)
         loss = (losses.sum() / batch).to(compute)
         losses = losses.to(compute)
+        meta["stats_out"] = stats
         ctx.mark_non_differentiable(losses, seq_logps)
         return loss, losses, seq_logps
 
@@ -185,7 +239,7 @@ class _TokenLossFused(torch.autograd.Function):
         n = int(keep.numel())
         tiles = _tiling.plan(n, vocab, h.device, chunk_rows=meta["chunk_rows"],
                              chunk_vocab=meta["chunk_vocab"])  # fmt: skip
-        store = _tiling.Store.empty(n, vocab, tiles, weight.dtype, h.device, meta["memory_budget"])
+        store = _tiling.Store.empty(n, vocab, tiles, hidden.dtype, h.device, meta["memory_budget"])
         state = _tiling.fold_head(
             h, w, b, y, transform, tiles, rows, entropy=False, stats=False, store=store
         )
@@ -394,27 +448,9 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
         budget = self.memory_budget or (
             _tiling._CUDA_STORE_BYTES if hidden.is_cuda else _tiling._CPU_STORE_BYTES
         )
-        low = weight.dtype != _tiling.compute_dtype(weight.dtype)
-        rows_budget = chunk_rows_for(vocab, budget, 2 if low else weight.element_size())
-        # group whole pairs so that a group's tokens fit the buffer (a pair larger than the
-        # buffer forms a group of its own: the buffer then grows to hold it)
-        counts = lengths.tolist()
-        groups, cur, cur_tok = [], [], 0
-        for i in range(batch):
-            n_i = counts[i] + counts[batch + i]
-            if cur and cur_tok + n_i > rows_budget:
-                groups.append(cur)
-                cur, cur_tok = [], 0
-            cur.append(i)
-            cur_tok += n_i
-        if cur:
-            groups.append(cur)
-        pos = torch.arange(keep.numel(), device=hidden.device)
-        group_idx = []
-        for g in groups:
-            pairs = torch.tensor(g, device=hidden.device)
-            in_group = torch.isin(tok_seq, torch.cat([pairs, pairs + batch]))
-            group_idx.append((pairs, pos[in_group]))
+        low = hidden.dtype != _tiling.compute_dtype(hidden.dtype)
+        rows_budget = chunk_rows_for(vocab, budget, 2 if low else hidden.element_size())
+        group_idx = _pair_groups(lengths.tolist(), batch, rows_budget, tok_seq)
 
         lw_all, ll_all = kw.pop("chosen_lengths"), kw.pop("rejected_lengths")
 
