@@ -87,9 +87,8 @@ def _trainer(kind, tmp_path, *, tie=False, loss_type=None, lora=False, dpo=None)
     if kind == "dpo":
         from trl import DPOConfig, DPOTrainer
 
-        args = DPOConfig(
-            **_common(tmp_path, max_length=32), loss_type=loss_type or ["sigmoid"], **(dpo or {})
-        )
+        args = DPOConfig(**{**_common(tmp_path, max_length=32), "loss_type":
+                            loss_type or ["sigmoid"], **(dpo or {})})  # fmt: skip
         ds = Dataset.from_list(tiny_lm.preference_rows(12))
         if lora:  # LoRA on the backbone; the reference is the model with adapters disabled
             from peft import LoraConfig
@@ -232,6 +231,22 @@ def test_stock_trainer_with_fastalign_trains_identically(tmp_path, kind, kw):
     assert 0 < fast[4] <= CHUNK
 
 
+@pytest.fixture
+def fused_runs(monkeypatch):
+    """Counts the fused DPO step's forward calls."""
+    from fastalign.losses import fused_linear
+
+    runs = []
+    real = fused_linear._PairwiseFused.forward
+
+    def counted(*a, **k):
+        runs.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(fused_linear._PairwiseFused, "forward", staticmethod(counted))
+    return runs
+
+
 @pytest.mark.parametrize(
     "cfg",
     [
@@ -246,23 +261,26 @@ def test_stock_trainer_with_fastalign_trains_identically(tmp_path, kind, kw):
         {"loss_type": ["discopop"], "discopop_tau": 0.5},
         {"ld_alpha": 0.4},
         {"use_weighting": True},
+        {"precompute_ref_log_probs": True, "ld_alpha": 0.4},
     ],
-    ids=["sigmoid", "ipo", "robust", "weights", "js", "alpha", "discopop", "ld-dpo", "wpo"],
+    ids=[
+        "sigmoid",
+        "ipo",
+        "robust",
+        "weights",
+        "js",
+        "alpha",
+        "discopop",
+        "ld-dpo",
+        "wpo",
+        "precomputed-ref",
+    ],
 )
-def test_dpo_loss_on_the_fused_path_trains_like_stock(tmp_path, monkeypatch, cfg):
+def test_dpo_loss_on_the_fused_path_trains_like_stock(tmp_path, fused_runs, cfg):
     """Stock DPOTrainer with enable(): the loss runs on the 3-pass fused step (every tile
     kept), and losses, weight updates and every logged metric equal stock TRL's over 3 steps,
     for the loss types and options of TRL 1.16's DPOTrainer."""
-    from fastalign.losses import fused_linear
-
-    runs = []
-    real = fused_linear._PairwiseFused.forward
-
-    def counted(*a, **k):
-        runs.append(1)
-        return real(*a, **k)
-
-    monkeypatch.setattr(fused_linear._PairwiseFused, "forward", staticmethod(counted))
+    runs = fused_runs
     dpo = {k: v for k, v in cfg.items() if k != "loss_type"}
     kw = {"loss_type": cfg.get("loss_type"), "dpo": dpo}
     stock = _run("dpo", tmp_path, fastalign=False, **kw)
@@ -270,6 +288,21 @@ def test_dpo_loss_on_the_fused_path_trains_like_stock(tmp_path, monkeypatch, cfg
     fast = _run("dpo", tmp_path, fastalign=True, budget=None, **kw)
     assert len(runs) >= 3  # the fused step ran every step, no fallback
     _assert_same_training(stock, fast)
+
+
+def test_dpo_loss_on_the_fused_path_under_bf16_autocast(tmp_path, fused_runs):
+    """bf16 autocast on CPU (fp32 master weights): the fused step runs in bf16 with bf16
+    kept tiles, and the per-step losses stay within bf16 noise of stock TRL's."""
+    kw = {"dpo": {"bf16": True}}
+    stock = _run("dpo", tmp_path, fastalign=False, **kw)
+    fast = _run("dpo", tmp_path, fastalign=True, budget=None, **kw)
+    assert len(fused_runs) >= 3
+    for a, b in zip(stock[0], fast[0], strict=True):
+        assert abs(a - b) <= 2e-2 * abs(a), (stock[0], fast[0])
+    for name, w0 in stock[1].items():
+        da, db = stock[2][name] - w0, fast[2][name] - w0
+        cos = torch.nn.functional.cosine_similarity(da.flatten(), db.flatten(), dim=0)
+        assert cos > 0.99, (name, float(cos))
 
 
 def test_dpo_loss_falls_back_for_batch_coupled_losses(tmp_path, caplog):
