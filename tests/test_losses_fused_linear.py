@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fastalign.errors import InvalidInputError, ShapeError
@@ -330,6 +330,19 @@ def _fidelity_case(loss_type, seed, t, memory_budget, *, b=2, h=64, v=4096, chun
         weight.double(),
         None,
     )
+    # every fp32 path rounds each token's log-prob once: over a sequence that is a random
+    # walk of 2^-24 ||logp||_2 in its sum, times the loss's sensitivity to the sum. A naive
+    # path whose roundings cancel by chance is luck, not accuracy: 4 of those are allowed
+    # beyond the rule (seed 1175, t=256 robust: a saturated loss of 8.6e-24 with errors
+    # 2.1e-29 vs naive's 5.0e-30 and a walk of 1.9e-29; see the saturated case below)
+    lp64 = ref_token_logps(hidden.double().reshape(-1, h), weight.double(), labels.reshape(-1))
+    lp64 = lp64.reshape(2 * b, t)
+    s64 = lp64.sum(1).detach().requires_grad_(True)
+    lens = (labels != -100).sum(1)
+    (ds,) = torch.autograd.grad(preference_loss(s64[:b], s64[b:], ref_w.double(), ref_l.double(),
+                                                chosen_lengths=lens[:b], rejected_lengths=lens[b:],
+                                                **kw).loss, s64)  # fmt: skip
+    walk = float((ds.abs() * 2.0**-24 * lp64.norm(dim=1)).sum())
     for what, got, nat, want in [
         ("loss", fused.loss, naive.loss, ref.loss),
         ("d hidden", g_fused[0], g_naive[0], g_ref[0]),
@@ -339,6 +352,16 @@ def _fidelity_case(loss_type, seed, t, memory_budget, *, b=2, h=64, v=4096, chun
         # the rule: at most 2x the naive path's error, plus 4 ulps of the result's scale (where
         # naive happens to land within an ulp, both are rounding of the last operation)
         ulps = 4 * 2.0**-24 * want.detach().double().abs().max().item()
+        if what == "loss":
+            ulps += 4 * walk
+        if float(ref.loss.detach()) < 1e-12:
+            # a saturated loss: every output is ~exp(-beta margin) and carries beta times the
+            # sums' rounding walk as relative error, in any fp32 path (the 2x comparison is a
+            # coin toss there): the fp32 contract vs float64 instead
+            scale = float(want.detach().double().abs().max())
+            tiny = 2.0**-126  # below it fp32 flushes (a loss of 1e-101 is 0 in any fp32 path)
+            assert err <= (1e-5 if what == "loss" else 1e-4) * scale + tiny, (what, err, scale)
+            continue
         assert err <= 2 * err_naive + ulps, (
             f"{loss_type} {what}: error {err:.3e} vs naive fp32 {err_naive:.3e} (+ {ulps:.1e})"
         )
@@ -358,6 +381,7 @@ def _fidelity_case(loss_type, seed, t, memory_budget, *, b=2, h=64, v=4096, chun
     memory_budget=st.sampled_from([2**14, 2**27]),
     chunk_vocab=st.sampled_from([None, 1000]),
 )
+@example(seed=1175, t=256, memory_budget=2**14, chunk_vocab=None)  # robust saturates there
 def test_float32_fidelity_on_long_sequences(loss_type, seed, t, memory_budget, chunk_vocab):
     _fidelity_case(loss_type, seed, t, memory_budget, chunk_vocab=chunk_vocab)
 
