@@ -3,8 +3,8 @@
 Builds a small Llama-style model from a config (random weights, no download) with its
 vocabulary padded to 32,000 rows, so the LM head costs what it costs in real training, and a
 word-level tokenizer in memory. Each run happens in its own process (so its peak memory is
-its own), with the same seed and data; fastalign changes nothing but where TRL's log-probs are
-computed (``fastalign.integrations.trl.enable()``).
+its own), with the same seed and data; ``fastalign.integrations.trl.enable()`` changes where
+TRL's log-probs are computed and runs DPOTrainer's loss on fastalign's 3-pass fused step.
 
     python examples/trl_dpo_tiny.py [--steps 4] [--vocab 32000]
 """

@@ -27,11 +27,18 @@ SIZES: dict[str, tuple[int, tuple[int, int], tuple[int, int], int, int, int]] = 
     "full": (8, (96, 128), (16, 48), 512, 4, 64000),
 }
 REPEAT = {"tiny": 1, "quick": 3, "default": 3, "full": 3}
-IMPLS = ["TRL DPOTrainer (stock)", "TRL DPOTrainer + fastalign.integrations.trl"]
+IMPLS = [
+    "TRL DPOTrainer (stock)",
+    "TRL DPOTrainer + fastalign.integrations.trl",
+    "TRL DPOTrainer + fastalign log-probs only (dpo_loss=False)",
+]
 
 
-def trainer(size: str, *, fastalign: bool, dtype: Any = None, out_dir: str) -> tuple[Any, Any]:
-    """A DPOTrainer over the workload's model and data, and its first batch."""
+def trainer(
+    size: str, *, fastalign: bool, dtype: Any = None, out_dir: str, dpo_loss: bool = True
+) -> tuple[Any, Any]:
+    """A DPOTrainer over the workload's model and data, and its first batch (``dpo_loss``:
+    the fused 3-pass DPO loss, or only fastalign's log-probs under TRL's loss)."""
     import datasets
     import torch
     from datasets import Dataset
@@ -45,7 +52,7 @@ def trainer(size: str, *, fastalign: bool, dtype: Any = None, out_dir: str) -> t
     if fastalign:
         import fastalign.integrations.trl as fa_trl
 
-        fa_trl.enable()
+        fa_trl.enable(dpo_loss=dpo_loss)
     tok = tiny_lm.make_tokenizer()
     model = tiny_lm.make_llama(
         tok, vocab_size=vocab or None, hidden_size=hidden, layers=layers, seed=0
@@ -102,7 +109,7 @@ def run_impl(op: str, impl: str, size: str, measure: Callable[..., dict[str, Any
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with tempfile.TemporaryDirectory() as tmp:
-        t, batch = trainer(size, fastalign=impl == IMPLS[1], out_dir=tmp)
+        t, batch = trainer(size, fastalign=impl != IMPLS[0], out_dir=tmp, dpo_loss=impl != IMPLS[2])
         return measure(_step(t, batch), REPEAT[size], device)
 
 
@@ -142,5 +149,7 @@ def rows(size: str, progress: Callable[[str], None] | None = None) -> list[Row]:
         if r.impl == IMPLS[0] and device == "cpu":
             r.note = "TRL's CPU path scores every position (prompt and padding too)"
         elif r.impl == IMPLS[1]:
-            r.note = "scores the completion tokens only, in chunks"
+            r.note = "the loss's gradient formed in the forward: 3 head passes"
+        elif r.impl == IMPLS[2]:
+            r.note = "TRL's loss on fastalign's log-probs: 4 head passes"
     return out
