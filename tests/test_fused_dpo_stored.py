@@ -281,3 +281,43 @@ def test_grpo_keeps_every_tile_within_the_budget(monkeypatch):
     grads(lambda x, w, _: mod(x, w, labels, torch.ones(4, dtype=torch.float64)), hidden,
           weight, None)  # fmt: skip
     assert calls == [10, 10, 10]
+
+
+@pytest.mark.parametrize("which", ["preference", "grpo"])
+def test_fp16_gradients_survive_a_loss_scale(which):
+    """A GradScaler's 2^16 on a loss whose gradient was formed in the forward: the fp16
+    gradients are scaled in fp32 and rounded once (2^16 itself overflows fp16), so they are
+    finite and equal 2^16 times the unscaled ones."""
+    from fastalign.losses import FusedLinearGRPOLoss
+
+    hidden, weight, _, labels, ref_w, ref_l = make(2, 2, 12, 16, 300)
+    x, w = hidden.half(), weight.half()
+    if which == "preference":
+        mod = FusedLinearPreferenceLoss("sigmoid", beta=0.1)
+
+        def loss(a, b):
+            return mod(a, b, labels, ref_w, ref_l).loss
+
+    else:
+        mod = FusedLinearGRPOLoss("grpo")
+        adv = torch.linspace(-1, 1, 4, dtype=torch.float64)
+
+        def loss(a, b):
+            return mod(a, b, labels, adv).loss
+
+    grads_ = []
+    for scale in (1.0, 2.0**16):
+        a, b = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+        (loss(a, b) * scale).backward()
+        assert a.grad.dtype == b.grad.dtype == torch.float16
+        assert torch.isfinite(a.grad).all()
+        assert torch.isfinite(b.grad).all()
+        grads_.append((a.grad.float() / scale, b.grad.float() / scale))
+    for g1, g2 in zip(*grads_, strict=True):
+        assert max_abs_err(g2, g1) <= 2e-3 * float(g1.abs().max())
+
+
+def test_preference_module_refuses_mixed_dtypes():
+    hidden, weight, _, labels, ref_w, ref_l = make(0, 1, 6, 4, 20)
+    with pytest.raises(TypeError, match="share a dtype"):
+        _module()(hidden.float(), weight, labels, ref_w, ref_l)

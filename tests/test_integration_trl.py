@@ -483,3 +483,23 @@ def test_example_script_runs_and_agrees():
     assert len(stock["losses"]) == len(fast["losses"]) == 2
     assert fast["losses"] == pytest.approx(stock["losses"], rel=1e-5)
     assert "speed-up" in proc.stdout
+
+
+def test_captured_head_placeholders_stay_connected():
+    """While the fused DPO loss captures the LM-head call, the placeholder outputs still
+    depend on the hidden states and the head (DDP's unused-parameter search must find
+    every parameter the fused loss will reach)."""
+    from fastalign.integrations import _trl_dpo
+
+    h = torch.randn(5, 8, requires_grad=True)
+    w = torch.randn(12, 8, requires_grad=True)
+    y = torch.randint(0, 12, (5,))
+    with _trl_dpo.capture() as calls:
+        lp, *_ = fa_trl.FastalignLogProbFunction.apply(h, w, None, y, 1.0, 32768)
+    assert len(calls) == 1
+    assert calls[0]["hidden"] is h
+    assert not lp.any()
+    assert lp.requires_grad
+    gh, gw = torch.autograd.grad(lp.sum(), [h, w])
+    assert not gh.any()
+    assert not gw.any()

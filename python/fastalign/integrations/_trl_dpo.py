@@ -19,7 +19,9 @@ Covered: every ``loss_type`` of TRL 1.16's DPOTrainer that is separable per pair
 ``use_weighting`` (WPO's detached pair weights), given or computed reference log-probs.
 Falls back to TRL's own loss (on fastalign's log-probs), logged once per reason: ``aot``,
 ``aot_unpaired`` and ``sft`` (batch-coupled losses), ``return_outputs=True``, MoE auxiliary
-losses, and models whose outputs carry extra positions (prompt-learning PEFT).
+losses, fp16 compute (its loss scaling must reach the gradient tiles), and models whose
+outputs carry extra positions (prompt-learning PEFT); evaluation (no gradient) runs TRL's
+forward-only loss.
 """
 
 from __future__ import annotations
@@ -115,6 +117,14 @@ def compute_loss(original, trainer: Any, model: Any, inputs: dict, return_output
         _once("the model's outputs do not line up with the completion mask")
         return original(trainer, model, inputs, return_outputs)
     call = calls[0]
+    from fastalign.logprobs._checks import check_label_values
+
+    check_label_values(call["targets"], call["weight"].shape[0], -100)
+    if call["compute"] == torch.float16:
+        # the gradient is formed before the GradScaler's scale is known: fp16 tiles would
+        # flush what the scale exists to keep
+        _once("fp16 (loss scaling) keeps TRL's loss")
+        return original(trainer, model, inputs, return_outputs)
     two_b = shift.shape[0]
     batch = two_b // 2
     ref_call = None
@@ -171,7 +181,7 @@ def compute_loss(original, trainer: Any, model: Any, inputs: dict, return_output
         if ref_call is not None:
             # the reference sums by the policy's very code path (tiles, groups, float64 sums):
             # at a policy equal to its reference the log-ratios are exactly 0, as in TRL
-            ref = _sums(ref_call, groups, tok_seq, two_b, tok_w, rows, compute)
+            ref = _sums(ref_call, groups, tok_seq, two_b, tok_w, rows, ref_call["compute"])
             ref_w, ref_l = ref[:batch], ref[batch:]
         ref_w64, ref_l64 = ref_w.detach().double(), ref_l.detach().double()
         meta = dict(

@@ -143,7 +143,12 @@ class FastalignLogProbFunction:
             tf = make_transform(opts.temperature, opts.logit_scale, opts.softcap)
             captured.append(dict(hidden=hidden, weight=weight, bias=bias, targets=targets,
                                  compute=compute, transform=tf))  # fmt: skip
-            zeros = torch.zeros(targets.shape[0], dtype=torch.float32, device=hidden.device)
+            # zeros that still depend on the hidden states and the head, so that DDP's
+            # unused-parameter search finds every parameter the fused loss will reach
+            zeros = hidden.detach().new_zeros(targets.shape[0], dtype=torch.float32)
+            if hidden.requires_grad or weight.requires_grad:
+                link = hidden.reshape(-1)[:1].float().sum() + weight.reshape(-1)[:1].float().sum()
+                zeros = zeros + 0.0 * link
             return (
                 zeros,
                 zeros.clone() if want_entropy else None,

@@ -142,7 +142,9 @@ def grad_stored(
         zt.add_(off[:, None])
         zt.scatter_(1, col, torch.where(own, t, zt.gather(1, col).squeeze(1))[:, None])
     coef = -(g_lp * torch.exp((off - m) - log_s))[:, None]
-    g = torch.mul(e, coef, out=out)  # computed in fp32 (fp64), rounded once into out
+    narrow = out.dtype not in (torch.float32, torch.float64)
+    # computed in fp32 (fp64), rounded once into out at the end
+    g = e * coef if narrow else torch.mul(e, coef, out=out)
     g.scatter_(1, col, torch.where(own, lab.to(g.dtype), g.gather(1, col).squeeze(1))[:, None])
     if need_z:
         transform.chain_(g, zt)
@@ -150,4 +152,7 @@ def grad_stored(
         scale = transform.logit_scale / transform.temperature
         if scale != 1.0:
             g.mul_(scale)
+    if narrow:
+        out.copy_(g)
+        return out
     return g

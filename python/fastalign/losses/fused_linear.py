@@ -68,12 +68,30 @@ def _scaled_grads(ctx, grad_loss):
     (saved as ``dh, dw, db``) times the upstream gradient of the loss."""
     dh, dw, db = ctx.saved_tensors
     need_h, need_w, need_b = ctx.flags
+    out_dtypes = ctx.out_dtypes
+
+    def scaled(g, dtype):
+        # in the saved (wide) dtype, then rounded once: an fp16 GradScaler's 2^16 would
+        # overflow in fp16, and fp16 gradients formed before the scale would flush
+        g = g.to(_wide(g.dtype))
+        return (g * grad_loss.to(g.dtype)).to(dtype)
+
     return (
-        dh * grad_loss.to(dh.dtype) if need_h else None,
-        dw * grad_loss.to(dw.dtype) if need_w else None,
-        db * grad_loss.to(db.dtype) if need_b else None,
+        scaled(dh, out_dtypes[0]) if need_h else None,
+        scaled(dw, out_dtypes[1]) if need_w else None,
+        scaled(db, out_dtypes[2]) if need_b else None,
         None,
     )
+
+
+def _grad_dtypes(hidden, weight, bias) -> tuple[torch.dtype, torch.dtype, torch.dtype | None]:
+    return hidden.dtype, weight.dtype, None if bias is None else bias.dtype
+
+
+def _wide(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a loss-in-forward gradient is kept in until the loss's upstream gradient
+    scales it: fp32 for fp16 (narrow range: loss scaling), the dtype itself otherwise."""
+    return torch.float32 if dtype == torch.float16 else dtype
 
 
 def _pair_groups(
@@ -114,11 +132,13 @@ class _PairwiseFused(torch.autograd.Function):
         vocab = weight.shape[0]
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         need_b = bias is not None and ctx.needs_input_grad[2]
-        dh = torch.zeros_like(hidden) if need_h else None
+        dh = torch.zeros_like(hidden, dtype=_wide(hidden.dtype)) if need_h else None
         dh_flat = dh.view(-1, hidden.shape[-1]) if need_h else None
         dw = None
         if need_w:
-            wide = accumulate == "fp32" and weight.dtype != compute
+            wide = (accumulate == "fp32" and weight.dtype != compute) or (
+                weight.dtype == torch.float16
+            )
             dw = torch.zeros(
                 weight.shape, dtype=compute if wide else weight.dtype, device=weight.device
             )
@@ -184,8 +204,8 @@ class _PairwiseFused(torch.autograd.Function):
             dh_g, dw, db_g = _tiling.grad_head(
                 h, w, b, y, transform, tiles, rows, m=state.m, log_s=fin.log_s, ent=None,
                 g_lp=g, g_ent=None, lab=_tiling.label_grad(fin.logp, g), need_h=need_h,
-                need_w=need_w, need_b=need_b, accumulate=accumulate, dh_dtype=hidden.dtype,
-                store=store, t=state.t, dw_into=dw,
+                need_w=need_w, need_b=need_b, accumulate=accumulate,
+                dh_dtype=_wide(hidden.dtype), store=store, t=state.t, dw_into=dw,
             )  # fmt: skip
             del store
             if need_h:
@@ -194,10 +214,11 @@ class _PairwiseFused(torch.autograd.Function):
                 db += db_g.to(compute)
         ctx.save_for_backward(
             dh if dh is not None else torch.empty(0),
-            dw.to(weight.dtype) if dw is not None else torch.empty(0),
-            db.to(bias.dtype) if db is not None else torch.empty(0),
+            dw.to(_wide(weight.dtype)) if dw is not None else torch.empty(0),
+            db.to(_wide(bias.dtype)) if db is not None else torch.empty(0),
         )
         ctx.flags = (need_h, need_w, need_b)
+        ctx.out_dtypes = _grad_dtypes(hidden, weight, bias)
         loss = (losses.sum() / batch).to(compute)
         losses = losses.to(compute)
         meta["stats_out"] = stats
@@ -261,10 +282,12 @@ class _TokenLossFused(torch.autograd.Function):
                 h, w, b, y, transform, tiles, rows, m=state.m, log_s=fin.log_s, ent=None,
                 g_lp=g, g_ent=None, lab=_tiling.label_grad(fin.logp, g), need_h=need_h,
                 need_w=need_w, need_b=need_b, accumulate=meta["accumulate"],
-                dh_dtype=hidden.dtype, store=store, t=state.t,
+                dh_dtype=_wide(hidden.dtype), store=store, t=state.t,
+                dw_into=torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+                if need_w and weight.dtype == torch.float16 else None,
             )  # fmt: skip
             if need_h:
-                dh = torch.zeros_like(hidden)
+                dh = torch.zeros_like(hidden, dtype=_wide(hidden.dtype))
                 dh.view(-1, h_dim).index_copy_(0, keep, dh_tok)
         del store
         ctx.save_for_backward(
@@ -273,6 +296,7 @@ class _TokenLossFused(torch.autograd.Function):
             db if db is not None else torch.empty(0),
         )
         ctx.flags = (need_h, need_w, need_b)
+        ctx.out_dtypes = _grad_dtypes(hidden, weight, bias)
         return out.loss.detach().to(compute)
 
     @staticmethod
@@ -372,6 +396,10 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
             )
         if weight.ndim != 2 or weight.shape[1] != hidden.shape[2]:
             raise ShapeError(f"weight must be [V, {hidden.shape[2]}], got {list(weight.shape)}")
+        if hidden.dtype != weight.dtype:
+            raise TypeError(
+                f"hidden ({hidden.dtype}) and weight ({weight.dtype}) must share a dtype"
+            )
 
     def forward(
         self,
