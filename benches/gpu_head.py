@@ -13,7 +13,8 @@ Phases (``--phases``, in this order):
 - ``tables``: token_logps fwd+bwd and the fused DPO step with every peer in the same run
   (fastalign.bench's logprob / dpo rows: each row in its own process, median of >= 10 runs,
   peak, max error vs float64, MFU).
-- ``trl``: end to end, stock TRL ``DPOTrainer`` vs TRL + ``fastalign.integrations.trl`` on
+- ``trl``: end to end, stock TRL ``DPOTrainer`` vs TRL + ``fastalign.integrations.trl`` (and,
+  for the first model, fastalign's log-probs under TRL's own loss: ``dpo_loss=False``) on
   random-init models built from configs (a Qwen2.5-0.5B-like model, H=896, V=151936, tied;
   a Llama-3.2-1B-like model, H=2048, V=128256, tied), bf16, 8 pairs per step, prompts ~256
   and completions 256-512 tokens, each arm in its own process, warm-up then timed steps,
@@ -232,10 +233,10 @@ def arm(size: str, model_name: str, which: str, out_file: str) -> None:
     hidden, layers, heads, kv, inter, vocab, family = MODELS[model_name]
     cuda = torch.cuda.is_available()
     dtype = torch.bfloat16 if cuda else torch.float32
-    if which == "fastalign":
+    if which in ("fastalign", "logprobs"):
         import fastalign.integrations.trl as fa_trl
 
-        fa_trl.enable()
+        fa_trl.enable(dpo_loss=which == "fastalign")  # "logprobs": TRL's loss, 4 passes
     tok = tiny_lm.make_tokenizer()
     import transformers
 
@@ -327,10 +328,12 @@ def e2e(size: str, out: Path) -> list[dict]:
     """Both arms per model, each in its own process, alternated over rounds."""
     models, *_, rounds = E2E[size]
     results: list[dict] = []
-    for model_name in models:
-        runs: dict[str, list[dict]] = {"stock": [], "fastalign": []}
+    for i, model_name in enumerate(models):
+        # the first model also runs fastalign's log-probs under TRL's own loss (4 passes)
+        arms = ("stock", "fastalign", "logprobs") if i == 0 else ("stock", "fastalign")
+        runs: dict[str, list[dict]] = {w: [] for w in arms}
         for k in range(rounds):
-            for which in ("stock", "fastalign") if k % 2 == 0 else ("fastalign", "stock"):
+            for which in arms if k % 2 == 0 else arms[::-1]:
                 f = out / f"e2e_{model_name}_{which}_{k}.json"
                 cmd = [
                     sys.executable,
@@ -376,7 +379,9 @@ def e2e(size: str, out: Path) -> list[dict]:
                 summary["grad_norm_max_rel_diff"] = max(
                     abs(a - b) / max(abs(a), 1e-12) for a, b in gn
                 )
-            for w in ("stock", "fastalign"):
+            for w in arms:
+                if not ok[w]:
+                    continue
                 steps = [t for r in ok[w] for t in r["step_s"]]
                 summary[w] = {
                     "median_ms": statistics.median(steps) * 1e3,
@@ -392,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="default", choices=["tiny", "quick", "default"])
     p.add_argument("--out", default=str(ROOT / "benches" / "results"))
     p.add_argument("--phases", default="smoke,kernels,tables,trl,tests")
-    p.add_argument("--arm", choices=["stock", "fastalign"], help=argparse.SUPPRESS)
+    p.add_argument("--arm", choices=["stock", "fastalign", "logprobs"], help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
     p.add_argument("--arm-out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -465,17 +470,18 @@ def main(argv: list[str] | None = None) -> int:
                     "| model | arm | median step ms | tokens/s | peak MB |\n|---|---|---|---|---|\n"
                 )
                 for s in res:
-                    for w in ("stock", "fastalign"):
+                    for w in ("stock", "fastalign", "logprobs"):
                         if w in s:
                             a = s[w]
                             md += (
                                 f"| {s['model']} | {w} | {a['median_ms']:.1f} | "
                                 f"{a['tokens_per_s']:.0f} | {a['peak_mb']} |\n"
                             )
-                            report["rows"].append(
+                            kind = "other_rows" if w == "logprobs" else "rows"
+                            report[kind].append(
                                 {
                                     "op": f"trl_dpo_step:{s['model']}",
-                                    "impl": "stock" if w == "stock" else "fastalign",
+                                    "impl": {"logprobs": "fastalign log-probs only"}.get(w, w),
                                     "median_ms": a["median_ms"],
                                     "peak_mb": a["peak_mb"],
                                     "max_err": s.get("loss_max_abs_diff") if w != "stock" else None,
