@@ -142,15 +142,9 @@ def test_triton_store_fold_equals_twin(which):
     assert max_abs_err(p, p_twin) <= 2.0**-8 * float(p_twin.max())
 
 
-@pytest.mark.parametrize("kept", [5, 2, 0])
-def test_stored_slices_skip_the_logits_gemm(monkeypatch, kept):
-    """Counts the logits GEMMs of one pair over 5 vocabulary slices: one per slice in the
-    forward, none in the backward for the slices the budget keeps (3 passes), one more for
-    each recomputed slice (the 4-pass cost); the results equal float64 every time."""
-    hidden, weight, _, labels, ref_w, ref_l = make(1, 1, 12, 6, 50)
-    n_tok = int((labels != -100).sum())
-    vs = 10
-    budget = max(1, kept * n_tok * vs * 8)  # float64 storage
+@pytest.fixture
+def gemm_calls(monkeypatch):
+    """The vocabulary width of every logits GEMM the driver runs."""
     calls = []
     real = _tiling.logits_tile
 
@@ -159,9 +153,21 @@ def test_stored_slices_skip_the_logits_gemm(monkeypatch, kept):
         return real(x, w, out)
 
     monkeypatch.setattr(_tiling, "logits_tile", counting)
+    return calls
+
+
+@pytest.mark.parametrize("kept", [5, 2, 0])
+def test_stored_slices_skip_the_logits_gemm(gemm_calls, kept):
+    """Counts the logits GEMMs of one pair over 5 vocabulary slices: one per slice in the
+    forward, none in the backward for the slices the budget keeps (3 passes), one more for
+    each recomputed slice (the 4-pass cost); the results equal float64 every time."""
+    hidden, weight, _, labels, ref_w, ref_l = make(1, 1, 12, 6, 50)
+    n_tok = int((labels != -100).sum())
+    vs = 10
+    budget = max(1, kept * n_tok * vs * 8)  # float64 storage
     mod = _module(chunk_vocab=vs, memory_budget=budget)
     out, gs = grads(lambda x, w, _: mod(x, w, labels, ref_w, ref_l), hidden, weight, None)
-    assert calls == [vs] * (5 + 5 - kept)
+    assert gemm_calls == [vs] * (5 + 5 - kept)
     want, g_want = grads(
         lambda x, w, _: composition(x, w, None, labels, ref_w, ref_l, {"beta": 0.3}),
         hidden,
@@ -264,23 +270,15 @@ def test_kto_stored_equals_composition_float64(memory_budget):
         assert max_abs_err(a, w) <= 1e-11 * max(1.0, float(w.abs().max()))
 
 
-def test_grpo_keeps_every_tile_within_the_budget(monkeypatch):
+def test_grpo_keeps_every_tile_within_the_budget(gemm_calls):
     """One logits GEMM per tile (forward only) when the budget holds the batch's tiles."""
     from fastalign.losses import FusedLinearGRPOLoss
 
     hidden, weight, _, labels, _, _ = make(0, 2, 6, 5, 30)
-    calls = []
-    real = _tiling.logits_tile
-
-    def counting(x, w, out):
-        calls.append(w.shape[0])
-        return real(x, w, out)
-
-    monkeypatch.setattr(_tiling, "logits_tile", counting)
     mod = FusedLinearGRPOLoss("grpo", chunk_vocab=10)
     grads(lambda x, w, _: mod(x, w, labels, torch.ones(4, dtype=torch.float64)), hidden,
           weight, None)  # fmt: skip
-    assert calls == [10, 10, 10]
+    assert gemm_calls == [10, 10, 10]
 
 
 @pytest.mark.parametrize("which", ["preference", "grpo"])

@@ -156,32 +156,23 @@ def compute_loss(original, trainer: Any, model: Any, inputs: dict, return_output
         return preference_loss(s_w, s_l, ref_w64[pairs], ref_l64[pairs], chosen_lengths=lw[pairs],
                                rejected_lengths=ll[pairs], **kw).losses  # fmt: skip
 
-    hidden, weight, bias = call["hidden"], call["weight"], call["bias"]
     compute = call["compute"]
-    device = hidden.device
-    cuda = device.type == "cuda"
+    device = call["hidden"].device
     with torch.autocast(device.type, enabled=False):
-        hidden = hidden.to(compute)
-        if weight.dtype != compute and not (cuda and weight.dtype == torch.float32):
-            weight = weight.to(compute)  # fp32 master weights are cast per slice on CUDA
-        bias = None if bias is None else bias.to(compute)
+        hidden, weight, bias = _operands(call)
         which = _backend.resolve(FastalignLogProbFunction.backend, device.type,
                                  triton_ok=compute != torch.float64)  # fmt: skip
         if which == "reference":
             which = "torch"
-        budget = FastalignLogProbFunction.memory_budget or (
-            _tiling._CUDA_STORE_BYTES if cuda else _tiling._CPU_STORE_BYTES
-        )
-        low = compute != _tiling.compute_dtype(compute)
-        counts = mask.sum(1).tolist()
-        groups = _pair_groups(counts, batch, _tiling.chunk_rows_for(
-            weight.shape[0], budget, 2 if low else hidden.element_size()), tok_seq)  # fmt: skip
+        budget = _tiling.store_budget(device, FastalignLogProbFunction.memory_budget)
+        rows_budget = _tiling.store_rows(weight.shape[0], budget, compute)
+        groups = _pair_groups(mask.sum(1).tolist(), batch, rows_budget, tok_seq)
         tok_w = None if weights is None else weights[mask]
         rows = _tiling.row_passes(which)
         if ref_call is not None:
             # the reference sums by the policy's very code path (tiles, groups, float64 sums):
             # at a policy equal to its reference the log-ratios are exactly 0, as in TRL
-            ref = _sums(ref_call, groups, tok_seq, two_b, tok_w, rows, ref_call["compute"])
+            ref = _sums(ref_call, groups, tok_seq, two_b, tok_w, rows)
             ref_w, ref_l = ref[:batch], ref[batch:]
         ref_w64, ref_l64 = ref_w.detach().double(), ref_l.detach().double()
         meta = dict(
@@ -198,19 +189,26 @@ def compute_loss(original, trainer: Any, model: Any, inputs: dict, return_output
     return loss
 
 
-def _sums(call, groups, tok_seq, n_seq, tok_w, rows, compute) -> torch.Tensor:
+def _operands(call: dict[str, Any]):
+    """A captured head's (hidden, weight, bias) in its compute dtype, as the fused head runs
+    them: an fp32 master weight stays fp32 on CUDA (cast per vocabulary slice there)."""
+    compute = call["compute"]
+    hidden, weight, bias = call["hidden"].to(compute), call["weight"], call["bias"]
+    cuda = hidden.device.type == "cuda"
+    if weight.dtype != compute and not (cuda and weight.dtype == torch.float32):
+        weight = weight.to(compute)
+    return hidden, weight, None if bias is None else bias.to(compute)
+
+
+@torch.no_grad()
+def _sums(call, groups, tok_seq, n_seq, tok_w, rows) -> torch.Tensor:
     """Sequence sums of a captured head's log-probs (no gradient), group by group as the
     fused step folds them: float64 ``[n_seq]``."""
     from fastalign.integrations.trl import FastalignLogProbFunction
     from fastalign.logprobs import _tiling
     from fastalign.losses.fused_linear import _sequence_sums
 
-    weight, bias = call["weight"].detach(), call["bias"]
-    hidden = call["hidden"].detach().to(compute)
-    cuda = hidden.device.type == "cuda"
-    if weight.dtype != compute and not (cuda and weight.dtype == torch.float32):
-        weight = weight.to(compute)
-    bias = None if bias is None else bias.detach().to(compute)
+    hidden, weight, bias = _operands(call)
     y = call["targets"].long()
     h_all, w, b, _ = _tiling.upcast_operands(hidden, weight, bias)
     out = torch.zeros(n_seq, dtype=torch.float64, device=hidden.device)

@@ -104,8 +104,14 @@ def grad(
     else:
         g = logp.exp_().mul_(-g_lp[:, None])
     own, col = _label_columns(y, v0, z.shape[1])
-    g.scatter_(1, col, torch.where(own, lab, g.gather(1, col).squeeze(1))[:, None])
-    if need_z:
+    return _finish(g, own, col, lab, transform, zt, out)
+
+
+def _finish(g, own, col, lab, transform: Transform, zt, out: torch.Tensor) -> torch.Tensor:
+    """The label's entry (``lab``), the transform's chain factor (``zt``: the transformed
+    logits, softcap only), then ``g`` into ``out`` (one rounding when ``out`` is narrower)."""
+    g.scatter_(1, col, torch.where(own, lab.to(g.dtype), g.gather(1, col).squeeze(1))[:, None])
+    if zt is not None:
         transform.chain_(g, zt)
     else:
         scale = transform.logit_scale / transform.temperature
@@ -142,17 +148,7 @@ def grad_stored(
         zt.add_(off[:, None])
         zt.scatter_(1, col, torch.where(own, t, zt.gather(1, col).squeeze(1))[:, None])
     coef = -(g_lp * torch.exp((off - m) - log_s))[:, None]
+    # computed in fp32 (fp64), rounded once into a narrower out at the end
     narrow = out.dtype not in (torch.float32, torch.float64)
-    # computed in fp32 (fp64), rounded once into out at the end
     g = e * coef if narrow else torch.mul(e, coef, out=out)
-    g.scatter_(1, col, torch.where(own, lab.to(g.dtype), g.gather(1, col).squeeze(1))[:, None])
-    if need_z:
-        transform.chain_(g, zt)
-    else:
-        scale = transform.logit_scale / transform.temperature
-        if scale != 1.0:
-            g.mul_(scale)
-    if narrow:
-        out.copy_(g)
-        return out
-    return g
+    return _finish(g, own, col, lab, transform, zt, out)

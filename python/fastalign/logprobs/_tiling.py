@@ -189,6 +189,25 @@ def mm_acc(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor, *, first: bool) 
         acc.add_(a @ b)
 
 
+def store_budget(device: torch.device, budget: int | None = None) -> int:
+    """Bytes of kept tiles for one group of the 3-pass fused losses: ``budget``, else the
+    device's default (1 GiB on CUDA, 128 MiB elsewhere)."""
+    return budget or (_CUDA_STORE_BYTES if device.type == "cuda" else _CPU_STORE_BYTES)
+
+
+def store_dtype(head_dtype: torch.dtype) -> torch.dtype:
+    """The kept tiles' dtype: bf16 for bf16/fp16 heads, the compute dtype otherwise."""
+    compute = compute_dtype(head_dtype)
+    return compute if head_dtype == compute else torch.bfloat16
+
+
+def store_rows(vocab: int, budget: int, head_dtype: torch.dtype) -> int:
+    """Tokens whose whole-vocabulary tiles fit ``budget`` (the group size of the fused DPO)."""
+    return chunk_rows_for(
+        vocab, budget, torch.empty((), dtype=store_dtype(head_dtype)).element_size()
+    )
+
+
 @dataclass
 class Store:
     """What the 3-pass fused losses keep of the forward's tiles for their backward: for the
@@ -207,7 +226,7 @@ class Store:
     @classmethod
     def empty(cls, n: int, vocab: int, tiles: Tiles, head_dtype, device, budget: int) -> Store:
         compute = compute_dtype(head_dtype)
-        dtype = compute if head_dtype == compute else torch.bfloat16
+        dtype = store_dtype(head_dtype)
         item = torch.empty((), dtype=dtype).element_size()
         n_slices = -(-vocab // tiles.vocab)
         per_slice = max(1, n * tiles.vocab * item)
@@ -390,7 +409,6 @@ def grad_head(
     dw = dw_into
     if need_w and dw is None:
         dw = torch.empty(w.shape, dtype=compute if wide_dw else w.dtype, device=w.device)
-    wide_dw = wide_dw or (dw is not None and dw.dtype == compute)
     like_w, like_b = (None if dw_into is not None else w), b
     db = torch.zeros(vocab, dtype=compute, device=w.device) if need_b else None
     if n == 0 or not (need_h or need_w or need_b):
@@ -449,7 +467,7 @@ def grad_head(
                 mm_acc(target, g, w_s, first=v0 == 0)
             if need_w:
                 dw_s = dw[v0:v1]
-                if wide_dw or dw_s.dtype in (g.dtype, compute):  # fp32 master weights too
+                if dw_s.dtype in (g.dtype, compute):  # fp32 dW (master weights, "fp32")
                     mm_acc(dw_s, g.t(), x, first=dw_first)
                 elif dw_first:  # upcast operands, bf16/fp16 dW: one rounding per row block
                     dw_s.copy_(g.t() @ x)

@@ -19,9 +19,10 @@ whole pairs at a time, in three matmul passes over the unmasked tokens:
 elsewhere): pairs are grouped up to it; a pair larger than the budget keeps the slices that
 fit and recomputes the others in the backward (one more logits GEMM each: the 4-pass cost
 for those slices, never worse). Keeping a tile costs a write and a read of 2 bytes per
-logit (bf16) against ``2 H`` FLOPs to recompute it: on an H100 (~3.3 TB/s, ~990 TFLOP/s
-dense bf16) keeping wins above H ~ 600, i.e. for every real head; below it the budget can
-be set to 1 to recompute everything.
+logit (bf16) against ``2 H`` FLOPs to recompute it: from an H100's peak numbers (~3.3 TB/s,
+~990 TFLOP/s dense bf16) keeping should win above H ~ 600, i.e. for every real head (an
+estimate: the device run, ``benches/gpu_head.py``, has not measured it yet); below it the
+budget can be set to 1 to recompute everything.
 
 The other loss types run as the composition ``token_logps -> sums -> preference_loss``
 (recompute backward: four passes), as does ``backend="reference"``. Either way the result
@@ -41,7 +42,6 @@ import torch
 from fastalign import _backend
 from fastalign.errors import InvalidInputError, ShapeError
 from fastalign.logprobs import _tiling
-from fastalign.logprobs._tiling import chunk_rows_for
 from fastalign.losses._common import LossOutput
 from fastalign.losses.preference import PREFERENCE_LOSS_TYPES, preference_loss
 
@@ -92,6 +92,16 @@ def _wide(dtype: torch.dtype) -> torch.dtype:
     """The dtype a loss-in-forward gradient is kept in until the loss's upstream gradient
     scales it: fp32 for fp16 (narrow range: loss scaling), the dtype itself otherwise."""
     return torch.float32 if dtype == torch.float16 else dtype
+
+
+def _in_dtype(out: LossOutput, dtype: torch.dtype) -> LossOutput:
+    """``out`` with its floating-point loss, losses and metrics in ``dtype``."""
+
+    def cast(v):
+        return v.to(dtype) if v.is_floating_point() else v
+
+    return LossOutput(cast(out.loss), cast(out.losses),
+                      {k: cast(v) for k, v in out.metrics.items()})  # fmt: skip
 
 
 def _pair_groups(
@@ -304,7 +314,107 @@ class _TokenLossFused(torch.autograd.Function):
         return _scaled_grads(ctx, grad_loss)
 
 
-class FusedLinearPreferenceLoss(torch.nn.Module):
+class _FusedLinearBase(torch.nn.Module):
+    """Shared option handling of the fused-linear modules, and their one fused path."""
+
+    def __init__(
+        self,
+        *,
+        ignore_index: int,
+        temperature: float,
+        logit_scale: float,
+        softcap: float | None,
+        backend: str = "auto",
+        memory_budget: int | None = None,
+        chunk_rows: int | None = None,
+        chunk_vocab: int | None = None,
+        accumulate: str = "output",
+    ) -> None:
+        super().__init__()
+        from fastalign.logprobs._api import HeadOptions  # the checks of token_logps
+        from fastalign.logprobs._checks import check_count
+
+        self.head = HeadOptions(
+            temperature=temperature, logit_scale=logit_scale, softcap=softcap,
+            ignore_index=ignore_index, backend=backend, chunk_rows=chunk_rows,
+            chunk_vocab=chunk_vocab, accumulate=accumulate,
+        ).checked()  # fmt: skip
+        self.memory_budget = check_count(memory_budget, "memory_budget")
+
+    @property
+    def ignore_index(self) -> int:
+        return self.head.ignore_index
+
+    @property
+    def backend(self) -> str:
+        return self.head.backend
+
+    @property
+    def transform(self) -> _tiling.Transform:
+        h = self.head
+        return _tiling.Transform(h.temperature, h.logit_scale, h.softcap)
+
+    def _opts(self) -> dict[str, Any]:
+        h = self.head
+        return dict(
+            temperature=h.temperature,
+            logit_scale=h.logit_scale,
+            softcap=h.softcap,
+            ignore_index=h.ignore_index,
+            backend=h.backend,
+        )
+
+    def _rows(self, hidden: torch.Tensor) -> Any:
+        """The row passes of the backend these inputs resolve to (None: ``"reference"``,
+        the materialized composition)."""
+        which = _backend.resolve(
+            self.backend, hidden.device.type, triton_ok=hidden.dtype != torch.float64
+        )
+        return None if which == "reference" else _tiling.row_passes(which)
+
+    def _logps(self, hidden, weight, labels, bias, reduction):
+        from fastalign.logprobs import sequence_logps
+
+        return sequence_logps(
+            hidden, weight, labels, bias=bias, reduction=reduction, **self._opts()
+        )
+
+    def _fused(self, hidden, weight, labels, bias, loss_fn) -> LossOutput:
+        """``loss_fn(token log-probs [B, T])`` with its gradient formed in the forward
+        (:class:`_TokenLossFused`); without gradients, or with ``backend="reference"``, the
+        plain composition."""
+        if not isinstance(hidden, torch.Tensor) or hidden.ndim != 3:
+            raise ShapeError("hidden must be a [B, T, H] tensor")
+        rows = self._rows(hidden)
+        wants = any(x is not None and x.requires_grad for x in (hidden, weight, bias))
+        if rows is None or not torch.is_grad_enabled() or not wants:
+            out = loss_fn(self._logps(hidden, weight, labels, bias, "none"))
+            return _in_dtype(out, _tiling.compute_dtype(hidden.dtype))
+        from fastalign.logprobs._checks import check_head, check_labels
+
+        check_head(hidden.reshape(-1, hidden.shape[-1]), weight, labels.reshape(-1), bias)
+        check_labels(labels, weight.shape[0], self.ignore_index)
+        meta = dict(
+            labels=labels, loss_fn=loss_fn, transform=self.transform, rows=rows,
+            ignore_index=self.ignore_index,
+            memory_budget=_tiling.store_budget(hidden.device, self.memory_budget),
+            chunk_rows=self.head.chunk_rows, chunk_vocab=self.head.chunk_vocab,
+            accumulate=self.head.accumulate,
+        )  # fmt: skip
+        loss = _TokenLossFused.apply(hidden, weight, bias, meta)
+        out = meta["out"]
+        return LossOutput(loss, *_in_dtype(out, loss.dtype)[1:])
+
+    def _ref(self, given, ref_hidden, ref_weight, ref_bias, labels, reduction, what):
+        if given is not None:
+            return given.detach()
+        if ref_hidden is None or ref_weight is None:
+            raise InvalidInputError(f"pass {what}, or ref_hidden and ref_weight")
+        with torch.no_grad():
+            return self._logps(ref_hidden, ref_weight, labels, ref_bias, reduction)
+
+
+class FusedLinearPreferenceLoss(_FusedLinearBase):
     """DPO-family loss straight from hidden states and the LM head (no ``[N, V]`` logits).
 
     Args:
@@ -359,25 +469,23 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
         accumulate: str = "output",
         **preference_options: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            ignore_index=ignore_index,
+            temperature=temperature,
+            logit_scale=logit_scale,
+            softcap=softcap,
+            backend=backend,
+            memory_budget=memory_budget,
+            chunk_rows=chunk_rows,
+            chunk_vocab=chunk_vocab,
+            accumulate=accumulate,
+        )
         types_ = [loss_type] if isinstance(loss_type, str) else list(loss_type)
         for t in types_:
             if t not in PREFERENCE_LOSS_TYPES:
                 raise InvalidInputError(f"unknown loss_type {t!r}")
         self.loss_type = loss_type
         self.beta = beta
-        self.ignore_index = ignore_index
-        from fastalign.logprobs._api import HeadOptions  # the checks of token_logps
-        from fastalign.logprobs._checks import check_count, make_transform
-
-        self.head = HeadOptions(
-            temperature=temperature, logit_scale=logit_scale, softcap=softcap,
-            ignore_index=ignore_index, backend=backend, chunk_rows=chunk_rows,
-            chunk_vocab=chunk_vocab, accumulate=accumulate,
-        ).checked()  # fmt: skip
-        self.transform = make_transform(temperature, logit_scale, softcap)
-        self.backend = backend
-        self.memory_budget = check_count(memory_budget, "memory_budget")
         self.preference_options = preference_options
         self.separable = not (set(types_) & _NOT_SEPARABLE)
 
@@ -422,14 +530,7 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
         batch = two_b // 2
         vocab = weight.shape[0]
         check_labels(labels, vocab, self.ignore_index)
-        tf = self.transform
-        opts = dict(
-            temperature=tf.temperature,
-            logit_scale=tf.logit_scale,
-            softcap=tf.softcap,
-            ignore_index=self.ignore_index,
-            backend=self.backend,
-        )
+        opts = self._opts()
         if ref_chosen_logps is None or ref_rejected_logps is None:
             if ref_hidden is None or ref_weight is None:
                 raise InvalidInputError(
@@ -450,7 +551,7 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
             rejected_lengths=lengths[batch:],
             **self.preference_options,
         )
-        compute = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+        compute = _tiling.compute_dtype(hidden.dtype)
         # sequence sums and the pair losses in float64 on every path (see _sequence_sums);
         # the results in the compute dtype
         ref_w = ref_chosen_logps.detach().double()
@@ -460,10 +561,8 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
             metrics = {k: v.to(compute) for k, v in out.metrics.items()}
             return LossOutput(out.loss.to(compute), out.losses.detach().to(compute), metrics)
 
-        which = _backend.resolve(
-            self.backend, hidden.device.type, triton_ok=hidden.dtype != torch.float64
-        )
-        if not self.separable or not torch.is_grad_enabled() or which == "reference":
+        rows = self._rows(hidden)
+        if not self.separable or not torch.is_grad_enabled() or rows is None:
             seq = sequence_logps(hidden, weight, labels, bias=bias, reduction="none", **opts)
             seq = seq.double().sum(1)
             return result(preference_loss(seq[:batch], seq[batch:], ref_w, ref_l, **kw))
@@ -473,11 +572,8 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
         tok_h = flat_h.index_select(0, keep)
         tok_y = labels.reshape(-1).index_select(0, keep).long()
         tok_seq = keep // t
-        budget = self.memory_budget or (
-            _tiling._CUDA_STORE_BYTES if hidden.is_cuda else _tiling._CPU_STORE_BYTES
-        )
-        low = hidden.dtype != _tiling.compute_dtype(hidden.dtype)
-        rows_budget = chunk_rows_for(vocab, budget, 2 if low else hidden.element_size())
+        budget = _tiling.store_budget(hidden.device, self.memory_budget)
+        rows_budget = _tiling.store_rows(vocab, budget, hidden.dtype)
         group_idx = _pair_groups(lengths.tolist(), batch, rows_budget, tok_seq)
 
         lw_all, ll_all = kw.pop("chosen_lengths"), kw.pop("rejected_lengths")
@@ -501,9 +597,9 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
             n_seq=two_b,
             batch=batch,
             loss_fn=loss_fn,
-            transform=tf,
+            transform=self.transform,
             rows_of=keep,
-            rows=_tiling.row_passes(which),
+            rows=rows,
             memory_budget=budget,
             chunk_rows=self.head.chunk_rows,
             chunk_vocab=self.head.chunk_vocab,
@@ -521,93 +617,6 @@ class FusedLinearPreferenceLoss(torch.nn.Module):
             **kw,
         ).metrics
         return LossOutput(loss, losses, {k: v.to(compute) for k, v in metrics.items()})
-
-
-class _FusedLinearBase(torch.nn.Module):
-    """Shared option handling of the fused-linear modules, and their one fused path."""
-
-    def __init__(
-        self,
-        *,
-        ignore_index: int,
-        temperature: float,
-        logit_scale: float,
-        softcap: float | None,
-        backend: str = "auto",
-        memory_budget: int | None = None,
-        chunk_rows: int | None = None,
-        chunk_vocab: int | None = None,
-        accumulate: str = "output",
-    ) -> None:
-        super().__init__()
-        from fastalign.logprobs._api import HeadOptions  # the checks of token_logps
-        from fastalign.logprobs._checks import check_count, make_transform
-
-        self.head = HeadOptions(
-            temperature=temperature, logit_scale=logit_scale, softcap=softcap,
-            ignore_index=ignore_index, backend=backend, chunk_rows=chunk_rows,
-            chunk_vocab=chunk_vocab, accumulate=accumulate,
-        ).checked()  # fmt: skip
-        self.ignore_index = ignore_index
-        self.transform = make_transform(temperature, logit_scale, softcap)
-        self.backend = backend
-        self.memory_budget = check_count(memory_budget, "memory_budget")
-
-    def _opts(self) -> dict[str, Any]:
-        tf = self.transform
-        return dict(
-            temperature=tf.temperature,
-            logit_scale=tf.logit_scale,
-            softcap=tf.softcap,
-            ignore_index=self.ignore_index,
-            backend=self.backend,
-        )
-
-    def _logps(self, hidden, weight, labels, bias, reduction):
-        from fastalign.logprobs import sequence_logps
-
-        return sequence_logps(
-            hidden, weight, labels, bias=bias, reduction=reduction, **self._opts()
-        )
-
-    def _fused(self, hidden, weight, labels, bias, loss_fn) -> LossOutput:
-        """``loss_fn(token log-probs [B, T])`` with its gradient formed in the forward
-        (:class:`_TokenLossFused`); without gradients, or with ``backend="reference"``, the
-        plain composition."""
-        if not isinstance(hidden, torch.Tensor) or hidden.ndim != 3:
-            raise ShapeError("hidden must be a [B, T, H] tensor")
-        which = _backend.resolve(
-            self.backend, hidden.device.type, triton_ok=hidden.dtype != torch.float64
-        )
-        wants = any(x is not None and x.requires_grad for x in (hidden, weight, bias))
-        if which == "reference" or not torch.is_grad_enabled() or not wants:
-            return loss_fn(self._logps(hidden, weight, labels, bias, "none"))
-        from fastalign.logprobs._checks import check_head, check_labels
-
-        check_head(hidden.reshape(-1, hidden.shape[-1]), weight, labels.reshape(-1), bias)
-        check_labels(labels, weight.shape[0], self.ignore_index)
-        budget = self.memory_budget or (
-            _tiling._CUDA_STORE_BYTES if hidden.is_cuda else _tiling._CPU_STORE_BYTES
-        )
-        meta = dict(
-            labels=labels, loss_fn=loss_fn, transform=self.transform,
-            rows=_tiling.row_passes(which), ignore_index=self.ignore_index,
-            memory_budget=budget, chunk_rows=self.head.chunk_rows,
-            chunk_vocab=self.head.chunk_vocab, accumulate=self.head.accumulate,
-        )  # fmt: skip
-        loss = _TokenLossFused.apply(hidden, weight, bias, meta)
-        out = meta["out"]
-        return LossOutput(loss, out.losses.to(loss.dtype),
-                          {k: v.to(loss.dtype) if v.is_floating_point() else v
-                           for k, v in out.metrics.items()})  # fmt: skip
-
-    def _ref(self, given, ref_hidden, ref_weight, ref_bias, labels, reduction, what):
-        if given is not None:
-            return given.detach()
-        if ref_hidden is None or ref_weight is None:
-            raise InvalidInputError(f"pass {what}, or ref_hidden and ref_weight")
-        with torch.no_grad():
-            return self._logps(ref_hidden, ref_weight, labels, ref_bias, reduction)
 
 
 class FusedLinearGRPOLoss(_FusedLinearBase):
@@ -784,8 +793,4 @@ class FusedLinearKTOLoss(_FusedLinearBase):
                 **self.kto_options,
             )
 
-        out = self._fused(hidden, weight, labels, bias, loss_fn)
-        dt = _tiling.compute_dtype(hidden.dtype)
-        return LossOutput(out.loss.to(dt), out.losses.to(dt),
-                          {k: v.to(dt) if v.is_floating_point() else v
-                           for k, v in out.metrics.items()})  # fmt: skip
+        return self._fused(hidden, weight, labels, bias, loss_fn)
