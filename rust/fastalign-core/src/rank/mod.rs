@@ -5,7 +5,6 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod bt;
-pub mod dense;
 pub mod kemeny;
 pub mod lottery;
 pub mod methods;

@@ -6,7 +6,7 @@
 //! when the "ranked above" graph is strongly connected (checked as for Bradley-Terry, on
 //! consecutive positions, which reach the same items).
 
-use super::bt::{self, beat_components};
+use super::bt::graph::{aggregate, beat_components};
 use super::newton::{check_args, maximize, Fit, Model};
 use crate::{Error, Result};
 
@@ -168,7 +168,7 @@ pub fn fit(rk: &Rankings, prior: f64, tol: f64, max_iter: usize) -> Result<Fit> 
                 l.push(pair[1] as i64);
             }
         }
-        let pairs = bt::aggregate(&w, &l, None, None, Some(n))?;
+        let pairs = aggregate(&w, &l, None, None, Some(n))?;
         let (comp, count) = beat_components(&pairs);
         if count > 1 {
             let first: Vec<usize> = (0..n).filter(|&i| comp[i] != comp[0]).take(10).collect();
@@ -186,6 +186,7 @@ pub fn fit(rk: &Rankings, prior: f64, tol: f64, max_iter: usize) -> Result<Fit> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rank::bt;
 
     #[test]
     fn pairs_are_bradley_terry() {

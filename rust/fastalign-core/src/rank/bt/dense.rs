@@ -8,13 +8,14 @@
 //! 2^24), weights in `f64`; the curvature cache is `f32`, relative to the largest item total
 //! (it only shapes the Newton steps).
 //! Measured on 1000 items / 1M comparisons: 30-40 ms where the pair list took 65-85 ms. The
-//! pair-list path ([`super::bt`]) takes sparser data and the Davidson tie model.
+//! pair-list path ([`super::pairs`], [`super::davidson`]) takes sparser data and the Davidson tie model.
 
 use rayon::prelude::*;
 
-use super::bt::{check_identifiable, check_row, convergence_scale, log_odds, Fit, Pairs};
-use super::newton::{check_args, maximize, Model};
+use super::dense_rows;
+use super::graph::{check_identifiable, check_row, convergence_scale, log_odds, Pairs};
 use crate::mem::Zeroed;
+use crate::rank::newton::{check_args, maximize, Fit, Model};
 use crate::Result;
 
 /// Whether `m` comparisons among `n` items go to the dense tables.
@@ -385,7 +386,7 @@ impl<T: Cell> Table<T> {
     }
 }
 
-/// Fits Bradley-Terry strengths to the tables, as [`super::bt::fit`] does to a pair list.
+/// Fits Bradley-Terry strengths to the tables, as [`super::pairs::fit`] does to a pair list.
 pub fn fit<T: Cell>(table: &Table<T>, prior: f64, tol: f64, max_iter: usize) -> Result<Fit> {
     check_args(prior, tol)?;
     if prior == 0.0 && !table.strongly_connected() {
@@ -444,9 +445,9 @@ impl<T: Cell> Model for Table<T> {
                     let i = k * r + d;
                     let t = &table[i * n..(i + 1) * n];
                     let (expected, curvature) = if ex.is_empty() {
-                        rows::evaluate_wide(t, s, s[i], scale, row)
+                        dense_rows::evaluate_wide(t, s, s[i], scale, row)
                     } else {
-                        rows::evaluate(t, &ex, ex[i], scale, row)
+                        dense_rows::evaluate(t, &ex, ex[i], scale, row)
                     };
                     *gi = self.wins[i] - expected;
                     *di = curvature;
@@ -469,7 +470,7 @@ impl<T: Cell> Model for Table<T> {
         out.par_chunks_mut(r).enumerate().for_each(|(k, out)| {
             for (d, o) in out.iter_mut().enumerate() {
                 let i = k * r + d;
-                *o += unit * rows::laplacian(&c[i * n..(i + 1) * n], v, v[i]);
+                *o += unit * dense_rows::laplacian(&c[i * n..(i + 1) * n], v, v[i]);
             }
         });
     }
@@ -500,219 +501,11 @@ impl<T: Cell> Model for Table<T> {
     }
 }
 
-/// Row kernels: eight independent partial sums per row (so that they vectorize without
-/// reassociation), added in a fixed order; compiled twice, for AVX2 and for the baseline CPU,
-/// with the same results.
-mod rows {
-    const LANES: usize = 8;
-
-    #[inline(always)]
-    fn total(lanes: [f64; LANES]) -> f64 {
-        ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
-            + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
-    }
-
-    /// Row `i` of the gradient and curvature: with `x = exp(s - mean)`, `q_j = x_i / (x_i +
-    /// x_j)` and `r_j = 1 - q_j`, the curvatures `t_j q_j r_j`; writes them times `scale`
-    /// into `c` (the same bits in row j's cell i: every product is of symmetric factors) and
-    /// returns (`sum_j t_j q_j`, the sum of the curvatures).
-    #[inline(always)]
-    fn evaluate_impl<T: Copy + Into<f64>>(
-        t: &[T],
-        x: &[f64],
-        xi: f64,
-        scale: f64,
-        c: &mut [f32],
-    ) -> (f64, f64) {
-        let (mut expected, mut curvature) = ([0.0f64; LANES], [0.0f64; LANES]);
-        let mut cell = |l: usize, t: T, x: f64, c: &mut f32| {
-            let t: f64 = t.into();
-            let inv = 1.0 / (xi + x);
-            let (q, r) = (xi * inv, x * inv);
-            let qr = q * r;
-            expected[l] += t * q;
-            curvature[l] += t * qr;
-            *c = (t * scale * qr) as f32;
-        };
-        let full = t.len() - t.len() % LANES;
-        for ((t, x), c) in t[..full]
-            .chunks_exact(LANES)
-            .zip(x[..full].chunks_exact(LANES))
-            .zip(c[..full].chunks_exact_mut(LANES))
-        {
-            for l in 0..LANES {
-                cell(l, t[l], x[l], &mut c[l]);
-            }
-        }
-        for (l, ((&t, &x), c)) in t[full..]
-            .iter()
-            .zip(&x[full..])
-            .zip(&mut c[full..])
-            .enumerate()
-        {
-            cell(l, t, x, c);
-        }
-        (total(expected), total(curvature))
-    }
-
-    /// `sum_j c_j (v_i - v_j)`.
-    #[inline(always)]
-    fn laplacian_impl(c: &[f32], v: &[f64], vi: f64) -> f64 {
-        let mut acc = [0.0f64; LANES];
-        let full = c.len() - c.len() % LANES;
-        for (c, v) in c[..full]
-            .chunks_exact(LANES)
-            .zip(v[..full].chunks_exact(LANES))
-        {
-            for l in 0..LANES {
-                acc[l] += f64::from(c[l]) * (vi - v[l]);
-            }
-        }
-        for (l, (&c, &v)) in c[full..].iter().zip(&v[full..]).enumerate() {
-            acc[l] += f64::from(c) * (vi - v);
-        }
-        total(acc)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn evaluate_avx2<T: Copy + Into<f64>>(
-        t: &[T],
-        x: &[f64],
-        xi: f64,
-        scale: f64,
-        c: &mut [f32],
-    ) -> (f64, f64) {
-        evaluate_impl(t, x, xi, scale, c)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn laplacian_avx2(c: &[f32], v: &[f64], vi: f64) -> f64 {
-        laplacian_impl(c, v, vi)
-    }
-
-    fn avx2() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::arch::is_x86_feature_detected!("avx2")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    }
-
-    pub(super) fn evaluate<T: Copy + Into<f64>>(
-        t: &[T],
-        x: &[f64],
-        xi: f64,
-        scale: f64,
-        c: &mut [f32],
-    ) -> (f64, f64) {
-        #[cfg(target_arch = "x86_64")]
-        if avx2() {
-            // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of
-            // calling a function compiled with `target_feature(enable = "avx2")`.
-            #[allow(unsafe_code)]
-            return unsafe { evaluate_avx2(t, x, xi, scale, c) };
-        }
-        evaluate_impl(t, x, xi, scale, c)
-    }
-
-    pub(super) fn laplacian(c: &[f32], v: &[f64], vi: f64) -> f64 {
-        #[cfg(target_arch = "x86_64")]
-        if avx2() {
-            // SAFETY: as in `evaluate`.
-            #[allow(unsafe_code)]
-            return unsafe { laplacian_avx2(c, v, vi) };
-        }
-        laplacian_impl(c, v, vi)
-    }
-
-    /// [`evaluate`] for scores more than 300 apart (where `exp(s - mean)` could overflow):
-    /// one exp per cell, of `-|s_i - s_j|`.
-    pub(super) fn evaluate_wide<T: Copy + Into<f64>>(
-        t: &[T],
-        s: &[f64],
-        si: f64,
-        scale: f64,
-        c: &mut [f32],
-    ) -> (f64, f64) {
-        let (mut expected, mut curvature) = (0.0, 0.0);
-        for ((&t, &sj), c) in t.iter().zip(s).zip(c) {
-            let t: f64 = t.into();
-            let d = si - sj;
-            let e = (-d.abs()).exp(); // in (0, 1]
-            let (big, small) = (1.0 / (1.0 + e), e / (1.0 + e));
-            let (q, r) = if d >= 0.0 { (big, small) } else { (small, big) };
-            let qr = q * r;
-            expected += t * q;
-            curvature += t * qr;
-            *c = (t * scale * qr) as f32;
-        }
-        (expected, curvature)
-    }
-
-    /// The kernels compiled for the baseline CPU, for the tests.
-    #[cfg(test)]
-    pub(super) mod portable {
-        pub fn evaluate<T: Copy + Into<f64>>(
-            t: &[T],
-            x: &[f64],
-            xi: f64,
-            scale: f64,
-            c: &mut [f32],
-        ) -> (f64, f64) {
-            super::evaluate_impl(t, x, xi, scale, c)
-        }
-
-        pub fn laplacian(c: &[f32], v: &[f64], vi: f64) -> f64 {
-            super::laplacian_impl(c, v, vi)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::bt::{aggregate, beat_components, fit as fit_pairs, fit_rows, wins_totals};
+    use super::super::graph::{aggregate, beat_components, wins_totals};
+    use super::super::testdata::rows;
     use super::*;
-    use proptest::prelude::*;
-
-    /// Random comparisons: `m` rows among `n` items, winners favoured by their id, with
-    /// weights and ties when asked.
-    #[allow(clippy::type_complexity)]
-    pub(super) fn rows(
-        n: usize,
-        m: usize,
-        seed: u64,
-        weighted: bool,
-        tie_rate: f64,
-    ) -> (Vec<i64>, Vec<i64>, Option<Vec<f64>>, Option<Vec<bool>>) {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let (mut w, mut l, mut wt, mut ti) = (vec![], vec![], vec![], vec![]);
-        while w.len() < m {
-            let a = (next() * n as f64) as i64;
-            let b = (next() * n as f64) as i64;
-            if a == b {
-                continue;
-            }
-            let p = 1.0 / (1.0 + ((b - a) as f64 * 3.0 / n as f64).exp());
-            let (win, lose) = if next() < p { (a, b) } else { (b, a) };
-            w.push(win);
-            l.push(lose);
-            // some zero weights: a comparison that counts for nothing
-            wt.push(if next() < 0.05 { 0.0 } else { next() * 2.0 });
-            ti.push(next() < tie_rate);
-        }
-        (w, l, weighted.then_some(wt), (tie_rate > 0.0).then_some(ti))
-    }
 
     #[test]
     fn tables_hold_what_the_pair_list_holds() {
@@ -858,133 +651,11 @@ mod tests {
             assert_eq!(table.to_string(), want.to_string());
         }
     }
-
-    #[test]
-    fn kernels_are_the_same_with_and_without_avx2() {
-        /// The dispatched kernels (AVX2 where the CPU has it) against the baseline build.
-        fn same<T: Copy + Into<f64>>(t: &[T]) {
-            let n = t.len();
-            let x: Vec<f64> = (0..n)
-                .map(|j| ((j % 9) as f64 * 0.37 - 1.0).exp())
-                .collect();
-            let v: Vec<f64> = (0..n).map(|j| (j % 4) as f64 - 1.5).collect();
-            let (mut c1, mut c2) = (vec![0f32; n], vec![0f32; n]);
-            let a = rows::evaluate(t, &x, 0.8, 0.01, &mut c1);
-            let b = rows::portable::evaluate(t, &x, 0.8, 0.01, &mut c2);
-            assert_eq!(
-                (a.0.to_bits(), a.1.to_bits()),
-                (b.0.to_bits(), b.1.to_bits())
-            );
-            assert_eq!(c1, c2);
-            let (p, q) = (
-                rows::laplacian(&c1, &v, 0.3),
-                rows::portable::laplacian(&c1, &v, 0.3),
-            );
-            assert_eq!(p.to_bits(), q.to_bits());
-        }
-        for n in [1usize, 7, 8, 13, 64, 101] {
-            same(&(0..n).map(|j| (j % 5) as f32).collect::<Vec<_>>());
-            same(&(0..n).map(|j| (j % 5) as f64 * 0.3).collect::<Vec<_>>());
-        }
-    }
-
-    #[test]
-    fn edge_weights() {
-        // a tie whose half rounds to 0 is no edge at all, as in the pair list: 0 never loses
-        let (w, l) = ([0i64, 0], [1i64, 1]);
-        let (wt, ti) = ([1.0, 5e-324], [false, true]);
-        let dense = fit_rows(&w, &l, Some(&wt), Some(&ti), None, 0.0, 1e-10, 100);
-        let pairs = aggregate(&w, &l, Some(&wt), Some(&ti), None)
-            .and_then(|p| fit_pairs(&p, 0.0, 1e-10, 100));
-        let (a, b) = (dense.expect_err("dense"), pairs.expect_err("pairs"));
-        assert_eq!(a.to_string(), b.to_string());
-        // wins and totals summed in different orders: the log-odds of a negative loss would
-        // be NaN, and the fit would stop at once with NaN scores. (Weights 17 orders of
-        // magnitude apart are beyond f64 gradients: item 0's 12 wins over items 2 and 3 are
-        // below the rounding of its 1e17; neither path converges, and both say so.)
-        assert!(log_odds(&[1e17 + 16.0, 3.0], &[1e17, 0.0])
-            .iter()
-            .all(|x| x.is_finite()));
-        let mut cmp = vec![(0i64, 2i64, 1.0); 6];
-        cmp.extend(vec![(0, 3, 1.0); 6]);
-        cmp.extend([(0, 1, 1e17), (1, 0, 1.0), (2, 0, 1.0), (3, 0, 1.0)]);
-        let w: Vec<i64> = cmp.iter().map(|c| c.0).collect();
-        let l: Vec<i64> = cmp.iter().map(|c| c.1).collect();
-        let wt: Vec<f64> = cmp.iter().map(|c| c.2).collect();
-        assert!(dense_enough(4, w.len()));
-        let dense = fit_rows(&w, &l, Some(&wt), None, None, 0.0, 1e-10, 50).expect("dense");
-        let p = aggregate(&w, &l, Some(&wt), None, None).expect("pairs");
-        let pairs = fit_pairs(&p, 0.0, 1e-10, 50).expect("pairs");
-        assert_eq!(dense.converged, pairs.converged, "{dense:?} {pairs:?}");
-        assert!(dense.iterations > 0 && dense.scores.iter().all(|x| x.is_finite()));
-        // any scale of weights: the same fit (the curvature cache is relative)
-        let n = 20;
-        let (w, l, wt, _) = rows(n, 800, 8, true, 0.0);
-        let wt = wt.expect("weights");
-        let base = fit_rows(&w, &l, Some(&wt), None, Some(n), 0.0, 1e-12, 200).expect("base");
-        for scale in [1e-300, 1e-46, 1e-30, 1e30, 1e40, 1e300] {
-            let scaled: Vec<f64> = wt.iter().map(|x| x * scale).collect();
-            let f = fit_rows(&w, &l, Some(&scaled), None, Some(n), 0.0, 1e-12, 200).expect("fit");
-            assert!(f.converged, "{scale}: {f:?}");
-            for (x, y) in f.scores.iter().zip(&base.scores) {
-                assert!((x - y).abs() <= 1e-9, "{scale}: {x} {y}");
-            }
-        }
-    }
-
-    #[test]
-    fn the_same_bits_for_any_thread_count() {
-        let n = 150;
-        for (weighted, tie_rate) in [(false, 0.0), (true, 0.1)] {
-            let (w, l, wt, ti) = rows(n, 150_000, 4, weighted, tie_rate);
-            let run = |threads| {
-                crate::sys::with_threads(Some(threads), || {
-                    fit_rows(&w, &l, wt.as_deref(), ti.as_deref(), None, 0.0, 1e-10, 100)
-                })
-                .expect("fit")
-            };
-            let one = run(1);
-            assert!(one.converged);
-            assert_eq!(one, run(2));
-            assert_eq!(one, run(3));
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
-
-        /// The dense fit equals the pair list's (or fails with the same error).
-        #[test]
-        fn dense_fits_equal_the_pair_list(
-            n in 2usize..30,
-            per_cell in 0.5f64..4.0,
-            seed in 0u64..1_000_000,
-            weighted in any::<bool>(),
-            tie_rate in prop_oneof![Just(0.0), 0.0f64..0.5],
-            prior in prop_oneof![Just(0.0), 0.01f64..2.0],
-        ) {
-            let m = ((n * n) as f64 * per_cell) as usize;
-            let (w, l, wt, ti) = rows(n, m, seed, weighted, tie_rate);
-            prop_assume!(dense_enough(n, m));
-            let dense = fit_rows(&w, &l, wt.as_deref(), ti.as_deref(), Some(n), prior, 1e-11, 200);
-            let pairs = aggregate(&w, &l, wt.as_deref(), ti.as_deref(), Some(n))
-                .and_then(|p| fit_pairs(&p, prior, 1e-11, 200));
-            match (dense, pairs) {
-                (Ok(a), Ok(b)) => {
-                    prop_assert!(a.converged && b.converged);
-                    for (x, y) in a.scores.iter().zip(&b.scores) {
-                        prop_assert!((x - y).abs() <= 1e-8, "{x} {y}");
-                    }
-                }
-                (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
-                (a, b) => prop_assert!(false, "{a:?} vs {b:?}"),
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod profile {
+    use super::super::testdata::rows;
     use super::*;
 
     /// `cargo test --release -p fastalign-core profile_dense -- --ignored --nocapture`
@@ -992,7 +663,7 @@ mod profile {
     #[ignore]
     fn profile_dense() {
         let (n, m) = (1000usize, 1_000_000usize);
-        let (w, l, _, _) = super::tests::rows(n, m, 1, false, 0.0);
+        let (w, l, _, _) = rows(n, m, 1, false, 0.0);
         let median = |mut v: Vec<std::time::Duration>| {
             v.sort();
             v[v.len() / 2]
