@@ -13,5 +13,6 @@ pub mod mem;
 pub mod pareto;
 pub mod rank;
 pub mod sys;
+pub mod unicode;
 
 pub use error::{Error, Result};

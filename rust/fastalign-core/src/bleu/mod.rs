@@ -20,6 +20,7 @@ use rustc_hash::FxHashMap;
 
 pub use tokenize::Tokenizer;
 
+use crate::unicode::py_rstrip;
 use crate::{Error, Result};
 
 /// Which implementation's numbers to reproduce.
@@ -135,7 +136,7 @@ impl Options {
     /// A segment as the flavour tokenizes it (sacrebleu strips trailing whitespace first).
     pub fn tokenize(&self, text: &str) -> String {
         match self.flavor {
-            Flavor::Sacrebleu => self.tokenizer.apply(tokenize::py_rstrip(text)),
+            Flavor::Sacrebleu => self.tokenizer.apply(py_rstrip(text)),
             Flavor::Evaluate => self.tokenizer.apply(text),
         }
     }
@@ -448,7 +449,7 @@ fn clipped_matches_slices(hyp: &[u32], refs: &[Vec<u32>], order: usize) -> Vec<u
 pub fn segment_stats(hyp: &str, refs: &[&str], opts: &Options) -> Vec<u64> {
     fn prep<'a>(t: &'a str, opts: &Options) -> (std::borrow::Cow<'a, str>, Vec<(usize, usize)>) {
         match opts.flavor {
-            Flavor::Sacrebleu => opts.tokenizer.spans(tokenize::py_rstrip(t)),
+            Flavor::Sacrebleu => opts.tokenizer.spans(py_rstrip(t)),
             Flavor::Evaluate => opts.tokenizer.spans(t),
         }
     }
@@ -784,10 +785,10 @@ mod tests {
         fn tokenizers_only_insert_boundaries(s in "[^&<\n]{0,40}") {
             // without entities, `<skipped>` and `-\n` (which 13a rewrites) every tokenizer
             // only splits: its tokens concatenate to the input without whitespace
-            let bare: String = s.chars().filter(|&c| !tokenize::is_py_space(c)).collect();
+            let bare: String = s.chars().filter(|&c| !crate::unicode::is_py_space(c)).collect();
             for t in [Tokenizer::Thirteen, Tokenizer::Intl, Tokenizer::Zh, Tokenizer::Char] {
                 let out = t.apply(&s);
-                let toks: Vec<&str> = tokenize::py_split(&out).collect();
+                let toks: Vec<&str> = crate::unicode::py_split(&out).collect();
                 prop_assert_eq!(toks.concat(), bare.clone());
                 if t != Tokenizer::Char {
                     prop_assert_eq!(out.clone(), toks.join(" "));

@@ -11,7 +11,7 @@
 use unicode_normalization::UnicodeNormalization;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::bleu::tokenize::{is_punct, is_py_space, is_symbol};
+use crate::unicode::{is_punct, is_py_space, is_symbol};
 
 /// Which normalization steps run before shingling or exact hashing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -558,7 +558,7 @@ mod tests {
             let mut out = Normalized::default();
             normalize_into(&s, Normalize { punctuation: false, ..Normalize::ALL }, &mut out);
             let text = out.as_str();
-            let split: Vec<&str> = crate::bleu::tokenize::py_split(text).collect();
+            let split: Vec<&str> = crate::unicode::py_split(text).collect();
             let words: Vec<&str> =
                 out.words.iter().map(|&(a, b)| &text[a as usize..b as usize]).collect();
             prop_assert_eq!(split, words);
