@@ -8,7 +8,6 @@ pub mod bleu;
 pub mod debug;
 pub mod dedup;
 pub mod error;
-pub mod fronts;
 pub mod mem;
 pub mod pareto;
 pub mod rank;

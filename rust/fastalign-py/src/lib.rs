@@ -64,12 +64,12 @@ fn non_dominated_sort<'py>(
     let data = errors::contiguous(&f, "F")?;
     let out = match &offsets {
         None => run(py, || {
-            fastalign_core::fronts::non_dominated_sort(data, n, m)
+            fastalign_core::pareto::non_dominated_sort(data, n, m)
         })?,
         Some(o) => {
             let o = errors::contiguous(o, "offsets")?;
             run(py, || {
-                fastalign_core::fronts::non_dominated_sort_batched(data, n, m, o)
+                fastalign_core::pareto::non_dominated_sort_batched(data, n, m, o)
             })?
         }
     };
@@ -92,13 +92,13 @@ fn crowding_distance<'py>(
         (Some(fr), None) => {
             let fr = errors::contiguous(fr, "fronts")?;
             run(py, || {
-                fastalign_core::fronts::crowding_distance(data, n, m, fr)
+                fastalign_core::pareto::crowding_distance(data, n, m, fr)
             })?
         }
         (None, Some(o)) => {
             let o = errors::contiguous(o, "offsets")?;
             run(py, || {
-                fastalign_core::fronts::crowding_distance_batched(data, n, m, o)
+                fastalign_core::pareto::crowding_distance_batched(data, n, m, o)
             })?
         }
         _ => {
@@ -124,12 +124,12 @@ fn hypervolume<'py>(
     let r = errors::contiguous(&reference, "reference")?;
     let out = match &offsets {
         None => vec![run(py, || {
-            fastalign_core::fronts::hypervolume(data, n, m, r)
+            fastalign_core::pareto::hypervolume(data, n, m, r)
         })?],
         Some(o) => {
             let o = errors::contiguous(o, "offsets")?;
             run(py, || {
-                fastalign_core::fronts::hypervolume_batched(data, n, m, o, r)
+                fastalign_core::pareto::hypervolume_batched(data, n, m, o, r)
             })?
         }
     };
@@ -148,7 +148,7 @@ fn pareto_pairs<'py>(
     let data = errors::contiguous(&f, "F")?;
     let o = errors::contiguous(&offsets, "offsets")?;
     let pairs = run(py, || {
-        fastalign_core::fronts::pareto_pairs(data, n, m, o, all)
+        fastalign_core::pareto::pareto_pairs(data, n, m, o, all)
     })?;
     Ok(pairs.concat().into_pyarray(py))
 }
