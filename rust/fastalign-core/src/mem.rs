@@ -1,10 +1,10 @@
 //! Large zeroed buffers on transparent huge pages, where Linux offers them.
 //!
 //! The pages of a fresh buffer are faulted in one at a time when first touched: 4 KiB each,
-//! at several microseconds a fault on a virtual machine (measured here: 6-12 ms to touch a
-//! fresh 8 MB vector, as long as a whole pass of the Bradley-Terry fit). An anonymous mapping
-//! advised `MADV_HUGEPAGE` is faulted in 2 MiB at a time instead. Elsewhere, or when the
-//! mapping fails, a plain vector.
+//! and each fault is slow on a virtual machine (touching a fresh 8 MB vector took as long as a
+//! whole pass of the Bradley-Terry fit). An anonymous mapping advised `MADV_HUGEPAGE` is
+//! faulted in 2 MiB at a time instead, about a tenth of the time (see
+//! `benches/results/rank_cpu_2core.md`). Elsewhere, or when the mapping fails, a plain vector.
 
 use bytemuck::Pod;
 

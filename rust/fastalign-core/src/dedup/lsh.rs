@@ -44,8 +44,9 @@ pub fn false_negative_area(threshold: f64, b: usize, r: usize) -> f64 {
     integrate(|s| (1.0 - s.powi(r)).powi(b), threshold, 1.0)
 }
 
-/// The longest signature: the band search below takes ~0.3 s there (it visits every
-/// `bands * rows <= num_perm`), and larger values are refused before it starts.
+/// The longest signature: the band search below visits every `bands * rows <= num_perm`, a
+/// few hundred times the work of the search at 128 there, and larger values are refused before
+/// it starts.
 pub const MAX_NUM_PERM: usize = 4096;
 
 /// The (bands, rows) with `bands * rows <= num_perm` minimising the weighted sum of the false
@@ -67,7 +68,8 @@ pub fn optimal_bands(
             "num_perm must be in [2, {MAX_NUM_PERM}], got {num_perm}"
         )));
     }
-    // The search costs ~1 ms at num_perm = 128; every call with the same arguments reuses it.
+    // The search is not free (it grows with num_perm, see MAX_NUM_PERM); every call with the
+    // same arguments reuses it.
     type Key = (u64, usize, u64, u64);
     static CACHE: OnceLock<Mutex<HashMap<Key, (usize, usize)>>> = OnceLock::new();
     let key = (

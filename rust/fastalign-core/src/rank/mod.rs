@@ -1,5 +1,16 @@
-//! Ranking aggregation over preference graphs: Bradley-Terry and Plackett-Luce maximum
-//! likelihood and the maximal lottery of a margin matrix.
+//! Ranking aggregation over comparisons, rankings and preference matrices:
+//!
+//! - [`bt`]: Bradley-Terry maximum likelihood (pair list, dense tables, Davidson's tie model);
+//! - [`pl`]: Plackett-Luce maximum likelihood over rankings;
+//! - [`newton`]: the Newton / conjugate-gradient driver both fit with;
+//! - [`lottery`]: the maximal lottery of a pairwise-preference matrix;
+//! - [`kemeny`]: the Kemeny ranking of a preference matrix (exact for few items, local search
+//!   beyond);
+//! - [`methods`]: Elo, Borda, Copeland, Schulze, cycle statistics of the majority graph,
+//!   preference-pair construction, comparisons from a score matrix, and bootstrap resampling of
+//!   Bradley-Terry fits.
+//!
+//! Here: the item-count and matrix checks they share, and competition ranks of scores.
 
 // edge-list loops index several parallel arrays by edge; index loops read clearest
 #![allow(clippy::needless_range_loop)]

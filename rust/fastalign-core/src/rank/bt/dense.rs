@@ -7,8 +7,9 @@
 //! number of threads and with or without AVX2. Counts are kept in `f32` cells (exact below
 //! 2^24), weights in `f64`; the curvature cache is `f32`, relative to the largest item total
 //! (it only shapes the Newton steps).
-//! Measured on 1000 items / 1M comparisons: 30-40 ms where the pair list took 65-85 ms. The
-//! pair-list path ([`super::pairs`], [`super::davidson`]) takes sparser data and the Davidson tie model.
+//! On 1000 items / 1M comparisons the dense fit takes less than half the pair list's time
+//! (see `benches/results/rank_cpu_2core.md`). The pair-list path ([`super::pairs`],
+//! [`super::davidson`]) takes sparser data and the Davidson tie model.
 
 use rayon::prelude::*;
 

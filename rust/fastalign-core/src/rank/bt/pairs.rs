@@ -186,8 +186,9 @@ impl Model for Pairs {
     }
 
     /// Solving each step to `rel` (quadratic convergence) measured faster than to `sqrt(rel)`:
-    /// 3000 items / 1M comparisons 4 iterations instead of 5 and 111-115 ms instead of
-    /// 216-234 ms; 1000 bootstrap fits of 100 items 736-786 ms instead of 809-838 ms.
+    /// on 3000 items / 1M comparisons 4 iterations instead of 5, in about half the time; 1000
+    /// bootstrap fits of 100 items in about 8% less time (see
+    /// `benches/results/rank_cpu_2core.md`).
     fn forcing(&self, rel: f64) -> f64 {
         rel
     }
