@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 
+import numpy as np
 import pytest
 import sacrebleu
 
@@ -112,3 +113,27 @@ def test_memory_stays_flat_over_many_reward_calls():
     gc.collect()
     grown = _rss_mb() - before
     assert grown < 8.0, f"RSS grew by {grown:.1f} MB over 20k reward calls"
+
+
+def test_bad_references_are_errors_not_missing_rows():
+    """A dict reference was scored against its keys; bytes and lone surrogates scored None as
+    if the reference were missing. Non-str references are a TypeError naming the row; a text
+    that is not valid Unicode is an error naming the row, in both flavours."""
+    for flavor in ("sacrebleu", "evaluate"):
+        reward = BLEUReward(flavor=flavor)
+        with pytest.raises(
+            TypeError, match=r"^reference\[1\] must be a str, a list of str or None, not dict"
+        ):
+            reward(completions=["a b", "a b"], reference=["a b", {"a b": 1}])
+        with pytest.raises(
+            TypeError, match=r"^reference\[0\]\[1\] must be a str \(or None\), not bytes"
+        ):
+            reward(completions=["a b"], reference=[["a b", b"a b"]])
+        with pytest.raises(TypeError, match=r"^reference\[0\] must be .* not bytes"):
+            reward(completions=["a b"], reference=[b"a b"])
+        with pytest.raises(InvalidInputError, match=r"^row 2: .*not valid Unicode"):
+            reward(completions=["a b", "c d", "e f"], reference=["a b", "c d", "e \ud800"])
+    # what stays None: a missing reference, and evaluate's undefined empty reference
+    ev = BLEUReward(flavor="evaluate")(completions=["a b", "a b"], reference=[None, "\x0c"])
+    assert ev == [None, None]
+    assert bleu_reward(completions=["a b"], reference=[np.array(["a b"])]) == pytest.approx([1.0])

@@ -34,6 +34,9 @@ from fastalign.errors import InvalidInputError, ShapeError
 
 __all__ = ["BLEUReward", "bleu_reward"]
 
+# the core's message when evaluate's BLEU divides by a zero reference length
+_UNDEFINED = "reference length is 0"
+
 
 def _completion_text(c: Any, i: int) -> str:
     """A completion as text: a string, or the content of the last message of a chat list."""
@@ -101,28 +104,51 @@ class BLEUReward:
         if isinstance(refs_col, str) or len(refs_col) != len(texts):
             n = "a str" if isinstance(refs_col, str) else f"{len(refs_col)} rows"
             raise ShapeError(f"{len(texts)} completions but the {self.column!r} column has {n}")
-        refs = [[r] if isinstance(r, str) else list(r or []) for r in refs_col]
-        # a row without any usable reference scores None (TRL records NaN for it) instead of
-        # failing the whole step; every other row is scored in one batched call
-        ok = [i for i, r in enumerate(refs) if any(isinstance(x, str) for x in r)]
+        refs = [self._references(r, i) for i, r in enumerate(refs_col)]
+        # a row without any reference (None, [], only None entries) scores None (TRL records
+        # NaN for it) instead of failing the whole step; the others are scored in one call
+        ok = [i for i, r in enumerate(refs) if r]
         out: list[float | None] = [None] * len(texts)
         if not ok:
             return out
         sub_t = [texts[i] for i in ok]
-        sub_r = [[x for x in refs[i] if isinstance(x, str)] for i in ok]
+        sub_r = [refs[i] for i in ok]
         try:
             scores = self.metric.sentence_scores(sub_t, sub_r).tolist()
         except InvalidInputError:
-            # evaluate's flavour: a reference that tokenizes to nothing; score row by row
+            # score row by row: evaluate's flavour is undefined for a reference that tokenizes
+            # to nothing (that row scores None); any other error names its row and propagates
             scores = []
-            for t, r in zip(sub_t, sub_r, strict=True):
+            for i, t, r in zip(ok, sub_t, sub_r, strict=True):
                 try:
                     scores.append(float(self.metric.sentence_scores([t], [r])[0]))
-                except InvalidInputError:
+                except InvalidInputError as e:
+                    if _UNDEFINED not in str(e):
+                        raise InvalidInputError(f"row {i}: {e}") from None
                     scores.append(None)
         for i, sc in zip(ok, scores, strict=True):
             out[i] = None if sc is None else sc / self.divisor * self.scale
         return out
+
+    def _references(self, r: Any, i: int) -> list[str]:
+        """Row ``i``'s references: a str, a list (or 1-D array) of str and None, or None."""
+        if r is None:
+            return []
+        if isinstance(r, str):
+            return [r]
+        if isinstance(r, (list, tuple)) or (hasattr(r, "ndim") and getattr(r, "ndim", 0) == 1):
+            items = []
+            for j, x in enumerate(r):
+                if isinstance(x, str):
+                    items.append(x)
+                elif x is not None:
+                    raise TypeError(
+                        f"{self.column}[{i}][{j}] must be a str (or None), not {type(x).__name__}"
+                    )
+            return items
+        raise TypeError(
+            f"{self.column}[{i}] must be a str, a list of str or None, not {type(r).__name__}"
+        )
 
     def __repr__(self) -> str:
         return f"BLEUReward(column={self.column!r}, flavor={self.metric.flavor!r})"
