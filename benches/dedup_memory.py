@@ -17,7 +17,7 @@ import sys
 
 CHILD = r"""
 import json, sys
-from fastalign.bench import dedup_data as d
+from fastalign.bench.workloads import dedup as d
 
 def status(field):
     with open("/proc/self/status") as f:

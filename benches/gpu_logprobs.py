@@ -159,7 +159,9 @@ def _versions() -> str:
 def _tables(
     size: str, peak: float | None, md: str, report: dict, write, ops: set[str]
 ) -> tuple[str, bool]:
-    from fastalign.bench import dpo_rows, format_table, logprob_rows
+    from fastalign.bench import format_table
+    from fastalign.bench.workloads import fused_dpo as fused_dpo_workload
+    from fastalign.bench.workloads import token_logps as token_logps_workload
 
     def progress(s: str) -> None:
         print(f"  running {s} ...", file=sys.stderr, flush=True)
@@ -174,14 +176,14 @@ def _tables(
 
     rows: list = []
     if "token_logps" in ops:
-        n, h, v = logprob_rows.shape(size)
+        n, h, v = token_logps_workload.shape(size)
         flops = 8 * n * h * v
         md += (
             f"\n## token_logps fwd+bwd\n\nN={n} H={h} V={v}; FLOPs 8*N*H*V = "
             f"{flops / 1e12:.2f} TFLOP (forward + recompute + two gradient GEMMs); peak "
             f"{peak or '-'} TFLOP/s dense bf16; memory floor = inputs + gradients.\n"
         )
-        trows = add_mfu(logprob_rows.rows(size, progress=progress), flops)
+        trows = add_mfu(token_logps_workload.run(size, progress=progress), flops)
         table = format_table(trows)
         print(table, flush=True)
         md += "\n```\n" + table + "\n```\n"
@@ -190,13 +192,13 @@ def _tables(
         write(md)
     if "fused_dpo" in ops:
         # the fused-linear DPO step: 3 matmul passes over the unmasked tokens = 6 N H V FLOPs
-        b, t, prompt, dh, dv = dpo_rows.shape(size)
+        b, t, prompt, dh, dv = fused_dpo_workload.shape(size)
         dflops = 6 * (2 * b * (t - prompt)) * dh * dv
         md += (
             f"\n## fused DPO step (fwd+bwd to hidden and head)\n\nB={b} pairs T={t} prompt "
             f"{prompt} H={dh} V={dv}; FLOPs 6*tokens*H*V = {dflops / 1e12:.2f} TFLOP.\n"
         )
-        drows = add_mfu(dpo_rows.rows(size, progress=progress), dflops)
+        drows = add_mfu(fused_dpo_workload.run(size, progress=progress), dflops)
         dtable = format_table(drows)
         print(dtable, flush=True)
         md += "\n```\n" + dtable + "\n```\n"

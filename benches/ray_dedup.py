@@ -3,7 +3,7 @@
     python benches/ray_dedup.py [--docs 100000 --files 4 --verify none --json PATH]
 
 Both rows do the whole job on the same Parquet files (the benchmark corpus of
-``fastalign.bench.dedup_data``: 50-300 words per document, 30% planted near-duplicates):
+``fastalign.bench.workloads.dedup``: 50-300 words per document, 30% planted near-duplicates):
 read the files, find the clusters, write the kept rows as Parquet. The single-process row
 reads with pyarrow and runs :func:`fastalign.dedup.dedup` on all cores; the Ray row starts a
 local cluster with every core (not timed) and runs the pipeline. Both results are compared
@@ -61,7 +61,7 @@ def main() -> int:
     import ray
 
     from fastalign import dedup as fd
-    from fastalign.bench.dedup_data import dedup_corpus
+    from fastalign.bench.workloads.dedup import dedup_corpus
     from fastalign.dedup import ray as ray_dedup
 
     cores = os.cpu_count() or 1

@@ -416,3 +416,14 @@ def test_import_is_lazy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("name", ["lowercase", "effective_order"])
+@pytest.mark.parametrize("value", ["no", "false", 0, 1, None])
+def test_boolean_options_are_bools(name, value):
+    """``lowercase="no"`` meant True (a non-empty string): now a TypeError naming the option."""
+    with pytest.raises(TypeError, match=rf"^{name} must be a bool"):
+        bleu.BLEU(**{name: value})
+    with pytest.raises(TypeError, match=rf"^{name} must be a bool"):
+        bleu.sentence_bleu("a b", ["a b"], **{name: value})
+    assert getattr(bleu.BLEU(**{name: np.True_}), name) is True  # NumPy bools are bools

@@ -64,3 +64,30 @@ def test_bench_quick_all_rows_correct(tmp_path):
     assert all(r["error"] is None for r in rows if r["impl"].startswith("fastalign"))
     assert {r["op"] for r in rows} >= {"pama", "logps_from_logits", "token_logps", "fused_dpo"}
     assert "baseline" in proc.stdout
+
+
+def test_bench_plot_is_a_figure_a_person_reads(tmp_path):
+    """One panel per workload family, log speed-up axis, failed rows marked, memory beside
+    time: a figure of sane size for ~60 rows (the first one was 6048 x 540 px)."""
+    import struct
+
+    from fastalign.bench import Row
+    from fastalign.bench._harness import fill_speedups
+    from fastalign.bench.plot import plot
+
+    rows = []
+    for fam in ("token_logps", "fused_dpo", "bleu", "rank", "dedup", "pareto"):
+        for wl in ("small", "a much longer workload description with many words"):
+            rows.append(Row(fam, wl, "naive torch", 1.0, baseline=True, peak_mb=900.0))
+            for k, impl in enumerate(("fastalign (rust)", "peer A", "peer B", "fastalign x")):
+                rows.append(Row(fam, wl, impl, 0.5 / (k + 1), peak_mb=100.0 * (k + 1)))
+    rows.append(Row("rank", "small", "broken peer", None, error="ImportError: no module"))
+    rows.append(Row("bleu", "small", "fastalign wrong", 0.1, max_err=1.0, tol=1e-9))
+    fill_speedups(rows)
+    png = tmp_path / "bench.png"
+    plot(rows, str(png))
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert 1000 < width < 2200, width
+    assert height < 6000, height

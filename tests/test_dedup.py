@@ -19,14 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastalign import dedup
-from fastalign.bench.dedup_data import (
-    datasketch_flags,
-    dedup_corpus,
-    doc_scores,
-    jaccard_truth,
-    shingle_sets,
-)
+from fastalign.bench.workloads.dedup import datasketch_flags, dedup_corpus
 from fastalign.errors import InvalidInputError, ShapeError
+from fastalign.reference.dedup import doc_scores, jaccard_truth, shingle_sets
 
 
 @pytest.fixture(scope="module")
@@ -548,3 +543,25 @@ def test_band_choice_equals_datasketch_including_exact_ties():
     for t in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
         for p in [*range(2, 40), 64, 128, 256]:
             assert dedup.lsh_params(t, p) == lsh._optimal_param(t, p, 0.5, 0.5), (t, p)
+
+
+@pytest.mark.parametrize("bad", [{"a b c", "d e f"}, frozenset({"a b c"}), {"a b c": 1}])
+def test_sets_and_mappings_are_not_texts(bad):
+    """A set's order depends on the hash seed and a dict holds keys: results indexed by
+    position would be meaningless, so every text API refuses them by name."""
+    kind = type(bad).__name__
+    calls = [
+        ("texts", lambda: dedup.dedup(bad)),
+        ("texts", lambda: dedup.exact(bad)),
+        ("texts", lambda: dedup.signatures(bad)),
+        ("texts", lambda: dedup.normalize_text(bad)),
+        ("texts", lambda: dedup.MinHashIndex().add(bad)),
+        ("texts", lambda: dedup.MinHashIndex().query(bad)),
+        ("train", lambda: dedup.contamination(bad, ["x"])),
+        ("eval", lambda: dedup.contamination(["x"], bad)),
+    ]
+    for name, call in calls:
+        with pytest.raises(
+            TypeError, match=rf"^{name} must be an ordered sequence .* not a {kind}"
+        ):
+            call()

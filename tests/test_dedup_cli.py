@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fastalign import dedup
-from fastalign.bench.dedup_data import dedup_corpus
+from fastalign.bench.workloads.dedup import dedup_corpus
 from fastalign.cli import main
 
 

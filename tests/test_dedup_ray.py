@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from fastalign import _core
 from fastalign import dedup as fd
+from fastalign.dedup.settings import shingling
 from fastalign.errors import InvalidInputError, ShapeError
 
 pa = pytest.importorskip("pyarrow")
@@ -118,7 +119,7 @@ def test_arrow_buffers_sign_like_python_strings(texts: list[str], start: int, la
     arr = arr.slice(start)  # a non-zero offset, as in a batch cut from a block
     bufs = rd._utf8_buffers(arr)
     assert bufs is not None
-    sh = (16, 2, "word", (True, True, True, True), 7)
+    sh = shingling(16, 2, "word", True, 7)
     got_sigs, got_empty = _core.dedup_signatures_utf8(bufs[0], bufs[1], sh, 1)
     want_sigs, want_empty = _core.dedup_signatures(texts, sh, 1)
     np.testing.assert_array_equal(got_sigs, want_sigs)
@@ -128,7 +129,7 @@ def test_arrow_buffers_sign_like_python_strings(texts: list[str], start: int, la
 def test_arrow_buffers_refuse_nulls_and_other_types():
     assert rd._utf8_buffers(pa.array(["a", None])) is None
     assert rd._utf8_buffers(pa.array([1, 2])) is None
-    sh = (16, 2, "word", (True, True, True, True), 7)
+    sh = shingling(16, 2, "word", True, 7)
     with pytest.raises(ShapeError, match="outside"):
         _core.dedup_signatures_utf8(np.frombuffer(b"abc", np.uint8), np.array([0, 4]), sh, 1)
     with pytest.raises(InvalidInputError, match="UTF-8"):
@@ -353,7 +354,10 @@ def test_cli_engine_ray(ray_cluster, tmp_path, capsys):
     src, out, summary = tmp_path / "in.jsonl", tmp_path / "out", tmp_path / "s.json"
     src.write_text("".join(json.dumps({"id": i, "prompt": t}) + "\n" for i, t in enumerate(texts)))
     args = ["dedup", str(src), "-o", str(out), "--engine", "ray", "--partitions", "2"]
-    assert main([*args, "--threshold", "0.5", "--summary-json", str(summary)]) == 0
+    log = tmp_path / "logs" / "ray.log"
+    log.parent.mkdir()
+    assert main([*args, "--threshold", "0.5", "--summary-json", str(summary),
+                 "--ray-log", str(log)]) == 0  # fmt: skip
     want = fd.dedup(texts, threshold=0.5)
     check_output(out, want.keep, column="id")
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".fastalign")]  # renamed
@@ -363,6 +367,11 @@ def test_cli_engine_ray(ray_cluster, tmp_path, capsys):
     assert f"kept {want.n_kept:,}" in captured.out
     for stage in ("[read]", "[sign+buckets]", "[components]", "[write]"):
         assert stage in captured.err
+    # the terminal gets fastalign's lines only; Ray's own go to the file it names
+    assert f"Ray's log lines go to {log}" in captured.err
+    assert not [line for line in captured.err.splitlines() if "INFO" in line or "WARN" in line]
+    assert log.exists()  # what reaches it depends on the logging this process set up before
+    assert s["ray_log"] == str(log)
     # refusals: an existing output, exact modes, ray-only flags without the engine
     for extra, message in [
         ([], "exists"),
@@ -373,3 +382,30 @@ def test_cli_engine_ray(ray_cluster, tmp_path, capsys):
         assert message in capsys.readouterr().err
     assert main(["dedup", str(src), "-o", str(tmp_path / "x.jsonl"), "--partitions", "2"]) == 2
     assert "--engine ray" in capsys.readouterr().err
+    # a file name with an extension is not taken as a folder name
+    assert main(["dedup", str(src), "-o", str(tmp_path / "o.jsonl"), "--engine", "ray"]) == 2
+    assert "writes a folder of Parquet files, not one .jsonl file" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_cli_engine_ray_quiet_terminal_in_a_fresh_process(tmp_path):
+    """As a user runs it (a fresh process starting its own local cluster): stderr carries
+    fastalign's stage lines only; Ray's start-up and execution lines are in the named file."""
+    import subprocess
+    import sys
+
+    src, out, log = tmp_path / "in.jsonl", tmp_path / "out", tmp_path / "ray.log"
+    src.write_text("".join(json.dumps({"prompt": t}) + "\n" for t in corpus(60, seed=2)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastalign", "dedup", str(src), "-o", str(out), "--engine", "ray",
+         "--partitions", "2", "--ray-log", str(log)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == f"Ray's log lines go to {log}"
+    assert all(line.startswith("[") for line in lines[1:]), lines  # [read], [sign+buckets], ...
+    text = log.read_text()
+    assert "Started a local Ray instance" in text
+    assert "streaming_executor" in text

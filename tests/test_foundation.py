@@ -60,7 +60,7 @@ def test_all_names_resolve():
 )
 def test_core_errors_become_python_exceptions(kind, exc, builtin, message):
     with pytest.raises(exc) as info:
-        _core._debug_fail(kind)
+        _core.sys_debug_fail(kind)
     assert isinstance(info.value, FastalignError)
     assert isinstance(info.value, builtin)
     assert message in str(info.value)
@@ -68,10 +68,10 @@ def test_core_errors_become_python_exceptions(kind, exc, builtin, message):
 
 def test_panic_becomes_internal_error_with_message():
     with pytest.raises(InternalError, match="deliberate panic inside fastalign-core"):
-        _core._debug_fail("panic")
+        _core.sys_debug_fail("panic")
     # the interpreter survives and the module still works after a panic
-    _core._debug_fail("ok")
-    assert _core.num_threads() >= 1
+    _core.sys_debug_fail("ok")
+    assert _core.sys_num_threads() >= 1
 
 
 def test_panic_does_not_abort_a_fresh_process():
@@ -79,7 +79,7 @@ def test_panic_does_not_abort_a_fresh_process():
         "from fastalign import _core\n"
         "from fastalign.errors import InternalError\n"
         "try:\n"
-        "    _core._debug_fail('panic')\n"
+        "    _core.sys_debug_fail('panic')\n"
         "except InternalError as e:\n"
         "    print('caught:', e)\n"
     )
@@ -90,5 +90,5 @@ def test_panic_does_not_abort_a_fresh_process():
 
 
 def test_cpu_features_are_strings():
-    feats = _core.cpu_features()
+    feats = _core.sys_cpu_features()
     assert all(isinstance(f, str) for f in feats)

@@ -132,7 +132,7 @@ def test_fp32_heads_store_fp32():
 @pytest.mark.parametrize("which", ["torch", pytest.param("triton", marks=pytest.mark.interpreter)])
 def test_triton_store_fold_equals_twin(which):
     """The Triton fold writes the same stored tile and offsets as the torch twin."""
-    from fastalign.logprobs._tiling import row_passes
+    from fastalign.logprobs._rows import row_passes
 
     z = torch.randn(9, 77) * 5
     p_twin, s_twin = _probs_from_store(z, torch.bfloat16, 20)

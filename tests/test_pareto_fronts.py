@@ -13,33 +13,8 @@ from hypothesis.extra import numpy as hnp
 
 from fastalign.errors import InvalidInputError, ShapeError
 from fastalign.pareto import crowding_distance, hypervolume, non_dominated_sort
-
-
-def brute_fronts(f):
-    n = len(f)
-    front = np.full(n, -1)
-    left = set(range(n))
-    k = 0
-    while left:
-        cur = [
-            i for i in left if not any(np.all(f[j] <= f[i]) and np.any(f[j] < f[i]) for j in left)
-        ]
-        for i in cur:
-            front[i] = k
-        left -= set(cur)
-        k += 1
-    return front
-
-
-def brute_hv(f, ref):
-    pts = [p for p in f if np.all(p < ref)]
-    total = 0.0
-    for k in range(1, len(pts) + 1):
-        for combo in itertools.combinations(pts, k):
-            corner = np.max(combo, axis=0)
-            total += (-1) ** (k + 1) * float(np.prod(ref - corner))
-    return total
-
+from fastalign.reference.pareto import fronts as brute_fronts
+from fastalign.reference.pareto import hypervolume as brute_hv
 
 grids = st.integers(1, 5).flatmap(
     lambda m: hnp.arrays(

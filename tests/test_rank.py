@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from fastalign import rank
 from fastalign.errors import InvalidInputError, ShapeError
+from fastalign.reference import rank as reference
 
 
 def comparisons(n, m, seed, tie_rate=0.0):
@@ -24,34 +25,12 @@ def comparisons(n, m, seed, tie_rate=0.0):
     return np.where(win, a, b), np.where(win, b, a), rng.random(m) + 0.5, ties
 
 
-def scipy_bt(winners, losers, n, weights, ties, prior):
-    """The same penalized log-likelihood, maximized by scipy in float64 (exact gradient)."""
-    from scipy.optimize import minimize
-
-    w = weights * np.where(ties, 0.5, 1.0)
-
-    def f(s):
-        d = s[winners] - s[losers]
-        ls, lsn = -np.logaddexp(0, -d), -np.logaddexp(0, d)
-        val = (w * ls).sum() + (w * ties * lsn).sum() - prior / 2 * (s @ s)
-        g = -prior * s
-        coef = w * (1 - 1 / (1 + np.exp(-d))) - w * ties / (1 + np.exp(-d))
-        np.add.at(g, winners, coef)
-        np.add.at(g, losers, -coef)
-        return -val, -g
-
-    res = minimize(f, np.zeros(n), jac=True, method="L-BFGS-B",
-                   options={"gtol": 1e-13, "ftol": 1e-15, "maxiter": 100_000})  # fmt: skip
-    s = res.x
-    return s - s.mean() if prior == 0 else s
-
-
 @pytest.mark.parametrize(("prior", "tie_rate"), [(0.0, 0.0), (0.0, 0.2), (0.5, 0.1), (2.0, 0.0)])
 def test_bradley_terry_equals_scipy_float64(prior, tie_rate):
     n = 30
     w, lo, wt, ties = comparisons(n, 3000, seed=1, tie_rate=tie_rate)
     got = rank.bradley_terry(w, lo, n_items=n, weights=wt, ties=ties, prior=prior)
-    want = scipy_bt(w, lo, n, wt, ties, prior)
+    want = reference.bradley_terry(w, lo, n, weights=wt, ties=ties, prior=prior)
     assert got.converged
     np.testing.assert_allclose(got.scores, want, atol=1e-6, rtol=0)
     assert got.ranks.tolist() == (np.argsort(np.argsort(-want)) + 1).tolist()
@@ -206,44 +185,15 @@ def rankings_data(n, k, seed, lo=2, hi=6):
     return out
 
 
-def scipy_pl(rankings, n, prior):
-    """The same penalized log-likelihood maximized by scipy in float64 (rankings padded to one
-    length, stage by stage in NumPy)."""
-    from scipy.optimize import minimize
-
-    width = max(len(r) for r in rankings)
-    R = np.full((len(rankings), width), -1)
-    for k, r in enumerate(rankings):
-        R[k, : len(r)] = r
-    valid = R >= 0
-    idx = np.where(valid, R, 0)
-
-    def f(s):
-        val, g = -prior / 2 * (s @ s), -prior * s
-        x = np.where(valid, s[idx], -np.inf)
-        for t in range(width - 1):
-            live = valid[:, t + 1]  # stage t exists when a position after t is filled
-            rest = x[live, t:]
-            mx = rest.max(axis=1, keepdims=True)
-            e = np.exp(rest - mx)
-            tot = e.sum(axis=1, keepdims=True)
-            val += (rest[:, 0] - mx[:, 0] - np.log(tot[:, 0])).sum()
-            np.add.at(g, idx[live, t], 1.0)
-            np.add.at(g, idx[live, t:][valid[live, t:]], -(e / tot)[valid[live, t:]])
-        return -val, -g
-
-    res = minimize(f, np.zeros(n), jac=True, method="L-BFGS-B",
-                   options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 100_000})  # fmt: skip
-    return res.x - res.x.mean() if prior == 0 else res.x
-
-
 @pytest.mark.parametrize("prior", [0.0, 0.3])
 def test_plackett_luce_equals_scipy_float64(prior):
     n = 12
     data = rankings_data(n, 400, seed=4)
     got = rank.plackett_luce(data, n_items=n, prior=prior)
     assert got.converged
-    np.testing.assert_allclose(got.scores, scipy_pl(data, n, prior), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(
+        got.scores, reference.plackett_luce(data, n, prior=prior), atol=1e-6, rtol=0
+    )
 
 
 def test_plackett_luce_equals_choix_and_offsets_form():

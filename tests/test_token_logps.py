@@ -100,15 +100,21 @@ transforms = st.sampled_from(
 )
 
 
-@given(
+# one fused-head call: sizes, data, which positions are masked, bias, entropy, transform
+HEAD_CASES = dict(
     n=st.integers(0, 40),
     h=st.integers(1, 40),
-    v=st.integers(1, 120),
     seed=st.integers(0, 2**31 - 1),
     mask_frac=st.sampled_from([0.0, 0.3, 1.0]),
     bias=st.booleans(),
     entropy=st.booleans(),
     transform=transforms,
+)
+
+
+@given(
+    **HEAD_CASES,
+    v=st.integers(1, 120),
     chunk_rows=st.integers(1, 50),
     chunk_vocab=st.one_of(st.none(), st.integers(1, 130)),
 )
@@ -323,16 +329,7 @@ def test_bad_input():
 
 
 @pytest.mark.interpreter
-@given(
-    n=st.integers(0, 40),
-    h=st.integers(1, 40),
-    v=st.integers(1, 100),
-    seed=st.integers(0, 2**31 - 1),
-    mask_frac=st.sampled_from([0.0, 0.3, 1.0]),
-    bias=st.booleans(),
-    entropy=st.booleans(),
-    transform=transforms,
-)
+@given(**HEAD_CASES, v=st.integers(1, 100))
 def test_triton_backend_fp32_vs_float64(n, h, v, seed, mask_frac, bias, entropy, transform):
     case = make_case(n, h, v, seed, mask_frac=mask_frac, bias=bias)
     outs, grads = check_against_float64(

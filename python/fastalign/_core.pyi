@@ -5,32 +5,31 @@ from typing import final
 import numpy as np
 import numpy.typing as npt
 
+from fastalign.dedup.settings import Banding, Normalization, Shingling
+
 __all__ = [
     "MinHashIndexCore",
     "__version__",
-    "_debug_fail",
     "bleu_score",
     "bleu_sentence_scores",
     "bleu_stats",
     "bleu_tokenize",
-    "cpu_features",
-    "crowding_distance",
     "dedup_band_keys",
     "dedup_bucket_forest",
     "dedup_cluster",
     "dedup_cluster_signatures",
     "dedup_exact",
     "dedup_jaccard",
+    "dedup_lsh_params",
     "dedup_normalize",
     "dedup_signatures",
     "dedup_signatures_utf8",
-    "hypervolume",
-    "lsh_params",
-    "mgda_weights",
-    "non_dominated_sort",
-    "num_threads",
-    "pama",
+    "pareto_crowding_distance",
+    "pareto_hypervolume",
+    "pareto_mgda_weights",
+    "pareto_non_dominated_sort",
     "pareto_pairs",
+    "pareto_pama",
     "rank_bootstrap_bt",
     "rank_borda",
     "rank_bradley_terry",
@@ -43,26 +42,29 @@ __all__ = [
     "rank_preference_pairs",
     "rank_schulze",
     "rank_score_comparisons",
+    "sys_cpu_features",
+    "sys_debug_fail",
+    "sys_num_threads",
 ]
 
 __version__: str
 
-def pama(advantages: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
-def mgda_weights(
+def pareto_pama(advantages: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
+def pareto_mgda_weights(
     gram: npt.NDArray[np.float64], tol: float, max_iter: int
 ) -> npt.NDArray[np.float64]: ...
-def _debug_fail(kind: str) -> None: ...
-def cpu_features() -> list[str]: ...
-def num_threads() -> int: ...
-def non_dominated_sort(
+def sys_debug_fail(kind: str) -> None: ...
+def sys_cpu_features() -> list[str]: ...
+def sys_num_threads() -> int: ...
+def pareto_non_dominated_sort(
     f: npt.NDArray[np.float64], offsets: npt.NDArray[np.int64] | None = None
 ) -> npt.NDArray[np.int64]: ...
-def crowding_distance(
+def pareto_crowding_distance(
     f: npt.NDArray[np.float64],
     fronts: npt.NDArray[np.int64] | None = None,
     offsets: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.float64]: ...
-def hypervolume(
+def pareto_hypervolume(
     f: npt.NDArray[np.float64],
     reference: npt.NDArray[np.float64],
     offsets: npt.NDArray[np.int64] | None = None,
@@ -92,9 +94,10 @@ def bleu_score(
 def bleu_tokenize(texts: list[str], opts: _BleuOptions) -> list[str]: ...
 
 # -- dedup ---------------------------------------------------------------------------------------
-_Norm = tuple[bool, bool, bool, bool]  # nfkc, lowercase, punctuation, whitespace
-_Shingling = tuple[int, int, str, _Norm, int]  # num_perm, ngram, unit, normalize, seed
-_Banding = tuple[float, tuple[int, int] | None, str]  # threshold, (bands, rows), verify
+_Norm = Normalization
+_Shingling = Shingling
+_Banding = Banding
+
 _Texts = list[str] | tuple[str, ...]
 _ClusterOut = tuple[
     npt.NDArray[np.int64],
@@ -141,7 +144,7 @@ def dedup_jaccard(
     threads: int | None = None,
 ) -> npt.NDArray[np.float64]: ...
 def dedup_normalize(texts: _Texts, normalize: _Norm) -> list[str]: ...
-def lsh_params(
+def dedup_lsh_params(
     threshold: float,
     num_perm: int,
     false_positive_weight: float = 0.5,

@@ -39,7 +39,14 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from fastalign._validate import check_threads
+from fastalign._validate import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_strings,
+    check_threads,
+)
 from fastalign.errors import InvalidInputError, ShapeError
 
 if TYPE_CHECKING:
@@ -87,33 +94,25 @@ class BLEUScore:
         """``sys_len / ref_len`` (0 when ``ref_len`` is 0), as sacrebleu."""
         return self.sys_len / self.ref_len if self.ref_len else 0.0
 
+    @property
+    def verbose(self) -> str:
+        """What sacrebleu prints after the score: precisions, brevity penalty, lengths."""
+        prec = "/".join(f"{p:.1f}" for p in self.precisions)
+        return (
+            f"{prec} (BP = {self.bp:.3f} ratio = {self.ratio:.3f} "
+            f"hyp_len = {self.sys_len:d} ref_len = {self.ref_len:d})"
+        )
+
     def format(self, width: int = 2, score_only: bool = False, signature: bool = False) -> str:
         """sacrebleu's score line, e.g. ``BLEU = 34.12 60.0/40.0/25.0/10.0 (BP = ...)``."""
         sc = f"{self.score:.{width}f}"
         if score_only:
             return sc
         name = f"{self.name}|{self.signature}" if signature else self.name
-        prec = "/".join(f"{p:.1f}" for p in self.precisions)
-        return (
-            f"{name} = {sc} {prec} (BP = {self.bp:.3f} ratio = {self.ratio:.3f} "
-            f"hyp_len = {self.sys_len:d} ref_len = {self.ref_len:d})"
-        )
+        return f"{name} = {sc} {self.verbose}"
 
     def __str__(self) -> str:
         return self.format()
-
-
-def _check_strings(values: Any, name: str, *, allow_none: bool = False) -> list:
-    """A list of str (None allowed where references may be missing); TypeError otherwise."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise TypeError(f"{name} must be a sequence of str, got {type(values).__name__}")
-    out = list(values)
-    for i, v in enumerate(out):
-        if type(v) is not str and not isinstance(v, str):
-            if v is None and allow_none:
-                continue
-            raise TypeError(f"{name}[{i}] must be a str, got {type(v).__name__}")
-    return out
 
 
 def _utf8_or_raise(call, *groups: tuple[str, list]):
@@ -177,10 +176,8 @@ class BLEU:
     ) -> None:
         if tokenize is None:  # sacrebleu's default (no language-specific choice here)
             tokenize = "13a"
-        if flavor not in _SMOOTH:
-            raise InvalidInputError(f"flavor must be 'sacrebleu' or 'evaluate', got {flavor!r}")
-        if tokenize not in TOKENIZERS:
-            raise InvalidInputError(f"tokenize must be one of {TOKENIZERS}, got {tokenize!r}")
+        flavor = check_choice(flavor, "flavor", tuple(_SMOOTH))
+        tokenize = check_choice(tokenize, "tokenize", TOKENIZERS)
         if smooth_method is None:
             smooth_method = _SMOOTH[flavor][0]
         if smooth_method not in _SMOOTH[flavor]:
@@ -188,16 +185,15 @@ class BLEU:
                 f"smooth_method must be one of {_SMOOTH[flavor]} for the {flavor} flavor, "
                 f"got {smooth_method!r}"
             )
-        if isinstance(max_ngram_order, bool) or not isinstance(max_ngram_order, int):
-            raise TypeError(f"max_ngram_order must be an int, got {max_ngram_order!r}")
-        if not 1 <= max_ngram_order <= 64:
-            raise InvalidInputError(f"max_ngram_order must be in 1..64, got {max_ngram_order}")
+        max_ngram_order = check_int(max_ngram_order, "max_ngram_order", 1, 64)
         threads = check_threads(threads)
         self.tokenize = tokenize
         self.smooth_method = smooth_method
-        self.smooth_value = None if smooth_value is None else float(smooth_value)
-        self.lowercase = bool(lowercase)
-        self.effective_order = bool(effective_order)
+        self.smooth_value = (
+            None if smooth_value is None else check_number(smooth_value, "smooth_value")
+        )
+        self.lowercase = check_bool(lowercase, "lowercase")
+        self.effective_order = check_bool(effective_order, "effective_order")
         self.max_ngram_order = max_ngram_order
         self.flavor = flavor
         self.threads = threads
@@ -269,7 +265,7 @@ class BLEU:
 
         if not isinstance(hypothesis, str):
             raise TypeError(f"hypothesis must be a str, got {type(hypothesis).__name__}")
-        refs = _check_strings(references, "references", allow_none=True)
+        refs = check_strings(references, "references", allow_none=True)
         hyp, refs = self._prep([hypothesis]), [self._prep(refs)]
         stats = _utf8_or_raise(
             lambda: _core.bleu_stats(hyp, refs, self._opts, True, self.threads),
@@ -286,13 +282,13 @@ class BLEU:
         segment has fewer references)."""
         from fastalign import _core
 
-        hyps = _check_strings(hypotheses, "hypotheses")
+        hyps = check_strings(hypotheses, "hypotheses")
         if isinstance(references, (str, bytes)) or not isinstance(references, Sequence):
             raise TypeError("references must be a sequence of reference streams")
         if len(references) == 0:
             raise InvalidInputError("references is empty: pass at least one reference stream")
         streams = [
-            _check_strings(s, f"references[{k}]", allow_none=True) for k, s in enumerate(references)
+            check_strings(s, f"references[{k}]", allow_none=True) for k, s in enumerate(references)
         ]
         for k, s in enumerate(streams):
             if len(s) != len(hyps):
@@ -341,7 +337,7 @@ class BLEU:
             out = _core.bleu_sentence_scores(hyps, refs, self._opts, self.threads)
         except (TypeError, UnicodeEncodeError):
             # find the culprit and say where it is
-            hyps = _check_strings(hyps, "hypotheses")
+            hyps = check_strings(hyps, "hypotheses")
             checked = []
             for i, r in enumerate(refs):
                 if isinstance(r, str):
@@ -349,7 +345,7 @@ class BLEU:
                         f"references[{i}] is a str; references[i] must be the list of "
                         "references of hypothesis i (pass [[r] for r in refs] for one each)"
                     ) from None
-                checked.append(_check_strings(r, f"references[{i}]", allow_none=True))
+                checked.append(check_strings(r, f"references[{i}]", allow_none=True))
             out = _utf8_or_raise(
                 lambda: _core.bleu_sentence_scores(hyps, checked, self._opts, self.threads),
                 ("hypotheses", hyps),
@@ -364,7 +360,7 @@ class BLEU:
         the ``none`` tokenizer returns its input)."""
         from fastalign import _core
 
-        values = self._prep(_check_strings(texts, "texts"))
+        values = self._prep(check_strings(texts, "texts"))
         return _utf8_or_raise(lambda: _core.bleu_tokenize(values, self._opts), ("texts", values))
 
 

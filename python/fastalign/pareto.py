@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from fastalign import _core
-from fastalign._validate import as_float_array
+from fastalign._validate import (
+    as_float_array,
+    as_offsets,
+    check_gram,
+    check_int,
+    check_positive,
+    check_range,
+)
 from fastalign.errors import InvalidInputError, ShapeError
 
 __all__ = [
@@ -47,7 +55,7 @@ def pama(advantages: npt.ArrayLike) -> npt.NDArray[np.float64]:
         >>> pama([[0.5, 2.0], [-1.0, 3.0], [-2.0, -0.25]])
         array([ 0.5 ,  0.  , -0.25])
     """
-    return _core.pama(as_float_array(advantages, "advantages", ndim=2))
+    return _core.pareto_pama(as_float_array(advantages, "advantages", ndim=2))
 
 
 def mgda_weights(
@@ -70,7 +78,8 @@ def mgda_weights(
 
     Raises:
         ShapeError: not ``[n, n]`` / ``[B, n, n]``. InvalidInputError: NaN / infinite or
-        asymmetric entries. ConvergenceError: ``max_iter`` reached.
+        asymmetric entries, a matrix that is not positive semidefinite (no Gram matrix).
+        ConvergenceError: ``max_iter`` reached.
 
     Example:
         >>> from fastalign.pareto import mgda_weights
@@ -84,9 +93,10 @@ def mgda_weights(
     g = as_float_array(arr[None] if single else arr, "gram", ndim=3)
     if g.shape[1] != g.shape[2]:
         raise ShapeError(f"gram must be [n, n] or [B, n, n], got shape {arr.shape}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise TypeError(f"max_iter must be an int >= 1, got {max_iter!r}")
-    w = _core.mgda_weights(g, float(tol), max_iter).reshape(g.shape[0], g.shape[1])
+    max_iter = check_int(max_iter, "max_iter", 1, 2**31)
+    tol = check_positive(tol, "tol")
+    check_gram(g)
+    w = _core.pareto_mgda_weights(g, float(tol), max_iter).reshape(g.shape[0], g.shape[1])
     return w[0] if single else w
 
 
@@ -106,15 +116,6 @@ def _minimize(F: npt.ArrayLike, sense: str | Sequence[str]) -> npt.NDArray[np.fl
         f = f.copy()
         f[:, flip] *= -1.0
     return f
-
-
-def _offsets(offsets: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    if isinstance(offsets, (str, bytes)):
-        raise TypeError("offsets must be an array of integers")
-    o = np.asarray(offsets)
-    if o.ndim != 1 or o.dtype.kind not in "iu":
-        raise TypeError("offsets must be a 1-D array of integers (int64 [groups + 1])")
-    return np.ascontiguousarray(o, dtype=np.int64)
 
 
 def non_dominated_sort(
@@ -141,7 +142,7 @@ def non_dominated_sort(
         array([0, 0, 1, 2])
     """
     f = _minimize(F, sense)
-    return _core.non_dominated_sort(f, None if offsets is None else _offsets(offsets))
+    return _core.pareto_non_dominated_sort(f, None if offsets is None else as_offsets(offsets))
 
 
 def crowding_distance(
@@ -163,15 +164,15 @@ def crowding_distance(
     if offsets is not None:
         if fronts is not None:
             raise InvalidInputError("pass fronts or offsets, not both")
-        return _core.crowding_distance(f, None, _offsets(offsets))
+        return _core.pareto_crowding_distance(f, None, as_offsets(offsets))
     fr = (
-        _core.non_dominated_sort(f, None)
+        _core.pareto_non_dominated_sort(f, None)
         if fronts is None
         else np.ascontiguousarray(np.asarray(fronts), dtype=np.int64)
     )
     if fr.shape != (f.shape[0],):
         raise ShapeError(f"fronts must be [{f.shape[0]}], got shape {fr.shape}")
-    return _core.crowding_distance(f, fr, None)
+    return _core.pareto_crowding_distance(f, fr, None)
 
 
 def hypervolume(
@@ -186,8 +187,9 @@ def hypervolume(
     Points that do not strictly dominate ``ref`` add nothing. With ``offsets``, one
     hypervolume per group (float64 ``[groups]``), computed in parallel.
 
-    2 objectives: O(n log n); 3: O(n log n) sweep; more: recursive slicing (exponential in
-    the number of objectives; fine for a handful).
+    2 objectives: O(n log n); 3: O(n log n) sweep; more: WFG (exclusive volumes over
+    non-dominated limit sets, one objective dropped per level, down to the 3-D sweep; the
+    exclusive parts in parallel), exact, exponential in the number of objectives at worst.
 
     Example:
         >>> hypervolume([[1, 2], [2, 1]], [3, 3])
@@ -201,8 +203,8 @@ def hypervolume(
     r[[s == "max" for s in senses]] *= -1.0
     r = np.ascontiguousarray(r)
     if offsets is None:
-        return float(_core.hypervolume(f, r, None)[0])
-    return _core.hypervolume(f, r, _offsets(offsets))
+        return float(_core.pareto_hypervolume(f, r, None)[0])
+    return _core.pareto_hypervolume(f, r, as_offsets(offsets))
 
 
 def pareto_front(F: npt.ArrayLike, *, sense: str | Sequence[str] = "min") -> npt.NDArray[np.bool_]:
@@ -240,7 +242,7 @@ def pareto_pairs(
         array([[0, 0, 1]])
     """
     f = _minimize(F, sense)
-    o = np.array([0, f.shape[0]], dtype=np.int64) if offsets is None else _offsets(offsets)
+    o = np.array([0, f.shape[0]], dtype=np.int64) if offsets is None else as_offsets(offsets)
     return _core.pareto_pairs(f, o, bool(all_pairs)).reshape(-1, 3)
 
 
@@ -252,9 +254,10 @@ def dpa_rewards(R: npt.ArrayLike, direction: npt.ArrayLike, *, atol: float = 1e-
         >>> dpa_rewards([[1.0, 2.0], [3.0, -1.0]], [0.6, 0.8])
         array([2.2, 1. ])
     """
-    r = np.asarray(R, dtype=np.float64)
-    v = np.asarray(direction, dtype=np.float64)
-    if v.ndim != 1 or r.shape[-1:] != v.shape:
+    r = as_float_array(R, "R", ndim=None)
+    v = as_float_array(direction, "direction", ndim=1, finite=True)
+    atol = check_range(atol, "atol", 0.0, math.inf)
+    if r.shape[-1:] != v.shape:
         raise ShapeError(f"direction must be [{r.shape[-1]}], got shape {v.shape}")
     norm = float(np.linalg.norm(v))
     if abs(norm - 1.0) > atol:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastalign import _core
-from fastalign._validate import as_float_array
+from fastalign._validate import as_bool_array, as_float_array, as_offsets, check_int, check_real
 from fastalign.errors import InvalidInputError, ShapeError
 
 if TYPE_CHECKING:
@@ -174,8 +174,9 @@ def bradley_terry(
     ``sum_k w_k log sigmoid(s[winner_k] - s[loser_k]) - prior/2 * ||s||^2`` (a tie counts as
     half a win each way) by Newton's method with conjugate-gradient steps over the summed
     comparison graph: a dense ``n x n`` table when there are at least ``n**2 / 2`` comparisons
-    (the arena case; about 30 ms for 1000 items and 1M comparisons on 2 cores), a list of the
-    compared pairs otherwise; either gives the same result on any number of threads.
+    (the arena case; read in order, row by row: ~200x choix's I-LSR at 1000 items and 1M
+    comparisons, see ``benches/results/``), a list of the compared pairs otherwise; either
+    gives the same result on any number of threads.
 
     Without a prior the maximum exists only when every group of items both wins and loses
     against the rest (the "beat" graph is strongly connected); otherwise this raises
@@ -211,8 +212,9 @@ def bradley_terry(
     if labels is not None and n_items is not None:
         raise InvalidInputError("n_items applies to integer ids, not labels")
     wt = None if weights is None else as_float_array(weights, "weights", ndim=1)
-    ti = _bools(ties, "ties")
-    _check_fit_args(prior, tol)
+    ti = as_bool_array(ties, "ties")
+    check_real(prior, "prior", "a float")
+    check_real(tol, "tol", "a float")
     if tie_model not in ("half", "davidson"):
         raise InvalidInputError(f"tie_model must be 'half' or 'davidson', got {tie_model!r}")
     dav = tie_model == "davidson"
@@ -265,27 +267,9 @@ def _flat_rankings(rankings: Any, offsets: Any) -> tuple[np.ndarray, np.ndarray,
         flat: Any = [x for r in rankings for x in r]
     else:
         flat = rankings
-        offs = np.asarray(offsets)
-        if offs.dtype.kind not in "iu" or offs.ndim != 1:
-            raise TypeError(f"offsets must be a 1-D integer array, got {offs.dtype} {offs.shape}")
-        offs = offs.astype(np.int64, copy=False)
+        offs = as_offsets(offsets)
     (items,), labels = _encode(rankings=flat)
     return np.ascontiguousarray(items), np.ascontiguousarray(offs), labels
-
-
-def _bools(x: Any, name: str) -> np.ndarray | None:
-    if x is None:
-        return None
-    a = np.asarray(x)
-    if a.dtype != np.bool_:
-        raise TypeError(f"{name} must be booleans, got dtype {a.dtype}")
-    return np.ascontiguousarray(a)
-
-
-def _check_fit_args(prior: Any, tol: Any) -> None:
-    for name, v in (("prior", prior), ("tol", tol)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)):
-            raise TypeError(f"{name} must be a float, not {type(v).__name__}")
 
 
 def _result(what: str, out: tuple, tol: float, labels: list[Any] | None) -> RankResult:
@@ -328,7 +312,8 @@ def plackett_luce(
     items, offs, labels = _flat_rankings(rankings, offsets)
     if labels is not None and n_items is not None:
         raise InvalidInputError("n_items applies to integer ids, not labels")
-    _check_fit_args(prior, tol)
+    check_real(prior, "prior", "a float")
+    check_real(tol, "tol", "a float")
     out = _with_labels(
         lambda: _core.rank_plackett_luce(
             items, offs, None if labels is not None else n_items, float(prior), float(tol),
@@ -382,7 +367,7 @@ def elo(
     n = len(labels) if labels is not None else n_items
     if n is None:
         n = int(max(w.max(initial=-1), lo.max(initial=-1))) + 1
-    t = _bools(ties, "ties")
+    t = as_bool_array(ties, "ties")
     r = _core.rank_elo(w, lo, t, int(n), float(k), float(scale), float(base), float(init))
     return _plain(r, labels)
 
@@ -537,7 +522,7 @@ def preference_matrix(
     if n > 1 << 14:
         raise InvalidInputError(f"{n} items would make a {n} x {n} float64 matrix; too large")
     wt = np.ones(len(w)) if weights is None else as_float_array(weights, "weights", ndim=1)
-    ti = _bools(ties, "ties")
+    ti = as_bool_array(ties, "ties")
     for name, a in (("weights", wt), ("ties", ti)):
         if a is not None and len(a) != len(w):
             raise ShapeError(f"{name} has {len(a)} entries, winners {len(w)}")
@@ -587,14 +572,9 @@ def preference_pairs(
     if mode not in ("best_worst", "all", "top_bottom"):
         raise InvalidInputError(f"mode must be 'best_worst', 'all' or 'top_bottom', got {mode!r}")
     s = as_float_array(scores, "scores", ndim=1)
-    o = np.asarray(offsets)
-    if o.dtype.kind not in "iu" or o.ndim != 1:
-        raise TypeError(f"offsets must be a 1-D integer array, got {o.dtype} {o.shape}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InvalidInputError(f"k must be an int >= 1, got {k!r}")
-    c, r, g = _core.rank_preference_pairs(
-        s, np.ascontiguousarray(o, dtype=np.int64), mode, float(margin), int(k)
-    )
+    o = as_offsets(offsets)
+    k = check_int(k, "k", 1)
+    c, r, g = _core.rank_preference_pairs(s, o, mode, float(margin), int(k))
     return Pairs(c, r, g)
 
 

@@ -8,10 +8,9 @@ import json
 import math
 import platform
 import statistics
-import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Sequence
+from typing import Any
 
 SIZES = ("quick", "default", "full")
 
@@ -69,37 +68,7 @@ def time_median(fn: Callable[[], Any], *, repeat: int, warmup: int = 1) -> tuple
     return statistics.median(times), result
 
 
-def _progress(stream: TextIO | None, i: int, n: int, label: str) -> None:
-    if stream is not None:
-        stream.write(f"\r[{i}/{n}] {label:<60.60}")
-        stream.flush()
-
-
-def run(
-    only: Iterable[str] | None = None,
-    size: str = "default",
-    progress: TextIO | None = sys.stderr,
-) -> list[Row]:
-    """Run the workloads named in ``only`` (all when None) at ``size``; return their rows."""
-    from fastalign.bench.workloads import WORKLOADS
-
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
-    names = list(WORKLOADS) if only is None else list(only)
-    unknown = [n for n in names if n not in WORKLOADS]
-    if unknown:
-        raise ValueError(f"unknown workload(s) {unknown}; available: {sorted(WORKLOADS)}")
-    rows: list[Row] = []
-    for i, name in enumerate(names, 1):
-        _progress(progress, i, len(names), f"{name} ({size})")
-        rows.extend(WORKLOADS[name](size))
-    if progress is not None:
-        progress.write("\r" + " " * 70 + "\r")
-    _fill_speedups(rows)
-    return rows
-
-
-def _fill_speedups(rows: Sequence[Row]) -> None:
+def fill_speedups(rows: Sequence[Row]) -> None:
     base: dict[tuple[str, str], float] = {}
     for r in rows:
         if r.baseline and r.median_s:
@@ -162,7 +131,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        "rust_threads": _core.num_threads(),
+        "rust_threads": _core.sys_num_threads(),
     }
     try:
         import torch
@@ -183,34 +152,3 @@ def to_json(rows: Sequence[Row], size: str) -> str:
         "rows": [dataclasses.asdict(r) | {"ok": r.ok} for r in rows],
     }
     return json.dumps(payload, indent=2)
-
-
-def plot(rows: Sequence[Row], path: str) -> None:
-    """A bar chart of speed-ups over the baseline (matplotlib, imported here only)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shown = [r for r in rows if not r.baseline]
-    labels = [f"{r.op}\n{r.workload}\n{r.impl}" for r in shown]
-    values = [r.speedup or 0.0 for r in shown]
-    colors = ["tab:green" if r.ok else "tab:red" for r in shown]
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(shown)), 4.5))
-    bars = ax.bar(range(len(shown)), values, color=colors)
-    for bar, r in zip(bars, shown, strict=False):
-        err = "FAIL" if not r.ok else ("" if r.max_err is None else f"err {r.max_err:.0e}")
-        ax.annotate(
-            err,
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            ha="center",
-            va="bottom",
-            fontsize=7,
-        )
-    ax.axhline(1.0, color="gray", linewidth=0.8)
-    ax.set_xticks(range(len(shown)), labels, fontsize=7)
-    ax.set_ylabel("speed-up over the baseline row")
-    ax.set_title("fastalign bench")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

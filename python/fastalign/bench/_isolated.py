@@ -26,9 +26,9 @@ from fastalign.bench._harness import Row
 # op name -> module with ``run_impl(op, impl, size, measure)`` (the child side)
 ROW_TIMEOUT_S = 600  # one row's process, start to end; a hung row becomes a FAIL row
 OPS = {
-    "token_logps": "fastalign.bench.logprob_rows",
-    "fused_dpo": "fastalign.bench.dpo_rows",
-    "trl_dpo": "fastalign.bench.trainer_rows",
+    "token_logps": "fastalign.bench.workloads.token_logps",
+    "fused_dpo": "fastalign.bench.workloads.fused_dpo",
+    "trl_dpo": "fastalign.bench.workloads.trl_dpo",
 }
 
 

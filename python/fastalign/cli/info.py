@@ -1,4 +1,4 @@
-"""What ``fastalign info`` reports: versions, backends, CUDA / Triton status, CPU features."""
+"""``fastalign info``: versions, backends, CUDA / Triton status, CPU features."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def collect() -> dict[str, Any]:
         "fastalign": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu_features": _core.cpu_features(),
-        "rust_threads": _core.num_threads(),
+        "cpu_features": _core.sys_cpu_features(),
+        "rust_threads": _core.sys_num_threads(),
         "packages": {name: _version(name) for name in _OPTIONAL},
     }
     cuda: dict[str, Any] = {"available": False}
@@ -94,3 +94,17 @@ def format_info(info: dict[str, Any]) -> str:
     for name, ver in info["packages"].items():
         lines.append(f"  {name:<18} {ver or '-'}")
     return "\n".join(lines)
+
+
+def run(args: Any) -> int:
+    import json
+
+    info = collect()
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("info", help="versions, backends, CUDA/Triton status, CPU features")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=run)

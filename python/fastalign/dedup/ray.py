@@ -58,15 +58,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from fastalign import _core
-from fastalign.dedup import (
-    Normalization,
-    _bands,
-    _field_text,
-    _key_text,
-    _shingling,
-    _threshold,
-    _verify,
-)
+from fastalign.dedup.records import field_text, key_text
+from fastalign.dedup.settings import Normalization, banding, shingling
 from fastalign.errors import ConvergenceError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -193,9 +186,9 @@ def _texts_of(table: pa.Table, s: _Settings, ids: np.ndarray) -> list[str]:
     out = []
     for i in range(table.num_rows):
         parts = [
-            _field_text(col[i], f"row {ids[i]}: {k!r}") for k, col in zip(s.keys, cols, strict=True)
+            field_text(col[i], f"row {ids[i]}: {k!r}") for k, col in zip(s.keys, cols, strict=True)
         ]
-        out.append(_key_text(parts))
+        out.append(key_text(parts))
     return out
 
 
@@ -619,23 +612,23 @@ def dedup(
         max_rounds: a bound on the connected-components rounds (O(log^2 n) by the paper's
             bound, typically 2-4; 64 is far beyond any real graph).
         address: the Ray cluster to join when Ray is not initialized yet (None: a local one).
-        progress: print one line per stage on stderr (or call this function), and show Ray
-            Data's progress bars.
+        progress: ``True``: one line per stage on stderr and Ray Data's progress bars; a
+            function: each stage line goes to it, without progress bars; ``False``: quiet.
 
     Returns:
         A :class:`RayDedupResult`.
     """
     ray = _import_ray()
-    v = _verify(verify)
+    bd = banding(threshold, bands, verify)
+    v, t = bd.verify, bd.threshold
     if v == "exact":
         raise InvalidInputError(
             "the Ray pipeline moves signatures, not texts: verify must be False or 'minhash'"
         )
-    sh = _shingling(num_perm, ngram, unit, normalize, seed)
-    t = _threshold(threshold)
-    b, r = _bands(bands) or _core.lsh_params(t, sh[0])
-    if b * r > sh[0]:
-        raise InvalidInputError(f"bands x rows = {b} x {r} exceeds num_perm = {sh[0]}")
+    sh = shingling(num_perm, ngram, unit, normalize, seed)
+    b, r = bd.bands or _core.dedup_lsh_params(t, sh.num_perm)
+    if b * r > sh.num_perm:
+        raise InvalidInputError(f"bands x rows = {b} x {r} exceeds num_perm = {sh.num_perm}")
     keys = (column,) if isinstance(column, str) else tuple(column)
     if not keys or not all(isinstance(k, str) for k in keys):
         raise TypeError(f"column must be a column name or a list of them, got {column!r}")
@@ -670,7 +663,7 @@ def dedup(
         raise InvalidInputError(f"partitions must be a positive int, got {partitions!r}")
 
     seconds: dict[str, float] = {}
-    with _data_context(bool(progress)), contextlib.ExitStack() as stack:
+    with _data_context(progress is True), contextlib.ExitStack() as stack:
         t0 = time.perf_counter()
         if files is None:
             docs, n_rows, id_col = data, None, str(id_column)

@@ -91,16 +91,19 @@ def _token_weights(shift_mask: torch.Tensor, ld_alpha: float | None) -> torch.Te
     return w * shift_mask
 
 
-def compute_loss(original, trainer: Any, model: Any, inputs: dict, return_outputs: bool):
-    """The replacement of ``DPOTrainer._compute_loss`` (``original`` is TRL's)."""
+def compute_loss(
+    original, trainer: Any, model: Any, inputs: dict, return_outputs: bool, settings: Any
+):
+    """The replacement of ``DPOTrainer._compute_loss`` (``original`` is TRL's; ``settings``
+    holds ``enable()``'s ``backend``, ``chunk_rows`` and ``memory_budget``)."""
     why = _unsupported(trainer, return_outputs)
     if why is not None or not torch.is_grad_enabled():
         if why is not None:
             _once(why)
         return original(trainer, model, inputs, return_outputs)
     from fastalign import _backend
-    from fastalign.integrations.trl import FastalignLogProbFunction
     from fastalign.logprobs import _tiling
+    from fastalign.logprobs._rows import row_passes
     from fastalign.losses.fused_linear import _pair_groups, _PairwiseFused
     from fastalign.losses.preference import preference_loss
 
@@ -117,7 +120,7 @@ def compute_loss(original, trainer: Any, model: Any, inputs: dict, return_output
         _once("the model's outputs do not line up with the completion mask")
         return original(trainer, model, inputs, return_outputs)
     call = calls[0]
-    from fastalign.logprobs._checks import check_label_values
+    from fastalign._validate import check_label_values
 
     check_label_values(call["targets"], call["weight"].shape[0], -100)
     if call["compute"] == torch.float16:
@@ -160,26 +163,26 @@ def compute_loss(original, trainer: Any, model: Any, inputs: dict, return_output
     device = call["hidden"].device
     with torch.autocast(device.type, enabled=False):
         hidden, weight, bias = _operands(call)
-        which = _backend.resolve(FastalignLogProbFunction.backend, device.type,
+        which = _backend.resolve(settings.backend, device.type,
                                  triton_ok=compute != torch.float64)  # fmt: skip
         if which == "reference":
             which = "torch"
-        budget = _tiling.store_budget(device, FastalignLogProbFunction.memory_budget)
+        budget = _tiling.store_budget(device, settings.memory_budget)
         rows_budget = _tiling.store_rows(weight.shape[0], budget, compute)
         groups = _pair_groups(mask.sum(1).tolist(), batch, rows_budget, tok_seq)
         tok_w = None if weights is None else weights[mask]
-        rows = _tiling.row_passes(which)
+        rows = row_passes(which)
         if ref_call is not None:
             # the reference sums by the policy's very code path (tiles, groups, float64 sums):
             # at a policy equal to its reference the log-ratios are exactly 0, as in TRL
-            ref = _sums(ref_call, groups, tok_seq, two_b, tok_w, rows)
+            ref = _sums(ref_call, groups, tok_seq, two_b, tok_w, rows, settings.chunk_rows)
             ref_w, ref_l = ref[:batch], ref[batch:]
         ref_w64, ref_l64 = ref_w.detach().double(), ref_l.detach().double()
         meta = dict(
             tok_h=hidden.detach(), tok_y=call["targets"].long(), tok_seq=tok_seq, groups=groups,
             n_seq=two_b, batch=batch, loss_fn=loss_fn, transform=call["transform"],
             rows_of=torch.arange(hidden.shape[0], device=device), rows=rows,
-            memory_budget=budget, chunk_rows=FastalignLogProbFunction.chunk_rows,
+            memory_budget=budget, chunk_rows=settings.chunk_rows,
             chunk_vocab=None, accumulate="output", stats=True, wpo=bool(trainer.use_weighting),
             token_weights=tok_w,
         )  # fmt: skip
@@ -201,10 +204,9 @@ def _operands(call: dict[str, Any]):
 
 
 @torch.no_grad()
-def _sums(call, groups, tok_seq, n_seq, tok_w, rows) -> torch.Tensor:
+def _sums(call, groups, tok_seq, n_seq, tok_w, rows, chunk_rows) -> torch.Tensor:
     """Sequence sums of a captured head's log-probs (no gradient), group by group as the
     fused step folds them: float64 ``[n_seq]``."""
-    from fastalign.integrations.trl import FastalignLogProbFunction
     from fastalign.logprobs import _tiling
     from fastalign.losses.fused_linear import _sequence_sums
 
@@ -216,7 +218,7 @@ def _sums(call, groups, tok_seq, n_seq, tok_w, rows) -> torch.Tensor:
         h = h_all.index_select(0, idx)
         yy = y.index_select(0, idx)
         tiles = _tiling.plan(idx.numel(), w.shape[0], h.device,
-                             chunk_rows=FastalignLogProbFunction.chunk_rows)  # fmt: skip
+                             chunk_rows=chunk_rows)  # fmt: skip
         state = _tiling.fold_head(h, w, b, yy, call["transform"], tiles, rows, entropy=False,
                                   stats=False)  # fmt: skip
         logp = _tiling.finish(state, yy, w.shape[0]).logp

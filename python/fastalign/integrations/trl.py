@@ -138,7 +138,7 @@ class FastalignLogProbFunction:
 
         captured = _trl_dpo.capturing()
         if captured is not None:  # the fused DPO loss takes the head from here
-            from fastalign.logprobs._checks import make_transform
+            from fastalign.logprobs._tiling import make_transform
 
             tf = make_transform(opts.temperature, opts.logit_scale, opts.softcap)
             captured.append(dict(hidden=hidden, weight=weight, bias=bias, targets=targets,
@@ -218,7 +218,7 @@ def enable(
         raise InvalidInputError(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
     if not isinstance(dpo_loss, bool):
         raise TypeError(f"dpo_loss must be a bool, not {type(dpo_loss).__name__}")
-    from fastalign.logprobs._checks import check_count
+    from fastalign._validate import check_count
 
     memory_budget = check_count(memory_budget, "memory_budget")
     utils = _trl_utils()
@@ -252,7 +252,9 @@ def _route_dpo_loss(on: bool) -> None:
         original = DPOTrainer._compute_loss
 
         def _compute_loss(self, model, inputs, return_outputs):
-            return _trl_dpo.compute_loss(original, self, model, inputs, return_outputs)
+            return _trl_dpo.compute_loss(
+                original, self, model, inputs, return_outputs, FastalignLogProbFunction
+            )
 
         _dpo_original = original
         DPOTrainer._compute_loss = _compute_loss

@@ -12,11 +12,12 @@ result is float32, or float64 for float64 inputs. NaN or Inf in the inputs propa
 in the affected rows: they are never hidden.
 
 Layout of the package: ``_api`` (the public functions and :func:`fused_head`, the entry for
-integrations, with :class:`HeadOptions`), ``_checks`` (argument checks), ``_tiling`` (the
-driver: tile plan, GEMMs, forward fold and backward), ``_rows_torch`` / ``_rows_triton``
+integrations, with :class:`HeadOptions`), ``_tiling`` (the driver: tile plan, GEMMs, forward
+fold and backward), ``_rows_torch`` / ``_rows_triton``
 (the row passes), ``_function`` (the custom ops and their autograd), ``_parallel`` (the
 vocab-parallel path), ``_selective`` (``logps_from_logits``), ``_fused_gemm`` (the first
-fused Triton kernel, kept for device comparisons only).
+fused Triton kernel, kept for device comparisons only). Argument checks are
+:mod:`fastalign._validate`'s, as everywhere in fastalign.
 """
 
 from __future__ import annotations

@@ -4,21 +4,20 @@ integrations call with a :class:`HeadOptions` (checked once, not per call)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import NamedTuple
 
 import torch
 
 from fastalign import _backend
-from fastalign.errors import InvalidInputError, ShapeError
-from fastalign.logprobs._checks import (
-    check_accumulate,
+from fastalign._validate import (
+    check_choice,
     check_count,
-    check_float,
+    check_float_tensor,
     check_head,
     check_label_dtype,
     check_labels,
-    make_transform,
 )
+from fastalign.errors import InvalidInputError, ShapeError
+from fastalign.logprobs._tiling import ACCUMULATE, HeadOutputs, make_transform
 from fastalign.reference import logprobs as _ref
 
 
@@ -64,19 +63,8 @@ class HeadOptions:
             softcap=t.softcap,
             chunk_rows=check_count(self.chunk_rows, "chunk_rows"),
             chunk_vocab=check_count(self.chunk_vocab, "chunk_vocab"),
-            accumulate=check_accumulate(self.accumulate),
+            accumulate=check_choice(self.accumulate, "accumulate", ACCUMULATE),
         )
-
-
-class HeadOutputs(NamedTuple):
-    """Per-token outputs of :func:`fused_head`, ``[N]`` each (``None`` when not asked for);
-    0 (False) at ignored positions. Only ``logps`` and ``entropy`` carry gradients."""
-
-    logps: torch.Tensor
-    entropy: torch.Tensor | None = None
-    log_sum_sq_probs: torch.Tensor | None = None
-    mean_logits: torch.Tensor | None = None
-    is_top1: torch.Tensor | None = None
 
 
 def fused_head(
@@ -281,7 +269,7 @@ def sequence_logps(
     """
     if reduction not in ("sum", "mean", "none"):
         raise InvalidInputError(f"reduction must be 'sum', 'mean' or 'none', got {reduction!r}")
-    check_float(hidden, "hidden")
+    check_float_tensor(hidden, "hidden")
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"labels must be a torch.Tensor, not {type(labels).__name__}")
     if hidden.ndim != 3 or tuple(labels.shape) != tuple(hidden.shape[:2]):

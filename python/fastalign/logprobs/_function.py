@@ -14,15 +14,15 @@ from __future__ import annotations
 import torch
 from torch.library import custom_op
 
+from fastalign._validate import check_label_values
 from fastalign.logprobs import _tiling
-from fastalign.logprobs._checks import check_label_values
+from fastalign.logprobs._rows import row_passes
 from fastalign.logprobs._tiling import (
     Transform,
     fold_head,
     grad_head,
     label_grad,
     plan,
-    row_passes,
 )
 
 

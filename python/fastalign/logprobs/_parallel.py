@@ -17,12 +17,10 @@ import torch
 import torch.distributed as dist
 
 from fastalign import _backend
-from fastalign.logprobs._checks import (
-    check_head,
-    check_label_dtype,
-    check_labels,
-)
+from fastalign._validate import check_head, check_label_dtype, check_labels
+from fastalign.logprobs._rows import row_passes
 from fastalign.logprobs._tiling import (
+    HeadOutputs,
     RowState,
     Tiles,
     Transform,
@@ -31,7 +29,6 @@ from fastalign.logprobs._tiling import (
     grad_head,
     label_grad,
     plan,
-    row_passes,
 )
 
 
@@ -99,7 +96,6 @@ def parallel_head(hidden, weight, labels, bias, opts, entropy: bool):
     """The vocab-parallel path: local checks, then a handshake of the whole group (so that
     any rank's error or any disagreement is raised on every rank), then the sharded
     computation with the same collectives, in the same order and sizes, on every rank."""
-    from fastalign.logprobs._api import HeadOutputs
 
     group = opts.process_group
     if not dist.is_available() or not isinstance(group, dist.ProcessGroup):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 
 from fastalign import _backend
+from fastalign._validate import check_float_tensor, check_labels, check_positive
 from fastalign.errors import InvalidInputError, ShapeError
-from fastalign.logprobs._checks import check_float, check_labels, check_positive
 from fastalign.logprobs._tiling import chunk_rows_for, compute_dtype
 from fastalign.reference import logprobs as _ref
 
@@ -163,7 +163,7 @@ def logps_from_logits(
         >>> fastalign.logps_from_logits(logits, torch.tensor([1, -100]))
         tensor([-0.6931,  0.0000])
     """
-    check_float(logits, "logits")
+    check_float_tensor(logits, "logits")
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"labels must be a torch.Tensor, not {type(labels).__name__}")
     if logits.ndim < 1 or tuple(labels.shape) != tuple(logits.shape[:-1]):

@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
+
+from fastalign.errors import InternalError
 
 # fp32 logits tile of the torch path on CPU (a row block over the whole vocabulary): large
 # enough for full-speed GEMMs (K = R in the dW product), small next to a real head's inputs
@@ -69,6 +72,28 @@ class Transform:
         return grad
 
 
+def make_transform(temperature: float, logit_scale: float, softcap: float | None) -> Transform:
+    """A :class:`Transform` from user options, each a finite number > 0 (softcap also None)."""
+    from fastalign._validate import check_positive
+
+    return Transform(
+        temperature=check_positive(temperature, "temperature"),  # type: ignore[arg-type]
+        logit_scale=check_positive(logit_scale, "logit_scale"),  # type: ignore[arg-type]
+        softcap=check_positive(softcap, "softcap", allow_none=True),
+    )
+
+
+class HeadOutputs(NamedTuple):
+    """Per-token outputs of :func:`fused_head`, ``[N]`` each (``None`` when not asked for);
+    0 (False) at ignored positions. Only ``logps`` and ``entropy`` carry gradients."""
+
+    logps: torch.Tensor
+    entropy: torch.Tensor | None = None
+    log_sum_sq_probs: torch.Tensor | None = None
+    mean_logits: torch.Tensor | None = None
+    is_top1: torch.Tensor | None = None
+
+
 @dataclass(frozen=True)
 class Tiles:
     """Row block ``rows`` x vocabulary slice ``vocab`` of the driver."""
@@ -98,17 +123,6 @@ def plan(
         vs = chunk_vocab or vocab
         rows = chunk_rows or max(1, budget // (4 * max(1, min(vs, vocab))))
     return Tiles(rows=max(1, min(rows, max(n, 1))), vocab=max(1, min(vs, vocab)))
-
-
-def row_passes(which: str):
-    """The row-pass module of a backend: ``"triton"`` (imports triton) or the torch twins."""
-    if which == "triton":
-        from fastalign.logprobs import _rows_triton
-
-        return _rows_triton
-    from fastalign.logprobs import _rows_torch
-
-    return _rows_torch
 
 
 def chunk_rows_for(vocab: int, chunk_bytes: int, itemsize: int = 4) -> int:
@@ -428,7 +442,7 @@ def grad_head(
         acc = torch.empty(r_cap, h.shape[1], dtype=compute, device=h.device)
     use_ent = ent is not None and g_ent is not None
     if store is not None and (use_ent or t is None):
-        raise ValueError("a stored forward gives log-prob gradients only, and needs t")
+        raise InternalError("a stored forward gives log-prob gradients only, and needs t")
     for r0 in range(0, n, r_max):
         r1 = min(n, r0 + r_max)
         x, yr = h[r0:r1], y[r0:r1]

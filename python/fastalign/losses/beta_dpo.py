@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from fastalign.errors import InvalidInputError
-from fastalign.losses._common import LossOutput, check_batch, check_positive, pair_metrics
+from fastalign._validate import check_batch, check_positive, check_range
+from fastalign.losses._common import LossOutput, pair_metrics
 
 __all__ = ["BetaDPO"]
 
@@ -47,12 +48,9 @@ class BetaDPO(torch.nn.Module):
     ) -> None:
         super().__init__()
         self.beta = check_positive(beta, "beta")
-        if alpha < 0:
-            raise InvalidInputError(f"alpha must be >= 0, got {alpha}")
-        if not 0 <= rho < 1:
-            raise InvalidInputError(f"rho must be in [0, 1), got {rho}")
-        if not 0 <= momentum < 1:
-            raise InvalidInputError(f"momentum must be in [0, 1), got {momentum}")
+        alpha = check_range(alpha, "alpha", 0.0, math.inf)
+        rho = check_range(rho, "rho", 0.0, 1.0)
+        momentum = check_range(momentum, "momentum", 0.0, 1.0)
         self.alpha, self.rho, self.momentum = float(alpha), float(rho), float(momentum)
         self.register_buffer("m0", torch.zeros((), dtype=torch.float64))
         self.register_buffer("s0", torch.zeros((), dtype=torch.float64))

@@ -42,6 +42,7 @@ import torch
 from fastalign import _backend
 from fastalign.errors import InvalidInputError, ShapeError
 from fastalign.logprobs import _tiling
+from fastalign.logprobs._rows import row_passes
 from fastalign.losses._common import LossOutput
 from fastalign.losses.preference import PREFERENCE_LOSS_TYPES, preference_loss
 
@@ -331,8 +332,8 @@ class _FusedLinearBase(torch.nn.Module):
         accumulate: str = "output",
     ) -> None:
         super().__init__()
+        from fastalign._validate import check_count
         from fastalign.logprobs._api import HeadOptions  # the checks of token_logps
-        from fastalign.logprobs._checks import check_count
 
         self.head = HeadOptions(
             temperature=temperature, logit_scale=logit_scale, softcap=softcap,
@@ -370,7 +371,7 @@ class _FusedLinearBase(torch.nn.Module):
         which = _backend.resolve(
             self.backend, hidden.device.type, triton_ok=hidden.dtype != torch.float64
         )
-        return None if which == "reference" else _tiling.row_passes(which)
+        return None if which == "reference" else row_passes(which)
 
     def _logps(self, hidden, weight, labels, bias, reduction):
         from fastalign.logprobs import sequence_logps
@@ -390,7 +391,7 @@ class _FusedLinearBase(torch.nn.Module):
         if rows is None or not torch.is_grad_enabled() or not wants:
             out = loss_fn(self._logps(hidden, weight, labels, bias, "none"))
             return _in_dtype(out, _tiling.compute_dtype(hidden.dtype))
-        from fastalign.logprobs._checks import check_head, check_labels
+        from fastalign._validate import check_head, check_labels
 
         check_head(hidden.reshape(-1, hidden.shape[-1]), weight, labels.reshape(-1), bias)
         check_labels(labels, weight.shape[0], self.ignore_index)
@@ -522,8 +523,8 @@ class FusedLinearPreferenceLoss(_FusedLinearBase):
         ref_weight: torch.Tensor | None = None,
         ref_bias: torch.Tensor | None = None,
     ) -> LossOutput:
+        from fastalign._validate import check_labels
         from fastalign.logprobs import sequence_logps
-        from fastalign.logprobs._checks import check_labels
 
         self._check(hidden, weight, labels)
         two_b, t, h_dim = hidden.shape

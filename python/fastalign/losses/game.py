@@ -10,17 +10,17 @@ import math
 
 import torch
 
+from fastalign._validate import (
+    check_batch,
+    check_float_tensor,
+    check_positive,
+    check_range,
+    check_tensor,
+)
 from fastalign.errors import InvalidInputError, ShapeError
-from fastalign.losses._common import LossOutput, check_batch, check_positive
+from fastalign.losses._common import LossOutput
 
 __all__ = ["copg", "dpa_reward", "ema_update_", "inpo", "jbond", "mnpo", "nash_md", "p3o", "pro"]
-
-
-def _check_same(name: str, t: torch.Tensor, shape: torch.Size) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
-    if t.shape != shape:
-        raise ShapeError(f"{name} must have shape {list(shape)}, got {list(t.shape)}")
 
 
 def _square_loss(x: torch.Tensor, metrics: dict[str, torch.Tensor]) -> LossOutput:
@@ -85,7 +85,7 @@ def mnpo(
     )
     if hist_chosen_logps.ndim != 2 or hist_chosen_logps.shape[0] != b:
         raise ShapeError(f"hist_chosen_logps must be [{b}, J], got {list(hist_chosen_logps.shape)}")
-    _check_same("hist_rejected_logps", hist_rejected_logps, hist_chosen_logps.shape)
+    check_tensor(hist_rejected_logps, "hist_rejected_logps", hist_chosen_logps.shape)
     j = hist_chosen_logps.shape[1]
     if j == 0:
         raise InvalidInputError("mnpo needs at least one past iterate (J >= 1)")
@@ -99,8 +99,7 @@ def mnpo(
     if lam.shape != (j,) or abs(float(lam.sum()) - 1.0) > 1e-6 or bool((lam < 0).any()):
         raise InvalidInputError("weights must be [J], non-negative, summing to 1")
     eta = check_positive(eta, "eta")
-    if not 0 <= r <= 1:
-        raise InvalidInputError(f"r must be in [0, 1], got {r}")
+    r = check_range(r, "r", 0.0, 1.0, hi_open=False)
     d = policy_chosen_logps - policy_rejected_logps
     d_ref = ref_chosen_logps - ref_rejected_logps
     d_hist = (hist_chosen_logps - hist_rejected_logps) @ lam.to(hist_chosen_logps.dtype)
@@ -120,12 +119,13 @@ def nash_md(
     ``beta * sum_t sg(lp - lp_ref) * lp - (P - 0.5) * sum_t lp`` over the completion mask,
     where ``P = sigma(r(y) - r(y'))`` is the probability that the policy's sample beats the
     mixture's (``probability [B]``). Metrics: ``kl`` (mean summed log-ratio)."""
-    _check_same("ref_per_token_logps", ref_per_token_logps, per_token_logps.shape)
-    _check_same("mask", mask, per_token_logps.shape)
+    check_tensor(ref_per_token_logps, "ref_per_token_logps", per_token_logps.shape)
+    check_tensor(mask, "mask", per_token_logps.shape)
     if probability.shape != per_token_logps.shape[:1]:
         raise ShapeError(f"probability must be [{per_token_logps.shape[0]}]")
-    if beta < 0:
-        raise InvalidInputError(f"beta must be >= 0, got {beta}")
+    if not bool(((probability >= 0) & (probability <= 1)).all()):
+        raise InvalidInputError("probability must hold probabilities in [0, 1] (no NaN)")
+    beta = check_range(beta, "beta", 0.0, math.inf)
     m = mask.to(per_token_logps.dtype)
     log_ratio = (per_token_logps - ref_per_token_logps).detach()
     kl_term = (log_ratio * per_token_logps * m).sum(1)
@@ -148,8 +148,8 @@ def copg(
     ``beta^2`` times IPO at ``tau = beta / 2``."""
     if rewards.ndim != 2 or rewards.shape[1] < 2:
         raise ShapeError(f"rewards must be [B, k] with k >= 2, got {list(rewards.shape)}")
-    _check_same("policy_logps", policy_logps, rewards.shape)
-    _check_same("ref_logps", ref_logps, rewards.shape)
+    check_tensor(policy_logps, "policy_logps", rewards.shape)
+    check_tensor(ref_logps, "ref_logps", rewards.shape)
     beta = check_positive(beta, "beta")
     k = rewards.shape[1]
     rb = rewards.to(policy_logps.dtype) - beta * (policy_logps - ref_logps)
@@ -230,10 +230,10 @@ def pro(
     """
     if logps.ndim != 2:
         raise ShapeError(f"logps must be [B, n], got {list(logps.shape)}")
-    _check_same("rewards", rewards, logps.shape)
-    _check_same("lengths", lengths, logps.shape)
+    check_tensor(rewards, "rewards", logps.shape)
+    check_tensor(lengths, "lengths", logps.shape)
     valid = torch.ones_like(logps, dtype=torch.bool) if mask is None else mask.bool()
-    _check_same("mask", valid, logps.shape)
+    check_tensor(valid, "mask", logps.shape)
     if bool((valid.sum(1) < 2).any()):
         raise InvalidInputError("pro needs at least two valid responses per prompt")
     dtype = logps.dtype
@@ -290,15 +290,14 @@ def jbond(
     """
     if policy_logps.ndim != 2:
         raise ShapeError(f"policy_logps must be [P, m], got {list(policy_logps.shape)}")
-    _check_same("anchor_logps", anchor_logps, policy_logps.shape)
-    _check_same("rewards", rewards, policy_logps.shape)
+    check_tensor(anchor_logps, "anchor_logps", policy_logps.shape)
+    check_tensor(rewards, "rewards", policy_logps.shape)
     p, m = policy_logps.shape
     if anchor_rewards.shape != (p, 2):
         raise ShapeError(f"anchor_rewards must be [{p}, 2], got {list(anchor_rewards.shape)}")
     if best_anchor_policy_logps.shape != (p,):
         raise ShapeError(f"best_anchor_policy_logps must be [{p}]")
-    if not 0 <= b <= 1:
-        raise InvalidInputError(f"b must be in [0, 1], got {b}")
+    b = check_range(b, "b", 0.0, 1.0, hi_open=False)
     with torch.no_grad():
         worse = rewards < anchor_rewards.min(dim=1, keepdim=True).values
         big_r = torch.where(worse, -math.log(16), 0.0).to(policy_logps.dtype) - (
@@ -333,8 +332,13 @@ def ema_update_(anchor: torch.nn.Module, policy: torch.nn.Module, eta: float = 0
 def dpa_reward(rewards: torch.Tensor, direction: torch.Tensor, *, atol: float = 1e-6):
     """DPA's directional reward ``r_v = v . r`` for multi-objective rewards ``[..., n]`` and a
     unit direction ``v [n]`` (``||v|| = 1`` is checked)."""
-    if direction.ndim != 1 or rewards.shape[-1] != direction.shape[0]:
+    check_float_tensor(rewards, "rewards")
+    check_float_tensor(direction, "direction")
+    atol = check_range(atol, "atol", 0.0, math.inf)
+    if direction.ndim != 1 or rewards.shape[-1:] != direction.shape:
         raise ShapeError(f"direction must be [{rewards.shape[-1]}], got {list(direction.shape)}")
+    if not bool(torch.isfinite(direction).all()):
+        raise InvalidInputError("direction must be finite")
     norm = float(torch.linalg.vector_norm(direction.double()))
     if abs(norm - 1.0) > atol:
         raise InvalidInputError(f"direction must be a unit vector, its norm is {norm:.6g}")

@@ -14,8 +14,9 @@ import math
 
 import torch
 
+from fastalign._validate import check_int, check_positive, check_range, check_tensor
 from fastalign.errors import InvalidInputError, ShapeError
-from fastalign.losses._common import LossOutput, check_positive
+from fastalign.losses._common import LossOutput
 
 __all__ = [
     "GRPO_LOSS_TYPES",
@@ -72,8 +73,8 @@ def group_advantages(
         raise TypeError("rewards must be a floating-point torch.Tensor")
     if rewards.ndim != 1:
         raise ShapeError(f"rewards must be 1-D [B], got shape {tuple(rewards.shape)}")
-    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-        raise InvalidInputError(f"group_size must be an int >= 1, got {group_size!r}")
+    group_size = check_int(group_size, "group_size", 1)
+    eps = check_range(eps, "eps", 0.0, math.inf)
     if rewards.shape[0] % group_size:
         raise InvalidInputError(
             f"{rewards.shape[0]} rewards do not split into groups of {group_size}"
@@ -121,15 +122,6 @@ def soft_overlong_penalty(lengths: torch.Tensor, max_length: int, cache_length: 
         torch.zeros_like(ramp),
         torch.where(lengths <= max_length, ramp, torch.full_like(ramp, -1.0)),
     )
-
-
-def _check_tokens(name: str, t: torch.Tensor | None, shape: torch.Size) -> None:
-    if t is None:
-        return
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
-    if t.shape != shape:
-        raise ShapeError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
 
 
 def grpo_loss(
@@ -181,7 +173,8 @@ def grpo_loss(
         raise ShapeError(f"logps must be [B, T], got shape {tuple(logps.shape)}")
     shape = logps.shape
     for name, t in (("old_logps", old_logps), ("mask", mask), ("ref_logps", ref_logps)):
-        _check_tokens(name, t, shape)
+        if t is not None:
+            check_tensor(t, name, shape)
     if mask is None:
         raise TypeError("mask is required")
     if not isinstance(advantages, torch.Tensor):
@@ -194,14 +187,18 @@ def grpo_loss(
         raise InvalidInputError(f"loss_type must be one of {GRPO_LOSS_TYPES}, got {loss_type!r}")
     if importance_sampling_level not in ("token", "sequence"):
         raise InvalidInputError("importance_sampling_level must be 'token' or 'sequence'")
-    if beta < 0:
-        raise InvalidInputError(f"beta must be >= 0, got {beta}")
+    beta = check_range(beta, "beta", 0.0, math.inf)
     if beta > 0 and ref_logps is None:
         raise InvalidInputError("beta > 0 needs ref_logps")
     eps_low = check_positive(epsilon_low, "epsilon_low")
     eps_high = eps_low if epsilon_high is None else check_positive(epsilon_high, "epsilon_high")
     if loss_type == "dr_grpo" and max_completion_length is None:
         raise InvalidInputError("loss_type='dr_grpo' needs max_completion_length")
+    if max_completion_length is not None:
+        max_completion_length = check_int(max_completion_length, "max_completion_length", 1)
+    delta = check_positive(delta, "delta", allow_none=True)
+    if num_items_in_batch is not None and not isinstance(num_items_in_batch, torch.Tensor):
+        num_items_in_batch = check_positive(num_items_in_batch, "num_items_in_batch")
 
     mask = mask.to(logps.dtype)
     adv = advantages.unsqueeze(1) if advantages.ndim == 1 else advantages
@@ -329,8 +326,9 @@ def rank_grpo_loss(
     if logps.ndim != 2:
         raise ShapeError(f"logps must be [B, T], got {list(logps.shape)}")
     shape = logps.shape
-    _check_tokens("old_logps", old_logps, shape)
-    _check_tokens("item_ids", item_ids, shape)
+    for name, t in (("old_logps", old_logps), ("item_ids", item_ids)):
+        if t is not None:
+            check_tensor(t, name, shape)
     if relevance.ndim != 2 or relevance.shape[0] != shape[0]:
         raise ShapeError(f"relevance must be [{shape[0]}, K], got {list(relevance.shape)}")
     b, k = relevance.shape

@@ -7,8 +7,9 @@ import warnings
 
 import torch
 
+from fastalign._validate import check_batch, check_finite, check_positive
 from fastalign.errors import InvalidInputError, ShapeError
-from fastalign.losses._common import LossOutput, check_batch, check_positive
+from fastalign.losses._common import LossOutput
 
 __all__ = ["kto"]
 
@@ -77,7 +78,11 @@ def kto(
             check_batch(kl_policy_logps=kl_policy_logps, kl_ref_logps=kl_ref_logps)
             z = (kl_policy_logps - kl_ref_logps).mean().detach().clamp(min=0)
         else:
+            if not isinstance(z0, torch.Tensor):
+                z0 = check_finite(z0, "z0")
             z = torch.as_tensor(z0, dtype=rho.dtype, device=rho.device).detach()
+            if z.numel() != 1 or not bool(torch.isfinite(z).all()):
+                raise InvalidInputError(f"z0 must be one finite number, got {z0!r}")
         z = z.to(rho.dtype)
         chosen = 1 - torch.sigmoid(beta * (rho - z))
         rejected = 1 - torch.sigmoid(beta * (z - rho))

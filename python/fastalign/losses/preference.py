@@ -15,15 +15,15 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from fastalign.errors import InvalidInputError
-from fastalign.losses._common import (
-    LossOutput,
+from fastalign._validate import (
     check_batch,
+    check_finite,
     check_lengths,
     check_positive,
     check_range,
-    pair_metrics,
 )
+from fastalign.errors import InvalidInputError
+from fastalign.losses._common import LossOutput, pair_metrics
 
 __all__ = ["F_DIVERGENCES", "PREFERENCE_LOSS_TYPES", "preference_loss"]
 
@@ -166,6 +166,7 @@ def preference_loss(
             )
     beta = check_positive(beta, "beta")
     eps = check_range(label_smoothing, "label_smoothing", 0.0, 0.5)
+    f_alpha = check_finite(f_alpha, "f_alpha")
     if f_divergence not in F_DIVERGENCES:
         raise InvalidInputError(
             f"f_divergence must be one of {F_DIVERGENCES}, got {f_divergence!r}"

@@ -7,19 +7,20 @@ Definitions: ``shared/spec/LOSSES.md``; TRL's CPO / ORPO trainers where they exi
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-from fastalign.errors import InvalidInputError
-from fastalign.losses._common import (
-    LossOutput,
+from fastalign._validate import (
     check_batch,
     check_finite,
     check_lengths,
     check_positive,
     check_range,
-    pair_metrics,
 )
+from fastalign.errors import InvalidInputError
+from fastalign.losses._common import LossOutput, pair_metrics
 from fastalign.losses.preference import _smoothed_sigmoid, preference_loss
 
 __all__ = ["cpo", "mappo", "orpo", "rpo", "simpo", "slic"]
@@ -210,8 +211,7 @@ def slic(
         policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps
     )
     delta = check_positive(delta, "delta")
-    if lam < 0:
-        raise InvalidInputError(f"lam must be >= 0, got {lam}")
+    lam = check_range(lam, "lam", 0.0, math.inf)
     losses = torch.relu(delta - policy_chosen_logps + policy_rejected_logps) + lam * (
         -policy_chosen_logps
     )
@@ -248,8 +248,7 @@ def rpo(
         chosen_lengths=chosen_lengths,
         **preference_options,
     )
-    if eta < 0:
-        raise InvalidInputError(f"eta must be >= 0, got {eta}")
+    eta = check_range(eta, "eta", 0.0, math.inf)
     if nll == "sum":
         term = -policy_chosen_logps
     elif nll == "mean":

@@ -4,13 +4,12 @@ composition ``sums -> preference_loss`` elsewhere (the reference)."""
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from fastalign import _backend
+from fastalign._validate import check_finite, check_positive, check_range
 from fastalign.errors import InvalidInputError, ShapeError
-from fastalign.losses._common import LossOutput, check_positive, check_range
+from fastalign.losses._common import LossOutput
 from fastalign.losses.preference import _ALPHA_CLAMP, F_DIVERGENCES, preference_loss
 
 __all__ = ["TOKEN_PREFERENCE_LOSS_TYPES", "token_preference_loss"]
@@ -121,12 +120,7 @@ def token_preference_loss(
         raise InvalidInputError("exo_pair needs label_smoothing (its eps) > 0")
     discopop_tau = check_positive(discopop_tau, "discopop_tau")
     m = mask.bool()
-    if (
-        isinstance(f_alpha, bool)
-        or not isinstance(f_alpha, (int, float))
-        or not math.isfinite(f_alpha)
-    ):
-        raise InvalidInputError(f"f_alpha must be a finite number, got {f_alpha!r}")
+    f_alpha = check_finite(f_alpha, "f_alpha")
     if which == "triton" and loss_type not in _SORTED:
         # the references in float64: the kernel forms s - s_ref from float64 sums
         ref = torch.cat([ref_chosen_logps, ref_rejected_logps]).detach().double()

@@ -15,39 +15,55 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::errors::{contiguous, run, to_pyerr};
 
-/// `(nfkc, lowercase, punctuation, whitespace)`.
-type NormArgs = (bool, bool, bool, bool);
+/// The normalization steps, read by name from a `fastalign.dedup.Normalization`.
+#[derive(FromPyObject)]
+pub struct NormArgs {
+    nfkc: bool,
+    lowercase: bool,
+    punctuation: bool,
+    whitespace: bool,
+}
 
-fn normalize(n: NormArgs) -> Normalize {
+fn normalize(n: &NormArgs) -> Normalize {
     Normalize {
-        nfkc: n.0,
-        lowercase: n.1,
-        punctuation: n.2,
-        whitespace: n.3,
+        nfkc: n.nfkc,
+        lowercase: n.lowercase,
+        punctuation: n.punctuation,
+        whitespace: n.whitespace,
     }
 }
 
-/// `(num_perm, ngram, unit, normalize, seed)`.
+/// The shingling settings, read by name from a `fastalign.dedup.settings.Shingling`.
 #[derive(FromPyObject)]
-pub struct ShinglingArgs(usize, usize, String, NormArgs, u64);
+pub struct ShinglingArgs {
+    num_perm: usize,
+    ngram: usize,
+    unit: String,
+    normalize: NormArgs,
+    seed: u64,
+}
 
 fn shingling(a: &ShinglingArgs) -> PyResult<Shingling> {
     Ok(Shingling {
-        num_perm: a.0,
-        ngram: a.1,
-        unit: Unit::parse(&a.2).map_err(to_pyerr)?,
-        normalize: normalize(a.3),
-        seed: a.4,
+        num_perm: a.num_perm,
+        ngram: a.ngram,
+        unit: Unit::parse(&a.unit).map_err(to_pyerr)?,
+        normalize: normalize(&a.normalize),
+        seed: a.seed,
     })
 }
 
-/// `(threshold, (bands, rows) or None, verify)`.
+/// The banding settings, read by name from a `fastalign.dedup.settings.Banding`.
 #[derive(FromPyObject)]
-pub struct BandingArgs(f64, Option<(usize, usize)>, String);
+pub struct BandingArgs {
+    threshold: f64,
+    bands: Option<(usize, usize)>,
+    verify: String,
+}
 
 fn banding(a: &BandingArgs, num_perm: usize) -> PyResult<Banding> {
-    let verify = Verify::parse(&a.2).map_err(to_pyerr)?;
-    Banding::new(a.0, num_perm, a.1, verify).map_err(to_pyerr)
+    let verify = Verify::parse(&a.verify).map_err(to_pyerr)?;
+    Banding::new(a.threshold, num_perm, a.bands, verify).map_err(to_pyerr)
 }
 
 /// The items of a list or tuple of `str`, kept alive while their UTF-8 is borrowed. A
@@ -215,7 +231,7 @@ pub fn dedup_exact<'py>(
 ) -> PyResult<(ClusterOut<'py>, Bound<'py, PyArray1<bool>>)> {
     let items = self::texts(texts)?;
     let strs = borrow(&items)?;
-    let norm = self::normalize(normalize);
+    let norm = self::normalize(&normalize);
     let (c, empty) = run(py, || with_threads(threads, || dedup::exact(&strs, norm)))?;
     Ok((cluster_out(py, c)?, empty.into_pyarray(py)))
 }
@@ -264,14 +280,14 @@ pub fn dedup_normalize(
 ) -> PyResult<Vec<String>> {
     let items = self::texts(texts)?;
     let strs = borrow(&items)?;
-    let norm = self::normalize(normalize);
+    let norm = self::normalize(&normalize);
     run(py, || Ok(dedup::normalize_batch(&strs, norm)))
 }
 
 /// The (bands, rows) datasketch's optimisation picks for a threshold.
 #[pyfunction]
 #[pyo3(signature = (threshold, num_perm, false_positive_weight=0.5, false_negative_weight=0.5))]
-pub fn lsh_params(
+pub fn dedup_lsh_params(
     threshold: f64,
     num_perm: usize,
     false_positive_weight: f64,
@@ -316,7 +332,7 @@ impl MinHashIndexCore {
 
     /// (num_perm, ngram, unit, (nfkc, lowercase, punctuation, whitespace), seed)
     #[getter]
-    fn shingling(&self) -> (usize, usize, &'static str, NormArgs, u64) {
+    fn shingling(&self) -> (usize, usize, &'static str, (bool, bool, bool, bool), u64) {
         let s = &self.index.shingling;
         let n = s.normalize;
         (

@@ -1,8 +1,11 @@
 //! fastalign._core: the thin PyO3 layer over fastalign-core.
 //!
-//! Every entry point follows one pattern: borrow NumPy inputs zero-copy, run the core function
-//! through [`run`] (which releases the GIL, catches panics and maps core errors to Python
-//! exceptions), and hand the owned result back to NumPy without copying.
+//! One file per area (bleu, dedup, pareto, rank, sys) and one naming rule: every function is
+//! `<area>_<what>` (`pareto_hypervolume`, `dedup_lsh_params`, `sys_num_threads`); this file
+//! holds only the module table. Every entry point follows one pattern: borrow NumPy inputs
+//! zero-copy, run the core function through `errors::run` (which releases the GIL, catches
+//! panics and maps core errors to Python exceptions), and hand the owned result back to NumPy
+//! without copying.
 
 use pyo3::prelude::*;
 
@@ -11,37 +14,16 @@ mod dedup;
 mod errors;
 mod pareto;
 mod rank;
-
-use errors::run;
-
-/// Test-only hook: fails the way `kind` names ("ok", "invalid", "shape", "nonfinite",
-/// "convergence", "panic"), through the same path as every real entry point.
-#[pyfunction]
-fn _debug_fail(py: Python<'_>, kind: &str) -> PyResult<()> {
-    let kind = kind.to_owned();
-    run(py, move || fastalign_core::debug::fail(&kind))
-}
-
-/// The SIMD features the CPU reports.
-#[pyfunction]
-fn cpu_features() -> Vec<&'static str> {
-    fastalign_core::sys::cpu_features()
-}
-
-/// The number of threads the Rust core uses.
-#[pyfunction]
-fn num_threads() -> usize {
-    fastalign_core::sys::num_threads()
-}
+mod sys;
 
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add_function(wrap_pyfunction!(pareto::pama, m)?)?;
-    m.add_function(wrap_pyfunction!(pareto::mgda_weights, m)?)?;
-    m.add_function(wrap_pyfunction!(pareto::non_dominated_sort, m)?)?;
-    m.add_function(wrap_pyfunction!(pareto::crowding_distance, m)?)?;
-    m.add_function(wrap_pyfunction!(pareto::hypervolume, m)?)?;
+    m.add_function(wrap_pyfunction!(pareto::pareto_pama, m)?)?;
+    m.add_function(wrap_pyfunction!(pareto::pareto_mgda_weights, m)?)?;
+    m.add_function(wrap_pyfunction!(pareto::pareto_non_dominated_sort, m)?)?;
+    m.add_function(wrap_pyfunction!(pareto::pareto_crowding_distance, m)?)?;
+    m.add_function(wrap_pyfunction!(pareto::pareto_hypervolume, m)?)?;
     m.add_function(wrap_pyfunction!(pareto::pareto_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(bleu::bleu_sentence_scores, m)?)?;
     m.add_function(wrap_pyfunction!(bleu::bleu_stats, m)?)?;
@@ -51,7 +33,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dedup::dedup_cluster, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_cluster_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_exact, m)?)?;
-    m.add_function(wrap_pyfunction!(dedup::lsh_params, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::dedup_lsh_params, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_jaccard, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_normalize, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_signatures_utf8, m)?)?;
@@ -70,8 +52,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rank::rank_preference_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(rank::rank_bootstrap_bt, m)?)?;
     m.add_function(wrap_pyfunction!(rank::rank_score_comparisons, m)?)?;
-    m.add_function(wrap_pyfunction!(_debug_fail, m)?)?;
-    m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
-    m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(sys::sys_debug_fail, m)?)?;
+    m.add_function(wrap_pyfunction!(sys::sys_cpu_features, m)?)?;
+    m.add_function(wrap_pyfunction!(sys::sys_num_threads, m)?)?;
     Ok(())
 }

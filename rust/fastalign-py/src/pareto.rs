@@ -11,7 +11,7 @@ use crate::errors::{contiguous, run, to_pyerr};
 
 /// PAMA combined advantages, one per row of a C-contiguous float64 matrix.
 #[pyfunction]
-pub fn pama<'py>(
+pub fn pareto_pama<'py>(
     py: Python<'py>,
     advantages: PyReadonlyArray2<'py, f64>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
@@ -24,7 +24,7 @@ pub fn pama<'py>(
 /// MGDA min-norm simplex weights for a batch of Gram matrices ``[B, n, n]`` (flat ``[B * n]``).
 #[pyfunction]
 #[pyo3(signature = (gram, tol, max_iter))]
-pub fn mgda_weights<'py>(
+pub fn pareto_mgda_weights<'py>(
     py: Python<'py>,
     gram: PyReadonlyArray3<'py, f64>,
     tol: f64,
@@ -45,7 +45,7 @@ pub fn mgda_weights<'py>(
 /// Front index per row (0 = non-dominated), minimization; batched by ``offsets`` when given.
 #[pyfunction]
 #[pyo3(signature = (f, offsets=None))]
-pub fn non_dominated_sort<'py>(
+pub fn pareto_non_dominated_sort<'py>(
     py: Python<'py>,
     f: PyReadonlyArray2<'py, f64>,
     offsets: Option<PyReadonlyArray1<'py, i64>>,
@@ -66,7 +66,7 @@ pub fn non_dominated_sort<'py>(
 /// group's fronts (``offsets`` given, fronts computed per group).
 #[pyfunction]
 #[pyo3(signature = (f, fronts=None, offsets=None))]
-pub fn crowding_distance<'py>(
+pub fn pareto_crowding_distance<'py>(
     py: Python<'py>,
     f: PyReadonlyArray2<'py, f64>,
     fronts: Option<PyReadonlyArray1<'py, i64>>,
@@ -95,7 +95,7 @@ pub fn crowding_distance<'py>(
 /// Exact hypervolume (minimization) bounded by ``reference``: one value, or one per group.
 #[pyfunction]
 #[pyo3(signature = (f, reference, offsets=None))]
-pub fn hypervolume<'py>(
+pub fn pareto_hypervolume<'py>(
     py: Python<'py>,
     f: PyReadonlyArray2<'py, f64>,
     reference: PyReadonlyArray1<'py, f64>,

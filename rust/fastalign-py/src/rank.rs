@@ -15,6 +15,17 @@ type FitOut<'py> = (
     f64,
 );
 
+/// A fit and its ranks as Python gets them.
+fn fit_out(py: Python<'_>, fit: bt::Fit, ranks: Vec<i64>) -> FitOut<'_> {
+    (
+        fit.scores.into_pyarray(py),
+        ranks.into_pyarray(py),
+        fit.converged,
+        fit.iterations,
+        fit.gradient,
+    )
+}
+
 /// Bradley-Terry MLE: ((scores, ranks, converged, iterations, relative gradient), tie
 /// parameter: NaN for ties as half wins, Davidson's nu otherwise).
 #[pyfunction]
@@ -50,16 +61,7 @@ pub fn rank_bradley_terry<'py>(
         let ranks = rank::ranks_desc(&fit.scores);
         Ok((fit, ranks, nu))
     })?;
-    Ok((
-        (
-            fit.scores.into_pyarray(py),
-            ranks.into_pyarray(py),
-            fit.converged,
-            fit.iterations,
-            fit.gradient,
-        ),
-        nu,
-    ))
+    Ok((fit_out(py, fit, ranks), nu))
 }
 
 /// Plackett-Luce MLE: (scores, ranks, converged, iterations, relative gradient).
@@ -82,13 +84,7 @@ pub fn rank_plackett_luce<'py>(
         let ranks = rank::ranks_desc(&fit.scores);
         Ok((fit, ranks))
     })?;
-    Ok((
-        fit.scores.into_pyarray(py),
-        ranks.into_pyarray(py),
-        fit.converged,
-        fit.iterations,
-        fit.gradient,
-    ))
+    Ok(fit_out(py, fit, ranks))
 }
 
 /// The maximal lottery of a square preference matrix.

@@ -166,18 +166,7 @@ mod tests {
         let mut state = 11u64;
         for m in 1..=7usize {
             for _ in 0..20 {
-                let p: Vec<f64> = (0..m * m)
-                    .map(|k| {
-                        state = state
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
-                        if k / m == k % m {
-                            0.0
-                        } else {
-                            ((state >> 40) % 6) as f64
-                        }
-                    })
-                    .collect();
+                let p = crate::rank::testdata::matrix(m, 6, &mut state);
                 let brute = permutations(m)
                     .iter()
                     .map(|o| objective(&p, m, o))

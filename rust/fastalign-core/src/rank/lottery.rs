@@ -170,18 +170,7 @@ mod tests {
     fn random_games_give_equilibria() {
         let mut state = 7u64;
         for m in [2usize, 5, 17, 40] {
-            let p: Vec<f64> = (0..m * m)
-                .map(|k| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    if k / m == k % m {
-                        0.0
-                    } else {
-                        ((state >> 40) % 100) as f64
-                    }
-                })
-                .collect();
+            let p = crate::rank::testdata::matrix(m, 100, &mut state);
             let q = maximal_lottery(&p, m).expect("ml");
             assert!((q.iter().sum::<f64>() - 1.0).abs() < 1e-12);
             for j in 0..m {

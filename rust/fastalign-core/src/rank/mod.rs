@@ -21,6 +21,8 @@ pub mod lottery;
 pub mod methods;
 pub mod newton;
 pub mod pl;
+#[cfg(test)]
+mod testdata;
 
 /// The most items a ranking call accepts (each item costs a few vectors of 8-byte values;
 /// beyond this an id is almost surely a mistake, and allocation failure would abort).
