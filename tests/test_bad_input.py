@@ -185,3 +185,14 @@ def test_in_domain_edges_still_work():
     assert torch.isfinite(group_advantages(torch.tensor([1.0, 2.0]), 2, eps=0.0)).all()
     assert torch.isfinite(_nash([0.0, 1.0]).loss)
     np.testing.assert_allclose(pareto.mgda_weights([[1.0, 1.0], [1.0, 1.0]]).sum(), 1.0)
+
+
+def test_float32_gram_of_dependent_gradients_is_accepted():
+    """Gradients a, b, a + b in float32: the Gram matrix is PSD up to float32 rounding (its
+    smallest eigenvalue comes out slightly negative); only clearly indefinite ones are refused."""
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        a, b = rng.standard_normal((2, 4096)).astype(np.float32)
+        g = np.stack([a, b, a + b])
+        w = pareto.mgda_weights(g @ g.T)
+        assert abs(w.sum() - 1.0) < 1e-9

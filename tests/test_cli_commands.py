@@ -313,3 +313,57 @@ def test_every_command_has_help(command):
     top = subprocess.run([sys.executable, "-m", "fastalign", "--help"], capture_output=True,
                          text=True, check=True)  # fmt: skip
     assert command in top.stdout
+
+
+def test_bleu_reads_other_encodings_as_sacrebleu(tmp_path, capsys, monkeypatch):
+    """-e utf-16: the whole file is decoded before it is split into lines."""
+    pytest.importorskip("sacrebleu")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "h.txt").write_text("\n".join(HYPS) + "\n", encoding="utf-16")
+    (tmp_path / "r.txt").write_text("\n".join(REFS[0]) + "\n", encoding="utf-16")
+    args = ["r.txt", "-i", "h.txt", "-e", "utf-16", "-f", "text"]
+    want = _sacrebleu(args, tmp_path)
+    assert main(["bleu", *args]) == 0
+    assert capsys.readouterr().out == want
+
+
+def test_rank_pl_bootstrap_skips_resamples_without_a_maximum(tmp_path, capsys):
+    """A model that wins once in 31 battles: the fit exists, but many resamples have no win
+    for it (no maximum without a prior); those are left out, not fatal."""
+    rows = [{"model_a": "weak", "model_b": m, "winner": "model_b"} for m in ("a", "b", "c")] * 10
+    rows.append({"model_a": "weak", "model_b": "a", "winner": "model_a"})
+    rows += [{"model_a": x, "model_b": y, "winner": w} for x, y, w in
+             [("a", "b", "model_a"), ("b", "c", "model_a"), ("c", "a", "model_a")] * 4]  # fmt: skip
+    path = tmp_path / "b.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["rank", str(path), "--method", "pl", "--bootstrap", "50", "--json"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    assert 0 < board["bootstrap_used"] < 50
+    assert board["models"][-1]["model"] == "weak"
+
+
+def test_tables_with_a_bom_and_repeated_columns(tmp_path, capsys):
+    bom = tmp_path / "bom.csv"  # a spreadsheet export
+    bom.write_bytes(b"\xef\xbb\xbfmodel_a,model_b,winner\nx,y,model_a\ny,x,model_a\n")
+    assert main(["rank", str(bom), "--bootstrap", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["battles"] == 2
+    scores = tmp_path / "s.csv"
+    scores.write_text("a,b\n1,2\n2,1\n3,3\n")
+    for args, message in (
+        (["--objectives", "a,b,a"], "--objectives names ['a'] more than once"),
+        (["--objectives", "a,b", "--id", "a"], "--id 'a' is one of the objectives"),
+    ):
+        assert main(["pareto", str(scores), *args]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_pareto_names_the_columns_it_leaves_out(tmp_path, capsys):
+    path = tmp_path / "miss.csv"
+    path.write_text("id,a,b,note\n1,0.5,2,x\n2,,1,y\n3,0.1,3,z\n")
+    assert main(["pareto", str(path), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["objectives"] == ["id", "b"]  # no --id: a numeric id column is an objective
+    assert res["skipped"] == [f"a (not a number at {path}:3)"]
+    assert main(["pareto", str(path), "--id", "id"]) == 0
+    out = capsys.readouterr().out
+    assert f"left out (not all numbers): a (not a number at {path}:3)" in out

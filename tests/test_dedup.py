@@ -565,3 +565,14 @@ def test_sets_and_mappings_are_not_texts(bad):
             TypeError, match=rf"^{name} must be an ordered sequence .* not a {kind}"
         ):
             call()
+
+
+def test_contamination_names_the_bad_item_by_its_argument():
+    """It said texts[1] for a bad eval item; now train[i] / eval[i], in every verify mode."""
+    for verify in ("none", "minhash", "exact"):
+        with pytest.raises(TypeError, match=r"^train\[1\] is int, not str"):
+            dedup.contamination(["a b c", 3], ["x"], verify=verify)
+        with pytest.raises(TypeError, match=r"^eval\[0\] is None"):
+            dedup.contamination(["a b c"], [None], verify=verify)
+        with pytest.raises(UnicodeError, match=r"^eval\[1\] is not valid Unicode"):
+            dedup.contamination(["a b c"], ["ok", "\ud800"], verify=verify)

@@ -127,3 +127,13 @@ def test_no_written_path_is_an_input(tmp_path, capsys):
                  "--no-progress"]) == 0  # fmt: skip
     assert json.loads((tmp_path / "s.json").read_text())["removed"] == 1
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fastalign")]
+
+
+def test_a_lone_surrogate_is_named_by_its_line(tmp_path, capsys):
+    """An escaped lone surrogate in a JSONL key was reported as texts[i]; now as file:line."""
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"prompt": "fine"}\n\n{"prompt": "bad \\ud800 text"}\n')
+    assert main(["dedup", str(src), "-o", str(tmp_path / "out.jsonl"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{src}:3: the key text is not valid Unicode (a lone surrogate at position 4)" in err
+    assert not (tmp_path / "out.jsonl").exists()

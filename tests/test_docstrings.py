@@ -13,7 +13,11 @@ import pytest
     [
         "fastalign",
         "fastalign.bleu",
+        "fastalign.bench",
         "fastalign.dedup",
+        "fastalign.dedup.index",
+        "fastalign.dedup.local",
+        "fastalign.dedup.records",
         "fastalign.errors",
         "fastalign.integrations.hf",
         "fastalign.logprobs",

@@ -2,10 +2,14 @@
 no output may be an input (or another output), and tabular inputs (JSONL, CSV, Parquet) read
 with errors that name the file and line.
 
-Atomic writes go to a hidden temporary file beside the target (``.fastalign-<tag>-<pid>-*.tmp``)
-renamed into place at the end, so a reader never sees half a file and a failure leaves nothing.
-A process killed mid-write cannot remove its temporary file; the next write into the same
-folder removes the ones whose process is gone.
+Atomic writes go to a hidden temporary file beside the target, renamed into place at the end,
+so a reader never sees half a file and a failure leaves nothing. A target that is a symbolic
+link is written through (the link stays); one that is not a regular file (``/dev/stdout``, a
+pipe) is written directly. A temporary is named ``.fastalign-<tag>-<host>-<pid>-<random>``
+(host: a digest of the host name): a process killed mid-write cannot remove it, so a later
+write into the same folder removes the ones of this host whose process is gone and that are
+older than a minute. Entries of other hosts (a shared file system) or of other shapes are never
+touched.
 """
 
 from __future__ import annotations
@@ -13,14 +17,26 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import glob
+import hashlib
 import json
 import os
+import re
+import socket
+import stat
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastalign.errors import InvalidInputError
+
+TAGS = ("write", "dedup", "bench", "rank", "pareto", "index")
+STALE_AFTER_S = 60.0
+_HOST = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+_TEMP = re.compile(
+    r"^\.fastalign-(?P<tag>[a-z]+)-(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]{1,10})-[A-Za-z0-9_]{8}"
+    r"(?:\.tmp)?$"
+)
 
 
 class FileInputError(InvalidInputError):
@@ -40,19 +56,38 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
+    except (PermissionError, OverflowError, ValueError):  # another user's, or not a pid
         return True
     return True
 
 
+def temp_prefix(tag: str, pid: int | None = None) -> str:
+    """The name prefix of this host's temporaries for ``tag`` (``pid``: this process)."""
+    if tag not in TAGS:
+        raise ValueError(f"unknown temporary tag {tag!r}")
+    return f".fastalign-{tag}-{_HOST}-{os.getpid() if pid is None else pid}-"
+
+
 def remove_stale_temporaries(directory: str) -> list[str]:
-    """Removes the temporary files (or folders) of earlier fastalign writes into
-    ``directory`` whose process no longer runs (killed mid-write); returns their paths."""
+    """Removes this host's temporary files (or folders) in ``directory`` whose process no
+    longer runs and that are older than :data:`STALE_AFTER_S`; returns their paths."""
     removed = []
-    for path in glob.glob(os.path.join(glob.escape(directory), ".fastalign-*-*-*")):
-        parts = os.path.basename(path).split("-")
-        pid = parts[2] if len(parts) > 3 else ""
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+    now = time.time()
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TEMP.match(name)
+        if m is None or m["host"] != _HOST or m["tag"] not in TAGS:
+            continue
+        pid = int(m["pid"])
+        path = os.path.join(directory, name)
+        try:
+            old = now - os.lstat(path).st_mtime > STALE_AFTER_S
+        except OSError:
+            continue
+        if pid == os.getpid() or not old or _alive(pid):
             continue
         with contextlib.suppress(OSError):
             if os.path.isdir(path) and not os.path.islink(path):
@@ -70,7 +105,7 @@ def temp_path(path: str, tag: str, *, folder: bool = False) -> str:
     ``path``, after removing stale temporaries of killed runs there."""
     directory = os.path.dirname(os.path.abspath(path))
     remove_stale_temporaries(directory)
-    prefix = f".fastalign-{tag}-{os.getpid()}-"
+    prefix = temp_prefix(tag)
     if folder:
         tmp = tempfile.mkdtemp(dir=directory, prefix=prefix)
         os.rmdir(tmp)  # the writer creates it
@@ -86,13 +121,25 @@ def atomic_write(
     tag: str = "write",
 ) -> None:  # fmt: skip
     """``write(tmp)`` a temporary file beside ``path``, run ``before`` (the last step that can
-    fail), then rename into place; on any failure nothing is left."""
-    tmp = temp_path(path, tag)
+    fail), then rename into place; on any failure nothing is left. A symbolic link is written
+    through; a target that exists and is not a regular file (a device, a pipe) is written
+    directly."""
+    target = os.path.realpath(path)
+    try:
+        special = not stat.S_ISREG(os.stat(target).st_mode)
+    except FileNotFoundError:
+        special = False
+    if special:
+        write(target)
+        if before is not None:
+            before()
+        return
+    tmp = temp_path(target, tag)
     try:
         write(tmp)
         if before is not None:
             before()
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -106,7 +153,8 @@ def atomic_write_bytes(path: str, data: bytes, *, tag: str = "write") -> None:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a device cannot be synced
+                os.fsync(f.fileno())
 
     atomic_write(path, write, tag=tag)
 
@@ -195,6 +243,8 @@ def read_columns(
     ``fmt``); ``columns=None``: every column. An optional column is None where a row lacks it.
     A missing file, a line that is not JSON, a row without a required field: a
     :class:`FileInputError` naming the file and line."""
+    if columns is not None:
+        columns = list(dict.fromkeys(columns))  # a column asked for twice is read once
     fmt = table_format(path, fmt) if path != "-" or fmt else "jsonl"
     if path != "-" and not os.path.isfile(path):
         raise FileInputError(f"{path}: no such file")
@@ -261,8 +311,8 @@ def _open_text(path: str) -> Any:
         import io
         import sys
 
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")  # a BOM (spreadsheet exports) skipped
 
 
 def _parquet_columns(path: str, columns: Sequence[str] | None, optional: Sequence[str]) -> Table:

@@ -42,7 +42,7 @@ def _families(rows: Sequence[Row]) -> dict[str, list[Row]]:
 
 def _layout(rows: list[Row]) -> list[tuple[str, Any]]:
     """The lines of one panel, top to bottom: ``("head", workload)`` then one ``("row", r)``
-    per row of that workload (the baseline only where memory is drawn)."""
+    per row of that workload, the baseline's included (marked at 1x)."""
     lines: list[tuple[str, Any]] = []
     seen: dict[str, list[Row]] = {}
     for r in rows:
@@ -71,7 +71,7 @@ def plot(rows: Sequence[Row], path: str, *, title: str = "fastalign bench") -> N
     if not families:
         raise InvalidInputError("no rows to plot")
     layouts = {op: _layout(rs) for op, rs in families.items()}
-    has_mem = {op: any(r.peak_mb is not None for r in rs) for op, rs in families.items()}
+    has_mem = {op: any(r.peak_mb for r in rs) for op, rs in families.items()}  # > 0 somewhere
     heights = [max(2, len(lines)) for lines in layouts.values()]
     any_mem = any(has_mem.values())
     inches = 0.8 + 0.22 * sum(heights) + 0.75 * len(heights)  # rows, plus titles and axes

@@ -39,16 +39,21 @@ def _lines(path: str, encoding: str) -> list[str]:
         raise FileInputError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise FileInputError(f"{path}: is a folder, not a file") from None
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
+    try:
+        text = data.decode(encoding)
+    except LookupError:
+        raise FileInputError(f"unknown encoding {encoding!r} (-e)") from None
+    except UnicodeDecodeError as e:
+        if "\n".encode(encoding) == b"\n":  # ASCII-compatible: the line of the bad byte
+            lineno = data.count(b"\n", 0, e.start) + 1
+            where = f"{path}:{lineno}"
+        else:
+            where = f"{path}: byte {e.start}"
+        raise FileInputError(f"{where}: not {encoding} text ({e.reason})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line
-    out = []
-    for lineno, raw in enumerate(lines, 1):
-        try:
-            out.append(raw.decode(encoding).rstrip())
-        except UnicodeDecodeError as e:
-            raise FileInputError(f"{path}:{lineno}: not {encoding} text ({e.reason})") from None
-    return out
+    return [line.rstrip() for line in lines]
 
 
 def _count(n: int) -> str:

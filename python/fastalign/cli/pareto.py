@@ -3,7 +3,8 @@ of the first front.
 
 SCORES is a CSV / TSV, JSONL or Parquet file (``-``: CSV on standard input, or ``--format``),
 one candidate per row. The objectives are the columns named by ``--objectives a,b,c``
-(default: every column whose values are all numbers, except ``--id``). Each objective is
+(default: every column whose values are all numbers, except ``--id``; a column of numbers
+with a gap or a text cell is left out and named in the output). Each objective is
 minimized unless named in ``--max`` (or give ``--sense max,min,...`` in objective order). The
 hypervolume is taken against ``--ref`` (one value per objective); by default the worst value of
 each objective pushed out by 10% of its range (1 where the range is 0), which is printed with
@@ -56,17 +57,28 @@ def objectives_of(args: argparse.Namespace) -> tuple[Table, list[str]]:
         names = [c.strip() for c in args.objectives.split(",") if c.strip()]
         if not names:
             raise FileInputError("--objectives names no column")
+        twice = sorted({c for c in names if names.count(c) > 1})
+        if twice:
+            raise FileInputError(f"--objectives names {twice} more than once")
+        if args.id in names:
+            raise FileInputError(f"--id {args.id!r} is one of the objectives")
         wanted = names + ([args.id] if args.id else [])
         return read_columns(args.scores, wanted, optional=None, fmt=fmt), names
     table = read_columns(args.scores, None, optional=None, fmt=fmt)
     if args.id and args.id not in table.columns:
         raise FileInputError(f"{args.scores}: no column {args.id!r} (--id)")
-    names = [
-        c for c, values in table.columns.items()
-        if c != args.id and all(_numeric(v) is not None for v in values)
-    ]  # fmt: skip
+    names, skipped = [], []
+    for c, values in table.columns.items():
+        if c == args.id:
+            continue
+        bad = [i for i, v in enumerate(values) if _numeric(v) is None]
+        if not bad:
+            names.append(c)
+        elif len(bad) < len(values):  # a number column with a gap: say so, do not guess
+            skipped.append(f"{c} (not a number at {table.where(bad[0])})")
     if not names:
         raise FileInputError(f"{args.scores}: no column holds only numbers (use --objectives)")
+    args.skipped = skipped
     return table, names
 
 
@@ -148,6 +160,7 @@ def analyse(args: argparse.Namespace) -> dict[str, Any]:
         "front": fronts.tolist(),
         "crowding": [None if math.isinf(c) else float(c) for c in crowd],
         "ids": ids,
+        "skipped": getattr(args, "skipped", []),
         "_F": F,
         "_table": table,
     }
@@ -160,6 +173,7 @@ def format_report(res: dict[str, Any], top: int, source: str) -> str:
     lines = [
         f"{res['rows']:,} rows x {len(names)} objectives from {source} "
         f"({', '.join(f'{c} ({s})' for c, s in zip(names, res['sense'], strict=True))})",
+        *([f"left out (not all numbers): {'; '.join(res['skipped'])}"] if res["skipped"] else []),
         f"fronts: {len(sizes)} (sizes {shown})",
         f"hypervolume of the first front: {res['hypervolume']:.10g} "
         f"(ref {', '.join(f'{x:g}' for x in res['ref'])})",

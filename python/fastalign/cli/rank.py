@@ -19,9 +19,10 @@ Methods (``--method``):
   model); intervals as for ``elo``.
 
 Intervals are percentile intervals at ``--ci`` (0.95) over ``--bootstrap`` resamples (1000;
-0 for none; for elo, pl and lottery a resample in which some model has no battle is left out,
-and ``bootstrap_used`` counts the others). The table is sorted by rating (or probability);
-``--json`` prints the same as JSON, ``-o`` writes it to a file as well.
+0 for none; for elo, pl and lottery a resample in which some model has no battle, or whose fit
+has no maximum, is left out, and ``bootstrap_used`` counts the others). The table is sorted
+by rating (or probability); ``--json`` prints the same as JSON, ``-o`` writes it to a file as
+well.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from fastalign._files import (
     refuse_overwriting,
 )
 from fastalign.cli._common import table_command
+from fastalign.errors import ConvergenceError, InvalidInputError
 
 METHODS = ("bt", "elo", "pl", "lottery")
 ELO_SCALE = 400.0 / math.log(10.0)
@@ -92,15 +94,11 @@ def battles(table: Table, judges: list[str] | None) -> dict[str, Any]:
 
 
 def _fit(
-    method: str, w: Any, lo: Any, ties: np.ndarray, labels: list[str], prior: float
+    method: str, wi: np.ndarray, li: np.ndarray, ties: np.ndarray, n: int, prior: float
 ) -> np.ndarray:
-    """The method's value per model of ``labels`` (ratings, or lottery probabilities)."""
+    """The method's value per model id ``0..n-1`` (ratings, or lottery probabilities)."""
     from fastalign import rank
 
-    index = {m: k for k, m in enumerate(labels)}
-    wi = np.fromiter((index[m] for m in w), np.int64, len(w))
-    li = np.fromiter((index[m] for m in lo), np.int64, len(lo))
-    n = len(labels)
     if method == "elo":
         return rank.elo(wi, li, ties=ties, n_items=n).scores
     if method == "pl":
@@ -133,18 +131,24 @@ def leaderboard(
         interval = None if r.ci is None else 1000.0 + ELO_SCALE * r.ci
         used = None  # the fit leaves out resamples without a maximum, with a warning
     else:
-        value = _fit(method, w, lo, ties, labels, prior)
+        index = {m: k for k, m in enumerate(labels)}
+        wi = np.fromiter((index[m] for m in w), np.int64, n_b)
+        li = np.fromiter((index[m] for m in lo), np.int64, n_b)
+        n = len(labels)
+        value = _fit(method, wi, li, ties, n, prior)
         interval = None
         if rounds:
             gen = np.random.default_rng(seed)
-            wa, la = np.array(w, dtype=object), np.array(lo, dtype=object)
             draws = []
             for _ in range(rounds):
                 idx = gen.integers(0, n_b, n_b)
-                present = set(wa[idx]) | set(la[idx])
-                if len(present) < len(labels):
+                seen = np.bincount(wi[idx], minlength=n) + np.bincount(li[idx], minlength=n)
+                if not seen.all():
                     continue  # a model without battles in the resample: no value for it
-                draws.append(_fit(method, wa[idx], la[idx], ties[idx], labels, prior))
+                try:
+                    draws.append(_fit(method, wi[idx], li[idx], ties[idx], n, prior))
+                except (InvalidInputError, ConvergenceError):
+                    continue  # no maximum in this resample (say a model that never wins)
             used = len(draws)
             if draws:
                 alpha = (1.0 - ci) / 2.0

@@ -10,7 +10,8 @@ corpora beyond one machine: the input may be files, folders or glob patterns of 
 JSONL, the output is a folder of Parquet files (renamed into place at the end; an output name
 with a file extension is refused), each stage reports one line on stderr while Ray's own log
 lines go to a file (``--ray-log``, named at the start), and ``--address`` joins an existing
-cluster (default: a local one).
+cluster (default: a local one). An output name with a file extension other than ``.parquet``
+(a Parquet dataset folder) is refused.
 """
 
 from __future__ import annotations
@@ -89,7 +90,15 @@ def _read_jsonl(path: str, keys: list[str], progress: _Progress) -> tuple[list[b
                     parts.append(field_text(rec[k], f"{path}:{lineno}: field {k!r}"))
                 except TypeError as e:
                     raise FileInputError(str(e)) from None
-            texts.append(key_text(parts))
+            text = key_text(parts)
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as e:  # an escaped lone surrogate ("\ud800") in the JSON
+                raise FileInputError(
+                    f"{path}:{lineno}: the key text is not valid Unicode (a lone surrogate at "
+                    f"position {e.start})"
+                ) from None
+            texts.append(text)
             lines.append(raw if raw.endswith(b"\n") else raw + b"\n")
             if lineno % 4096 == 0:
                 progress.update(f"reading {path}: {100 * done / max(total, 1):.0f}%")
@@ -144,12 +153,16 @@ def _run_ray(args: argparse.Namespace) -> int:
         )
     out = args.output
     ext = os.path.splitext(out)[1].lower()
-    if ext in (".jsonl", ".ndjson", ".json", ".parquet", ".csv", ".tsv"):
+    if ext in (".jsonl", ".ndjson", ".json", ".csv", ".tsv"):
         raise FileInputError(
             f"-o {out}: --engine ray writes a folder of Parquet files, not one {ext} file; "
-            f"give a folder name (say {os.path.splitext(out)[0]}/)"
+            f"give a folder name (say {os.path.splitext(out)[0]}/ or "
+            f"{os.path.splitext(out)[0]}.parquet/)"
         )
-    refuse_overwriting([args.input], {"-o": out, "--summary-json": args.summary_json})
+    refuse_overwriting(
+        [args.input],
+        {"-o": out, "--summary-json": args.summary_json, "--ray-log": args.ray_log},
+    )
     if os.path.exists(out):
         raise FileInputError(
             f"{out} exists: the Ray engine writes a new folder (choose another -o)"
@@ -196,8 +209,8 @@ def _run_ray(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         return _run_ray(args)
-    if args.address or args.partitions:
-        raise FileInputError("--address and --partitions go with --engine ray")
+    if args.address or args.partitions or args.ray_log:
+        raise FileInputError("--address, --partitions and --ray-log go with --engine ray")
     src, out = args.input, args.output
     if not os.path.isfile(src):
         raise FileInputError(f"{src}: no such file")

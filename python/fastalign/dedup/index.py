@@ -152,7 +152,7 @@ class MinHashIndex:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the index to ``path`` atomically (a temporary file renamed into place)."""
-        atomic_write_bytes(os.fspath(path), self._core.to_bytes())
+        atomic_write_bytes(os.fspath(path), self._core.to_bytes(), tag="index")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, threads: int | None = None) -> MinHashIndex:
@@ -212,14 +212,16 @@ def contamination(
         threshold=threshold, num_perm=num_perm, ngram=ngram, unit=unit, normalize=normalize,
         seed=seed, verify="minhash" if v == "minhash" else "none", bands=bands, threads=threads,
     )  # fmt: skip
-    index.add(train_l)
-    m = index.query(eval_l)
+    index._core.add(train_l, "train")
+    m = Matches(*index._core.query(eval_l, "eval"))
     sim = m.similarity
     if v == "exact" and len(m.ids):
         q = np.repeat(np.arange(len(m)), np.diff(m.offsets))
         pairs = np.ascontiguousarray(np.stack([m.ids, q], axis=1))
         sh = settings.shingling(num_perm, ngram, unit, normalize, seed)
-        sim = _core.dedup_jaccard(train_l, eval_l, pairs, sh, check_threads(threads))
+        sim = _core.dedup_jaccard(
+            train_l, eval_l, pairs, sh, check_threads(threads), ("train", "eval")
+        )
     n = len(m)
     match = np.full(n, -1, dtype=np.int64)
     best = np.zeros(n, dtype=np.float64)

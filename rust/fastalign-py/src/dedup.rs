@@ -66,15 +66,17 @@ fn banding(a: &BandingArgs, num_perm: usize) -> PyResult<Banding> {
     Banding::new(a.threshold, num_perm, a.bands, verify).map_err(to_pyerr)
 }
 
-/// The items of a list or tuple of `str`, kept alive while their UTF-8 is borrowed. A
-/// non-string item is a `TypeError` naming its position.
-fn texts<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
+/// The items of a list or tuple of `str` (the argument `name`), kept alive while their UTF-8
+/// is borrowed. A non-string item is a `TypeError` naming its position.
+fn texts<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Vec<Bound<'py, PyString>>> {
     let items: Vec<Bound<'py, PyAny>> = if let Ok(l) = obj.cast::<PyList>() {
         l.iter().collect()
     } else if let Ok(t) = obj.cast::<PyTuple>() {
         t.iter().collect()
     } else {
-        return Err(PyTypeError::new_err("texts must be a list or tuple of str"));
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be a list or tuple of str"
+        )));
     };
     items
         .into_iter()
@@ -93,20 +95,20 @@ fn texts<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
                             .unwrap_or_else(|_| "?".into())
                     )
                 };
-                PyTypeError::new_err(format!("texts[{i}] is {what}"))
+                PyTypeError::new_err(format!("{name}[{i}] is {what}"))
             })
         })
         .collect()
 }
 
-fn borrow<'a>(items: &'a [Bound<'_, PyString>]) -> PyResult<Vec<&'a str>> {
+fn borrow<'a>(items: &'a [Bound<'_, PyString>], name: &str) -> PyResult<Vec<&'a str>> {
     items
         .iter()
         .enumerate()
         .map(|(i, s)| {
             s.to_str().map_err(|e| {
                 pyo3::exceptions::PyUnicodeError::new_err(format!(
-                    "texts[{i}] is not valid Unicode (a lone surrogate?): {e}"
+                    "{name}[{i}] is not valid Unicode (a lone surrogate?): {e}"
                 ))
             })
         })
@@ -164,16 +166,17 @@ fn sketches_in(sigs: &PyReadonlyArray2<'_, u32>) -> PyResult<Sketches> {
 
 /// MinHash signatures ``uint32 [n, num_perm]`` and the empty-document mask.
 #[pyfunction]
-#[pyo3(signature = (texts, shingling, threads=None))]
+#[pyo3(signature = (texts, shingling, threads=None, name="texts"))]
 pub fn dedup_signatures<'py>(
     py: Python<'py>,
     texts: &Bound<'py, PyAny>,
     shingling: ShinglingArgs,
     threads: Option<usize>,
+    name: &str,
 ) -> PyResult<SigsOut<'py>> {
     let sh = self::shingling(&shingling)?;
-    let items = self::texts(texts)?;
-    let strs = borrow(&items)?;
+    let items = self::texts(texts, name)?;
+    let strs = borrow(&items, name)?;
     let sk = run(py, || {
         with_threads(threads, || dedup::sketch(&strs, &sh, false))
     })?;
@@ -182,18 +185,19 @@ pub fn dedup_signatures<'py>(
 
 /// Near-duplicate clusters of texts: (cluster, pairs, similarity, jaccard or None, empty).
 #[pyfunction]
-#[pyo3(signature = (texts, shingling, banding, threads=None))]
+#[pyo3(signature = (texts, shingling, banding, threads=None, name="texts"))]
 pub fn dedup_cluster<'py>(
     py: Python<'py>,
     texts: &Bound<'py, PyAny>,
     shingling: ShinglingArgs,
     banding: BandingArgs,
     threads: Option<usize>,
+    name: &str,
 ) -> PyResult<(ClusterOut<'py>, Bound<'py, PyArray1<bool>>)> {
     let sh = self::shingling(&shingling)?;
     let bd = self::banding(&banding, sh.num_perm)?;
-    let items = self::texts(texts)?;
-    let strs = borrow(&items)?;
+    let items = self::texts(texts, name)?;
+    let strs = borrow(&items, name)?;
     let (c, empty) = run(py, || {
         with_threads(threads, || {
             let sk = dedup::sketch(&strs, &sh, bd.verify == Verify::Exact)?;
@@ -222,15 +226,16 @@ pub fn dedup_cluster_signatures<'py>(
 
 /// Exact-duplicate groups of normalized texts: ((cluster, pairs, similarity, None), empty).
 #[pyfunction]
-#[pyo3(signature = (texts, normalize, threads=None))]
+#[pyo3(signature = (texts, normalize, threads=None, name="texts"))]
 pub fn dedup_exact<'py>(
     py: Python<'py>,
     texts: &Bound<'py, PyAny>,
     normalize: NormArgs,
     threads: Option<usize>,
+    name: &str,
 ) -> PyResult<(ClusterOut<'py>, Bound<'py, PyArray1<bool>>)> {
-    let items = self::texts(texts)?;
-    let strs = borrow(&items)?;
+    let items = self::texts(texts, name)?;
+    let strs = borrow(&items, name)?;
     let norm = self::normalize(&normalize);
     let (c, empty) = run(py, || with_threads(threads, || dedup::exact(&strs, norm)))?;
     Ok((cluster_out(py, c)?, empty.into_pyarray(py)))
@@ -238,7 +243,8 @@ pub fn dedup_exact<'py>(
 
 /// Exact Jaccard similarity of ``a[i]`` and ``b[j]`` for each row ``(i, j)`` of ``pairs``.
 #[pyfunction]
-#[pyo3(signature = (a, b, pairs, shingling, threads=None))]
+#[pyo3(signature = (a, b, pairs, shingling, threads=None, names=("a", "b")))]
+#[allow(clippy::too_many_arguments)]
 pub fn dedup_jaccard<'py>(
     py: Python<'py>,
     a: &Bound<'py, PyAny>,
@@ -246,10 +252,11 @@ pub fn dedup_jaccard<'py>(
     pairs: PyReadonlyArray2<'py, i64>,
     shingling: ShinglingArgs,
     threads: Option<usize>,
+    names: (&str, &str),
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let sh = self::shingling(&shingling)?;
-    let (ia, ib) = (self::texts(a)?, self::texts(b)?);
-    let (sa, sb) = (borrow(&ia)?, borrow(&ib)?);
+    let (ia, ib) = (self::texts(a, names.0)?, self::texts(b, names.1)?);
+    let (sa, sb) = (borrow(&ia, names.0)?, borrow(&ib, names.1)?);
     if pairs.shape()[1] != 2 {
         return Err(to_pyerr(fastalign_core::Error::shape(
             "pairs must be [m, 2]",
@@ -273,13 +280,15 @@ pub fn dedup_jaccard<'py>(
 
 /// Each text as the normalization leaves it.
 #[pyfunction]
+#[pyo3(signature = (texts, normalize, name="texts"))]
 pub fn dedup_normalize(
     py: Python<'_>,
     texts: &Bound<'_, PyAny>,
     normalize: NormArgs,
+    name: &str,
 ) -> PyResult<Vec<String>> {
-    let items = self::texts(texts)?;
-    let strs = borrow(&items)?;
+    let items = self::texts(texts, name)?;
+    let strs = borrow(&items, name)?;
     let norm = self::normalize(&normalize);
     run(py, || Ok(dedup::normalize_batch(&strs, norm)))
 }
@@ -356,13 +365,15 @@ impl MinHashIndexCore {
         (b.threshold, b.bands, b.rows, v)
     }
 
+    #[pyo3(signature = (texts, name="texts"))]
     fn add<'py>(
         &mut self,
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
+        name: &str,
     ) -> PyResult<Bound<'py, PyArray1<bool>>> {
-        let items = self::texts(texts)?;
-        let strs = borrow(&items)?;
+        let items = self::texts(texts, name)?;
+        let strs = borrow(&items, name)?;
         let (index, threads) = (&mut self.index, self.threads);
         let keep = run(py, || with_threads(threads, || index.add(&strs)))?;
         Ok(keep.into_pyarray(py))
@@ -379,9 +390,15 @@ impl MinHashIndexCore {
         Ok(keep.into_pyarray(py))
     }
 
-    fn query<'py>(&self, py: Python<'py>, texts: &Bound<'py, PyAny>) -> PyResult<MatchesOut<'py>> {
-        let items = self::texts(texts)?;
-        let strs = borrow(&items)?;
+    #[pyo3(signature = (texts, name="texts"))]
+    fn query<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        name: &str,
+    ) -> PyResult<MatchesOut<'py>> {
+        let items = self::texts(texts, name)?;
+        let strs = borrow(&items, name)?;
         let (index, threads) = (&self.index, self.threads);
         let m = run(py, || with_threads(threads, || index.query(&strs)))?;
         Ok(matches_out(py, m))
