@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastalign._core import __version__
 from fastalign.errors import (
+    AllocationError,
     BackendUnavailableError,
     ConvergenceError,
     FastalignError,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from fastalign.logprobs import logps_from_logits, sequence_logps, token_logps
 
 __all__ = [
+    "AllocationError",
     "BackendUnavailableError",
     "ConvergenceError",
     "FastalignError",

@@ -1,8 +1,9 @@
 """fastalign's exception hierarchy.
 
 Every exception fastalign raises on purpose is a :class:`FastalignError`. Those caused by bad
-input also derive from the builtin a caller would expect (``ValueError``), so
-``except ValueError`` keeps working::
+input also derive from the builtin a caller would expect (``ValueError``; ``MemoryError`` for an
+output too large to allocate), so ``except ValueError`` keeps working (Ctrl-C during a long
+Rust call raises the usual ``KeyboardInterrupt``)::
 
     >>> import fastalign
     >>> try:
@@ -15,6 +16,7 @@ input also derive from the builtin a caller would expect (``ValueError``), so
 from __future__ import annotations
 
 __all__ = [
+    "AllocationError",
     "BackendUnavailableError",
     "ConvergenceError",
     "FastalignError",
@@ -38,6 +40,12 @@ class ShapeError(InvalidInputError):
 
 class ConvergenceError(FastalignError, RuntimeError):
     """An iterative solver stopped before meeting its tolerance."""
+
+
+class AllocationError(FastalignError, MemoryError):
+    """A result or working set larger than the memory this process can allocate (a pair
+    enumeration, a bootstrap matrix, a fit over ``n_items`` items): raised before the work
+    starts, naming the argument and the size it implies, instead of aborting the interpreter."""
 
 
 class BackendUnavailableError(FastalignError, RuntimeError):

@@ -4,7 +4,8 @@
 use crate::{Error, Result};
 
 /// Fails in the way `kind` names: `"ok"` (no failure), `"invalid"`, `"shape"`, `"nonfinite"`,
-/// `"convergence"` return the matching [`Error`]; `"panic"` panics with a known message.
+/// `"convergence"`, `"memory"` return the matching [`Error`]; `"panic"` panics with a known
+/// message.
 pub fn fail(kind: &str) -> Result<()> {
     match kind {
         "ok" => Ok(()),
@@ -16,6 +17,10 @@ pub fn fail(kind: &str) -> Result<()> {
             value: f64::NAN,
         }),
         "convergence" => Err(Error::NoConvergence("debug: no convergence".into())),
+        "memory" => Err(Error::Memory {
+            what: "debug: n=12 would produce 12 things".into(),
+            bytes: 9_600_000_000,
+        }),
         "panic" => panic!("debug: deliberate panic inside fastalign-core"),
         other => Err(Error::invalid(format!(
             "debug: unknown failure kind {other:?}"
@@ -34,6 +39,7 @@ mod tests {
         assert!(matches!(fail("shape"), Err(Error::Shape(_))));
         assert!(matches!(fail("nonfinite"), Err(Error::NonFinite { .. })));
         assert!(matches!(fail("convergence"), Err(Error::NoConvergence(_))));
+        assert!(matches!(fail("memory"), Err(Error::Memory { .. })));
         assert!(matches!(fail("nope"), Err(Error::InvalidArgument(_))));
     }
 

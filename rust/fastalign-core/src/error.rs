@@ -20,10 +20,42 @@ pub enum Error {
     /// An iterative solver stopped before meeting its tolerance (maps to `ConvergenceError`).
     #[error("{0}")]
     NoConvergence(String),
+    /// A result or working set larger than the memory the process can get (maps to
+    /// `AllocationError`, a `MemoryError`): `what` names the argument and what it asks for.
+    #[error("{what} ({}): more memory than this process can allocate", human_bytes(*bytes))]
+    Memory { what: String, bytes: u128 },
 }
 
 /// The core's result type.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// `bytes` in decimal units, one decimal: "9.6 GB", "512 bytes".
+pub fn human_bytes(bytes: u128) -> String {
+    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    if bytes < 1000 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 999.95 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `n` with thousands separators: "400,000,000".
+pub fn grouped(n: u128) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (k, c) in digits.chars().enumerate() {
+        if k > 0 && (digits.len() - k) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
 
 impl Error {
     /// Shorthand for [`Error::InvalidArgument`].
@@ -34,5 +66,31 @@ impl Error {
     /// Shorthand for [`Error::Shape`].
     pub fn shape(msg: impl Into<String>) -> Self {
         Error::Shape(msg.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(512), "512 bytes");
+        assert_eq!(human_bytes(9_600_000_000), "9.6 GB");
+        assert_eq!(human_bytes(999_960), "1.0 MB");
+        assert_eq!(human_bytes(u128::MAX).split(' ').nth(1), Some("EB"));
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(400_000_000), "400,000,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+        let e = Error::Memory {
+            what: "all_pairs=True would produce 400,000,000 pairs".into(),
+            bytes: 9_600_000_000,
+        };
+        assert_eq!(
+            e.to_string(),
+            "all_pairs=True would produce 400,000,000 pairs (9.6 GB): more memory than this \
+             process can allocate"
+        );
     }
 }

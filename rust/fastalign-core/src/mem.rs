@@ -1,10 +1,65 @@
-//! Large zeroed buffers on transparent huge pages, where Linux offers them.
+//! Memory: allocations whose size comes from the caller, made fallibly, and large zeroed
+//! buffers on transparent huge pages.
 //!
-//! The pages of a fresh buffer are faulted in one at a time when first touched: 4 KiB each,
-//! and each fault is slow on a virtual machine (touching a fresh 8 MB vector took as long as a
-//! whole pass of the Bradley-Terry fit). An anonymous mapping advised `MADV_HUGEPAGE` is
-//! faulted in 2 MiB at a time instead, about a tenth of the time (see
+//! A size that comes from an argument (the pairs a pair enumeration produces, a bootstrap's
+//! rounds x items matrix, the per-item vectors of a fit over `n_items` items) can be far beyond
+//! the machine; Rust's infallible allocation would then abort the whole interpreter ("memory
+//! allocation of N bytes failed"). [`vec_with_capacity`] and [`vec_filled`] reserve with
+//! `try_reserve_exact` instead, and [`check_room`] asks for a whole working set in one piece
+//! before a routine allocates it piecewise; each returns [`Error::Memory`] naming the argument
+//! and the size. (On Linux a request beyond RAM + swap, or beyond `ulimit -v`, fails at once;
+//! one that fits is granted and its pages are found only when touched, so a working set close
+//! to the free memory can still meet the OOM killer. No check can see that in advance.)
+//!
+//! [`Zeroed`]: the pages of a fresh buffer are faulted in one at a time when first touched:
+//! 4 KiB each, and each fault is slow on a virtual machine (touching a fresh 8 MB vector took
+//! as long as a whole pass of the Bradley-Terry fit). An anonymous mapping advised
+//! `MADV_HUGEPAGE` is faulted in 2 MiB at a time instead, about a tenth of the time (see
 //! `benches/results/rank_cpu_2core.md`). Elsewhere, or when the mapping fails, a plain vector.
+
+use crate::{Error, Result};
+
+/// The bytes of `len` values of `T`.
+pub fn bytes_of<T>(len: u128) -> u128 {
+    len.saturating_mul(std::mem::size_of::<T>() as u128)
+}
+
+/// An empty vector with room for exactly `len` values, or [`Error::Memory`] with `what()`
+/// (the argument and what it asks for, e.g. "all_pairs=True would produce 9 pairs").
+pub fn vec_with_capacity<T>(len: usize, what: impl FnOnce() -> String) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| Error::Memory {
+        what: what(),
+        bytes: bytes_of::<T>(len as u128),
+    })?;
+    Ok(v)
+}
+
+/// `len` copies of `value` (a fallible `vec![value; len]`), or [`Error::Memory`] with `what()`.
+pub fn vec_filled<T: Clone>(len: usize, value: T, what: impl FnOnce() -> String) -> Result<Vec<T>> {
+    let mut v = vec_with_capacity(len, what)?;
+    v.resize(len, value);
+    Ok(v)
+}
+
+/// Working sets below this are not worth a check.
+const ROOM_MIN: u128 = 64 << 20;
+
+/// Checks that `bytes` more can be allocated now, for a working set a routine will allocate in
+/// pieces: asks for them in one piece and gives them back untouched (no page is used), or
+/// returns [`Error::Memory`] with `what()`.
+pub fn check_room(bytes: u128, what: impl FnOnce() -> String) -> Result<()> {
+    if bytes < ROOM_MIN {
+        return Ok(());
+    }
+    let fail = |what: String| Error::Memory { what, bytes };
+    let Ok(len) = usize::try_from(bytes) else {
+        return Err(fail(what()));
+    };
+    let mut probe: Vec<u8> = Vec::new();
+    probe.try_reserve_exact(len).map_err(|_| fail(what()))?;
+    Ok(())
+}
 
 use bytemuck::Pod;
 
@@ -89,7 +144,33 @@ impl<T> std::fmt::Debug for Zeroed<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::Zeroed;
+    use super::*;
+
+    #[test]
+    fn impossible_sizes_are_errors_not_aborts() {
+        let what = || "n=huge would need it all".to_owned();
+        let err = vec_with_capacity::<u64>(usize::MAX / 4, what).expect_err("too large");
+        assert_eq!(
+            err,
+            Error::Memory {
+                what: "n=huge would need it all".into(),
+                bytes: (usize::MAX / 4) as u128 * 8
+            }
+        );
+        assert!(err.to_string().starts_with("n=huge would need it all ("));
+        assert!(vec_filled(isize::MAX as usize, 0u8, what).is_err());
+        assert!(check_room(u128::MAX, what).is_err());
+        assert!(check_room(1 << 62, what).is_err()); // 4.6 EB: beyond any machine
+        check_room(1 << 20, what).expect("small working sets pass unchecked");
+        check_room(256 << 20, what).expect("256 MB can be had");
+        assert_eq!(vec_filled(3, 7i64, what).expect("small"), [7, 7, 7]);
+        assert!(
+            vec_with_capacity::<f64>(10, what)
+                .expect("small")
+                .capacity()
+                >= 10
+        );
+    }
 
     #[test]
     fn small_and_large_buffers_are_zeroed_and_writable() {

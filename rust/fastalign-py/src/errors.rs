@@ -7,12 +7,13 @@ use numpy::{Element, PyReadonlyArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 // The exception classes live in Python (fastalign/errors.py) so that they can inherit from
-// both FastalignError and the matching builtin (ValueError, RuntimeError). They are imported
-// lazily, on the first error.
+// both FastalignError and the matching builtin (ValueError, RuntimeError, MemoryError). They
+// are imported lazily, on the first error.
 pyo3::import_exception!(fastalign.errors, InvalidInputError);
 pyo3::import_exception!(fastalign.errors, ShapeError);
 pyo3::import_exception!(fastalign.errors, ConvergenceError);
 pyo3::import_exception!(fastalign.errors, InternalError);
+pyo3::import_exception!(fastalign.errors, AllocationError);
 
 /// Maps a core error to the matching Python exception, keeping its message.
 pub fn to_pyerr(err: Error) -> PyErr {
@@ -21,6 +22,7 @@ pub fn to_pyerr(err: Error) -> PyErr {
         Error::InvalidArgument(_) | Error::NonFinite { .. } => InvalidInputError::new_err(msg),
         Error::Shape(_) => ShapeError::new_err(msg),
         Error::NoConvergence(_) => ConvergenceError::new_err(msg),
+        Error::Memory { .. } => AllocationError::new_err(msg),
     }
 }
 

@@ -126,5 +126,5 @@ pub fn pareto_pairs<'py>(
     let data = contiguous(&f, "F")?;
     let o = contiguous(&offsets, "offsets")?;
     let pairs = run(py, || pareto::pareto_pairs(data, n, m, o, all))?;
-    Ok(pairs.concat().into_pyarray(py))
+    Ok(pairs.into_pyarray(py))
 }

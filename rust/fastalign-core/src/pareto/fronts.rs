@@ -428,45 +428,77 @@ pub fn crowding_distance_batched(
     Ok(parts?.concat())
 }
 
-/// Pareto-based preference pairs per group: ``(group, chosen, rejected)`` with ``chosen`` a
-/// row of the group's first front and ``rejected`` a row of its last front (global row
-/// indices). ``all = false``: one pair per group, the first such rows in input order;
-/// ``all = true``: every (first-front, last-front) combination. Groups with a single front
-/// (nothing dominates anything) give no pair.
-pub fn pareto_pairs(
-    f: &[f64],
-    n: usize,
-    m: usize,
-    offsets: &[i64],
-    all: bool,
-) -> Result<Vec<[i64; 3]>> {
+/// Pareto-based preference pairs per group: rows ``(group, chosen, rejected)``, flat (three
+/// values a pair), with ``chosen`` a row of the group's first front and ``rejected`` a row of
+/// its last front (global row indices). ``all = false``: one pair per group, the first such
+/// rows in input order; ``all = true``: every (first-front, last-front) combination. Groups
+/// with a single front (nothing dominates anything) give no pair.
+///
+/// The fronts come first and the pairs are counted from them; the output is then allocated
+/// once, at its exact size, or the call fails with [`Error::Memory`] before any pair is made.
+pub fn pareto_pairs(f: &[f64], n: usize, m: usize, offsets: &[i64], all: bool) -> Result<Vec<i64>> {
     check("F", f, n, m)?;
     let groups = check_offsets(offsets, n)?;
-    let parts: Vec<Vec<[i64; 3]>> = groups
+    // per group: the rows (group-local) of its first and last fronts; none with one front
+    let ends: Vec<(Vec<usize>, Vec<usize>)> = groups
         .par_iter()
-        .enumerate()
         .with_min_len(64)
-        .map(|(gi, &(s, e))| {
+        .map(|&(s, e)| {
             let fr = sort_rows(&f[s * m..e * m], e - s, m);
             let last = fr.iter().copied().max().unwrap_or(0);
             if last == 0 {
-                return Vec::new();
+                return (Vec::new(), Vec::new());
             }
-            let best: Vec<usize> = (0..fr.len()).filter(|&i| fr[i] == 0).collect();
-            let worst: Vec<usize> = (0..fr.len()).filter(|&i| fr[i] == last).collect();
-            let mut out = Vec::new();
-            for &c in &best {
-                for &r in &worst {
-                    out.push([gi as i64, (s + c) as i64, (s + r) as i64]);
-                    if !all {
-                        return out;
+            let rows = |k: i64| (0..fr.len()).filter(|&i| fr[i] == k).collect();
+            if all {
+                (rows(0), rows(last))
+            } else {
+                let first = |k: i64| fr.iter().position(|&x| x == k).unwrap_or(0);
+                (vec![first(0)], vec![first(last)])
+            }
+        })
+        .collect();
+    let counts: Vec<u128> = ends
+        .iter()
+        .map(|(b, w)| b.len() as u128 * w.len() as u128)
+        .collect();
+    let total: u128 = counts.iter().sum();
+    let what = || {
+        format!(
+            "all_pairs={} would produce {} pairs",
+            if all { "True" } else { "False" },
+            crate::error::grouped(total)
+        )
+    };
+    let len = usize::try_from(total.saturating_mul(3)).map_err(|_| Error::Memory {
+        what: what(),
+        bytes: crate::mem::bytes_of::<[i64; 3]>(total),
+    })?;
+    let mut out = crate::mem::vec_filled(len, 0i64, what)?;
+    // each group's pairs into its own part of the output, in parallel
+    let mut parts: Vec<&mut [i64]> = Vec::with_capacity(groups.len());
+    let mut rest = out.as_mut_slice();
+    for &c in &counts {
+        let (part, tail) = rest.split_at_mut(3 * c as usize);
+        parts.push(part);
+        rest = tail;
+    }
+    parts
+        .into_par_iter()
+        .zip(ends.par_iter().zip(groups.par_iter()))
+        .enumerate()
+        .with_min_len(64)
+        .for_each(|(gi, (part, ((best, worst), &(s, _))))| {
+            let mut rows = part.chunks_exact_mut(3);
+            for &c in best {
+                for &r in worst {
+                    if let Some(row) = rows.next() {
+                        row.copy_from_slice(&[gi as i64, (s + c) as i64, (s + r) as i64]);
                     }
                 }
             }
-            out
-        })
-        .collect();
-    Ok(parts.concat())
+        });
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -524,6 +556,42 @@ mod tests {
                 let (s, e) = (w[0] as usize, w[1] as usize);
                 prop_assert_eq!(&got[s..e], &brute_fronts(&f[s * 3..e * 3], e - s, 3)[..]);
             }
+        }
+    }
+
+    /// The pairs as the loop before the counting pass made them (one group after another).
+    fn pairs_by_loop(f: &[f64], m: usize, offsets: &[i64], all: bool) -> Vec<i64> {
+        let mut out = Vec::new();
+        for (gi, w) in offsets.windows(2).enumerate() {
+            let (s, e) = (w[0] as usize, w[1] as usize);
+            let fr = brute_fronts(&f[s * m..e * m], e - s, m);
+            let last = fr.iter().copied().max().unwrap_or(0);
+            if last == 0 {
+                continue;
+            }
+            'group: for c in (0..fr.len()).filter(|&i| fr[i] == 0) {
+                for r in (0..fr.len()).filter(|&i| fr[i] == last) {
+                    out.extend([gi as i64, (s + c) as i64, (s + r) as i64]);
+                    if !all {
+                        break 'group;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn counted_pairs_equal_the_pair_loop(seed in any::<u64>(), m in 1usize..4,
+                                             sizes in prop::collection::vec(0usize..20, 1..80),
+                                             all in any::<bool>()) {
+            let n: usize = sizes.iter().sum();
+            let f = grid(seed, n * m, 4);
+            let mut offsets = vec![0i64];
+            for s in &sizes { offsets.push(offsets[offsets.len() - 1] + *s as i64); }
+            prop_assert_eq!(pareto_pairs(&f, n, m, &offsets, all).expect("valid"),
+                            pairs_by_loop(&f, m, &offsets, all));
         }
     }
 

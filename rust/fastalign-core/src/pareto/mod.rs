@@ -42,7 +42,8 @@ mod tests {
             assert_eq!(&cd[s..e], &want[..]);
         }
         let pairs = pareto_pairs(&f, 40, 3, &offsets, true).expect("valid");
-        for [g, c, r] in pairs {
+        for row in pairs.chunks_exact(3) {
+            let [g, c, r] = [row[0], row[1], row[2]];
             let (s, e) = (
                 offsets[g as usize] as usize,
                 offsets[g as usize + 1] as usize,

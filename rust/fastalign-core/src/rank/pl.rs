@@ -36,7 +36,12 @@ pub fn rankings(items: &[i64], offsets: &[i64], n_items: Option<usize>) -> Resul
         None => (items.iter().copied().max().unwrap_or(-1) + 1).max(0) as usize,
     };
     super::check_items(n)?;
-    let mut last_seen = vec![usize::MAX; n];
+    let mut last_seen = crate::mem::vec_filled(n, usize::MAX, || {
+        format!(
+            "a table of {} items (n_items, or the largest id + 1)",
+            crate::error::grouped(n as u128)
+        )
+    })?;
     for k in 0..offsets.len() - 1 {
         for pos in offsets[k] as usize..offsets[k + 1] as usize {
             let v = items[pos];
@@ -67,6 +72,17 @@ impl Rankings {
             .map(|w| &self.items[w[0]..w[1]])
             .filter(|r| r.len() > 1)
     }
+
+    /// The choice probabilities of all stages (what the curvature cache holds): a ranking of
+    /// `L` items has stages of `L, L - 1, ..., 2` choices.
+    fn stage_cells(&self) -> u128 {
+        self.each()
+            .map(|r| {
+                let l = r.len() as u128;
+                l * (l + 1) / 2 - 1
+            })
+            .sum()
+    }
 }
 
 /// `e[u] = exp(s[r_u] - max)` and the stage sums `suffix[t] = sum_{u >= t} e[u]`, summed from
@@ -93,7 +109,8 @@ impl Model for Rankings {
     type Cache = Vec<f64>;
 
     fn new_cache(&self) -> Vec<f64> {
-        Vec::new()
+        // room for every stage's probabilities, never regrown ([`fit`] checked it can be had)
+        Vec::with_capacity(self.stage_cells() as usize)
     }
 
     fn evaluate(&self, s: &[f64], g: &mut [f64], diag: &mut [f64], pi: &mut Vec<f64>) {
@@ -153,6 +170,18 @@ pub fn fit(rk: &Rankings, prior: f64, tol: f64, max_iter: usize) -> Result<Fit> 
     if n == 0 {
         return Err(Error::invalid("no items to rank"));
     }
+    super::check_fit_room(n, 1)?;
+    // the curvature caches of the iterate and of the trial point: quadratic in a ranking's
+    // length
+    let cells = rk.stage_cells();
+    crate::mem::check_room(crate::mem::bytes_of::<f64>(2 * cells), || {
+        let longest = rk.each().map(<[u32]>::len).max().unwrap_or(0);
+        format!(
+            "rankings whose stages hold {} choice probabilities (the longest ranks {} items)",
+            crate::error::grouped(cells),
+            crate::error::grouped(longest as u128)
+        )
+    })?;
     let mut stages = vec![0.0f64; n];
     for r in rk.each() {
         for (t, &i) in r.iter().enumerate() {
@@ -221,5 +250,26 @@ mod tests {
         let rk = rankings(&[0, 1, 1, 2], &[0, 2, 4], None).expect("rk"); // 0 > 1 > 2: separable
         assert!(fit(&rk, 0.0, 1e-10, 100).is_err());
         assert!(fit(&rk, 0.5, 1e-10, 100).expect("prior").converged);
+    }
+
+    #[test]
+    fn a_ranking_too_long_for_memory_is_an_error_not_an_abort() {
+        // one ranking of 2^22 items: its stages hold 2^22 (2^22 + 1) / 2 - 1 probabilities
+        let items: Vec<i64> = (0..1 << 22).collect();
+        let rk = rankings(&items, &[0, 1 << 22], None).expect("rk");
+        assert_eq!(rk.stage_cells(), 8_796_095_119_359);
+        match fit(&rk, 1.0, 1e-10, 100) {
+            Err(Error::Memory { what, bytes }) => {
+                assert!(
+                    what.contains("8,796,095,119,359 choice probabilities"),
+                    "{what}"
+                );
+                assert!(what.contains("the longest ranks 4,194,304 items"), "{what}");
+                assert_eq!(bytes, 2 * 8 * 8_796_095_119_359);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let short = rankings(&[0, 1, 2, 2, 0], &[0, 3, 5], None).expect("rk");
+        assert_eq!(short.stage_cells(), 5 + 2);
     }
 }

@@ -220,6 +220,7 @@ pub(crate) fn item_count(
         None => (winners.iter().chain(losers).copied().max().unwrap_or(-1) + 1).max(0) as usize,
     };
     crate::rank::check_items(n)?;
+    crate::rank::check_fit_room(n, 1)?;
     Ok(n)
 }
 

@@ -41,10 +41,29 @@ pub fn bootstrap_bt(
     if m == 0 {
         return Err(Error::invalid("no comparisons to resample"));
     }
+    // the result first, at its full size (or an error before any round runs), and room for
+    // the fits that run at once
+    let cells = rounds as u128 * n as u128;
+    let what = || {
+        format!(
+            "bootstrap_rounds={} x {} items would produce {} scores",
+            crate::error::grouped(rounds as u128),
+            crate::error::grouped(n as u128),
+            crate::error::grouped(cells)
+        )
+    };
+    let len = usize::try_from(cells).map_err(|_| Error::Memory {
+        what: what(),
+        bytes: crate::mem::bytes_of::<f64>(cells),
+    })?;
+    let mut out = crate::mem::vec_filled(len, f64::NAN, what)?;
+    let at_once = rayon::current_num_threads().min(rounds) as u128;
+    crate::rank::check_fit_room(n, at_once)?;
     let slot = bt::slots(&base, winners, losers);
-    let fits: Vec<Option<Vec<f64>>> = (0..rounds)
-        .into_par_iter()
-        .map(|b| {
+    let failed: usize = out
+        .par_chunks_mut(n.max(1))
+        .enumerate()
+        .map(|(b, row)| {
             let mut state = mix(seed ^ mix(b as u64));
             let k_pairs = base.i.len();
             let (mut wij, mut wji) = (vec![0.0f64; k_pairs], vec![0.0f64; k_pairs]);
@@ -89,21 +108,17 @@ pub fn bootstrap_bt(
             } else {
                 bt::fit(&pairs, prior, tol, max_iter).ok()
             };
-            // a fit that did not converge counts as failed, never as an interval sample
-            fit.filter(|f| f.converged).map(|f| f.scores)
-        })
-        .collect();
-    let mut out = Vec::with_capacity(rounds * n);
-    let mut failed = 0;
-    for f in fits {
-        match f {
-            Some(s) => out.extend(s),
-            None => {
-                failed += 1;
-                out.resize(out.len() + n, f64::NAN);
+            // a fit that did not converge counts as failed, never as an interval sample (its
+            // row stays NaN)
+            match fit.filter(|f| f.converged) {
+                Some(f) => {
+                    row.copy_from_slice(&f.scores);
+                    0
+                }
+                None => 1,
             }
-        }
-    }
+        })
+        .sum();
     Ok((out, failed))
 }
 
@@ -182,5 +197,18 @@ mod tests {
                 .expect("b")
                 .0
         );
+    }
+
+    #[test]
+    fn too_many_rounds_are_an_error_not_an_abort() {
+        let (w, l) = ([0i64, 1], [1i64, 0]);
+        // 2^62 x 2 scores: more than any machine, refused before a round runs
+        match bootstrap_bt(&w, &l, None, None, 2, 0.1, 1e-10, 100, 1 << 62, 0, false) {
+            Err(Error::Memory { what, bytes }) => {
+                assert!(what.starts_with("bootstrap_rounds=4,611,686,018,427,387,904 x 2 items"));
+                assert_eq!(bytes, (1u128 << 63) * 8);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

@@ -26,7 +26,9 @@ pub fn elo(
         ));
     }
     crate::rank::check_items(n)?;
-    let mut r = vec![init; n];
+    let mut r = crate::mem::vec_filled(n, init, || {
+        format!("n_items={} ratings", crate::error::grouped(n as u128))
+    })?;
     for (idx, (&a, &b)) in winners.iter().zip(losers).enumerate() {
         if a < 0 || b < 0 || a as u64 >= n as u64 || b as u64 >= n as u64 || a == b {
             return Err(Error::invalid(format!(
