@@ -4,8 +4,8 @@
 use crate::{Error, Result};
 
 /// Fails in the way `kind` names: `"ok"` (no failure), `"invalid"`, `"shape"`, `"nonfinite"`,
-/// `"convergence"`, `"memory"` return the matching [`Error`]; `"panic"` panics with a known
-/// message.
+/// `"convergence"`, `"memory"`, `"interrupted"` return the matching [`Error`]; `"panic"` panics
+/// with a known message.
 pub fn fail(kind: &str) -> Result<()> {
     match kind {
         "ok" => Ok(()),
@@ -21,6 +21,7 @@ pub fn fail(kind: &str) -> Result<()> {
             what: "debug: n=12 would produce 12 things".into(),
             bytes: 9_600_000_000,
         }),
+        "interrupted" => Err(Error::Interrupted),
         "panic" => panic!("debug: deliberate panic inside fastalign-core"),
         other => Err(Error::invalid(format!(
             "debug: unknown failure kind {other:?}"
@@ -40,6 +41,7 @@ mod tests {
         assert!(matches!(fail("nonfinite"), Err(Error::NonFinite { .. })));
         assert!(matches!(fail("convergence"), Err(Error::NoConvergence(_))));
         assert!(matches!(fail("memory"), Err(Error::Memory { .. })));
+        assert_eq!(fail("interrupted"), Err(Error::Interrupted));
         assert!(matches!(fail("nope"), Err(Error::InvalidArgument(_))));
     }
 

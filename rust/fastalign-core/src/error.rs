@@ -24,6 +24,10 @@ pub enum Error {
     /// `AllocationError`, a `MemoryError`): `what` names the argument and what it asks for.
     #[error("{what} ({}): more memory than this process can allocate", human_bytes(*bytes))]
     Memory { what: String, bytes: u128 },
+    /// The call was cancelled through its [`crate::cancel::Token`] (maps to
+    /// `KeyboardInterrupt`, or to whatever the signal's Python handler raised).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// The core's result type.

@@ -5,6 +5,7 @@
 //! parallel routine gives results that do not depend on the number of threads.
 
 pub mod bleu;
+pub mod cancel;
 pub mod debug;
 pub mod dedup;
 pub mod error;

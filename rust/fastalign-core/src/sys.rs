@@ -45,7 +45,9 @@ const KEPT_POOLS: usize = 4;
 /// Runs `work` on a pool of `threads` threads when given (rayon's global pool otherwise), so
 /// that a caller can ask for one thread, say, without touching the global pool. The last
 /// [`KEPT_POOLS`] pools are kept (a reward loop reuses their warm buffers); `threads` is in
-/// `1..=max_threads()`.
+/// `1..=max_threads()`. The work runs under the calling thread's cancellation token
+/// ([`crate::cancel::Token`]), and on the thread that polls it the wait is polled
+/// ([`crate::cancel::offload`]).
 pub fn with_threads<T, F>(threads: Option<usize>, work: F) -> crate::Result<T>
 where
     T: Send,
@@ -81,5 +83,5 @@ where
         }
         pool
     };
-    pool.install(work)
+    crate::cancel::offload(Some(&pool), true, work)
 }

@@ -20,6 +20,7 @@ use rustc_hash::FxHashMap;
 
 pub use tokenize::Tokenizer;
 
+use crate::cancel::{offload, Token};
 use crate::unicode::py_rstrip;
 use crate::{Error, Result};
 
@@ -651,30 +652,40 @@ fn check_pairs<R: AsRef<str> + Sync>(hyps: usize, refs: &[Vec<Option<R>>]) -> Re
     Ok(())
 }
 
+/// Segments per task of the batched functions (fewer in all: no task for the pool).
+const MIN_LEN: usize = 16;
+
+/// One segment's statistics, or [`Error::Interrupted`] once `stop` is cancelled (the batched
+/// functions check it before every segment).
 fn pair_stats<H: AsRef<str>, R: AsRef<str>>(
     hyp: &H,
     refs: &[Option<R>],
     opts: &Options,
-) -> Vec<u64> {
+    stop: &Token,
+) -> Result<Vec<u64>> {
+    stop.check()?;
     let refs: Vec<&str> = refs.iter().flatten().map(AsRef::as_ref).collect();
-    segment_stats(hyp.as_ref(), &refs, opts)
+    Ok(segment_stats(hyp.as_ref(), &refs, opts))
 }
 
 /// Per-segment statistics, flat `[n, 2 + 2 * max_order]`, in parallel. `refs[i]` holds the
 /// references of hypothesis `i`; `None` entries are skipped (a variable number of
-/// references), but every segment needs at least one.
+/// references), but every segment needs at least one. The batched functions stop with
+/// [`Error::Interrupted`] once the call's [`Token`] is cancelled (checked every segment).
 pub fn batch_stats<H, R>(hyps: &[H], refs: &[Vec<Option<R>>], opts: &Options) -> Result<Vec<u64>>
 where
     H: AsRef<str> + Sync,
     R: AsRef<str> + Sync,
 {
     check_pairs(hyps.len(), refs)?;
-    let per: Vec<Vec<u64>> = hyps
-        .par_iter()
-        .zip(refs.par_iter())
-        .with_min_len(16)
-        .map(|(h, r)| pair_stats(h, r, opts))
-        .collect();
+    let stop = Token::current();
+    let per: Vec<Vec<u64>> = offload(None, hyps.len() > MIN_LEN, || {
+        hyps.par_iter()
+            .zip(refs.par_iter())
+            .with_min_len(MIN_LEN)
+            .map(|(h, r)| pair_stats(h, r, opts, &stop))
+            .collect::<Result<_>>()
+    })?;
     Ok(per.concat())
 }
 
@@ -686,18 +697,20 @@ where
 {
     check_pairs(hyps.len(), refs)?;
     let len = opts.stats_len();
-    Ok(hyps
-        .par_iter()
-        .zip(refs.par_iter())
-        .with_min_len(16)
-        .map(|(h, r)| pair_stats(h, r, opts))
-        .reduce(
-            || vec![0u64; len],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        ))
+    let stop = Token::current();
+    offload(None, hyps.len() > MIN_LEN, || {
+        hyps.par_iter()
+            .zip(refs.par_iter())
+            .with_min_len(MIN_LEN)
+            .map(|(h, r)| pair_stats(h, r, opts, &stop))
+            .try_reduce(
+                || vec![0u64; len],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                    Ok(a)
+                },
+            )
+    })
 }
 
 /// One score per (hypothesis, references) pair, in parallel.
@@ -711,11 +724,14 @@ where
     R: AsRef<str> + Sync,
 {
     check_pairs(hyps.len(), refs)?;
-    hyps.par_iter()
-        .zip(refs.par_iter())
-        .with_min_len(16)
-        .map(|(h, r)| score_from_stats(&pair_stats(h, r, opts), opts).map(|s| s.score))
-        .collect()
+    let stop = Token::current();
+    offload(None, hyps.len() > MIN_LEN, || {
+        hyps.par_iter()
+            .zip(refs.par_iter())
+            .with_min_len(MIN_LEN)
+            .map(|(h, r)| score_from_stats(&pair_stats(h, r, opts, &stop)?, opts).map(|s| s.score))
+            .collect()
+    })
 }
 
 /// Every text as the options tokenize it (for inspection), in parallel.
@@ -860,5 +876,62 @@ mod tests {
         assert!(Options::new("13a", "evaluate", "exp", None, true, 4).is_err());
         assert!(Options::new("13a", "sacrebleu", "floor", Some(f64::NAN), true, 4).is_err());
         assert!(Options::new("13a", "sacrebleu", "exp", None, true, 0).is_err());
+    }
+
+    #[test]
+    fn batches_stop_when_cancelled() {
+        use crate::cancel::testing::cancel_after;
+        use crate::cancel::Token;
+        use std::time::Duration;
+        let o = opts("sacrebleu", "exp", true);
+        let hyps: Vec<String> = (0..100).map(|i| format!("a b c d {i} e f")).collect();
+        let refs: Vec<Vec<Option<String>>> = (0..100)
+            .map(|i| vec![Some(format!("a b c {i} d e"))])
+            .collect();
+        let token = Token::new();
+        // uncancelled: the same bits
+        assert_eq!(
+            token.scope(|| batch_stats(&hyps, &refs, &o)),
+            batch_stats(&hyps, &refs, &o)
+        );
+        assert_eq!(
+            token.scope(|| corpus_stats(&hyps, &refs, &o)),
+            corpus_stats(&hyps, &refs, &o)
+        );
+        assert_eq!(
+            token.scope(|| sentence_scores(&hyps, &refs, &o)),
+            sentence_scores(&hyps, &refs, &o)
+        );
+        token.cancel();
+        for few in [1, 100] {
+            let (h, r) = (&hyps[..few], &refs[..few]);
+            assert_eq!(
+                token.scope(|| batch_stats(h, r, &o)),
+                Err(Error::Interrupted)
+            );
+            assert_eq!(
+                token.scope(|| corpus_stats(h, r, &o)),
+                Err(Error::Interrupted)
+            );
+            assert_eq!(
+                token.scope(|| sentence_scores(h, r, &o)),
+                Err(Error::Interrupted)
+            );
+        }
+        // stopped while it runs (two million segments: seconds)
+        let (hyps, refs): (Vec<&String>, Vec<&Vec<Option<String>>>) = (
+            hyps.iter().cycle().take(2_000_000).collect(),
+            refs.iter().cycle().take(2_000_000).collect(),
+        );
+        let hyps: Vec<&str> = hyps.into_iter().map(String::as_str).collect();
+        let refs: Vec<Vec<Option<&str>>> = refs
+            .into_iter()
+            .map(|r| r.iter().map(|x| x.as_deref()).collect())
+            .collect();
+        let (out, late) = cancel_after(Duration::from_millis(50), || {
+            sentence_scores(&hyps, &refs, &o)
+        });
+        assert_eq!(out, Err(Error::Interrupted));
+        assert!(late < Duration::from_secs(1), "{late:?}");
     }
 }

@@ -23,6 +23,7 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use xxhash_rust::xxh3::xxh3_128;
 
+use crate::cancel::{offload, Token};
 use crate::{Error, Result};
 use lsh::{band_key, UnionFind};
 use minhash::Permutations;
@@ -179,9 +180,12 @@ fn shingle_hashes(s: &mut Scratch, text: &str, sh: &Shingling) {
 }
 
 /// Shingles and signs every text, in parallel; with `keep_sets` also keeps each shingle set.
+/// Stops with [`Error::Interrupted`] once the call's [`Token`] is cancelled (checked every
+/// chunk of documents).
 pub fn sketch(texts: &[&str], sh: &Shingling, keep_sets: bool) -> Result<Sketches> {
     sh.check()?;
     check_count(texts.len())?;
+    let stop = Token::current();
     let p = sh.num_perm;
     let perms = Permutations::new(p, sh.seed);
     let mut sigs = vec![0u32; texts.len() * p];
@@ -206,26 +210,35 @@ pub fn sketch(texts: &[&str], sh: &Shingling, keep_sets: bool) -> Result<Sketche
     };
     // Chunks of documents per task keep rayon's overhead off small documents.
     const CHUNK: usize = 64;
-    if keep_sets {
-        sigs.par_chunks_mut(p * CHUNK)
-            .zip(empty.par_chunks_mut(CHUNK))
-            .zip(sets.par_chunks_mut(CHUNK))
-            .zip(texts.par_chunks(CHUNK))
-            .for_each_init(Scratch::default, |s, (((sig, e), set), t)| {
-                for (i, text) in t.iter().enumerate() {
-                    e[i] = work(s, text, &mut sig[i * p..(i + 1) * p], Some(&mut set[i]));
-                }
-            });
-    } else {
-        sigs.par_chunks_mut(p * CHUNK)
-            .zip(empty.par_chunks_mut(CHUNK))
-            .zip(texts.par_chunks(CHUNK))
-            .for_each_init(Scratch::default, |s, ((sig, e), t)| {
-                for (i, text) in t.iter().enumerate() {
-                    e[i] = work(s, text, &mut sig[i * p..(i + 1) * p], None);
-                }
-            });
-    }
+    offload(None, texts.len() > CHUNK, || {
+        if keep_sets {
+            sigs.par_chunks_mut(p * CHUNK)
+                .zip(empty.par_chunks_mut(CHUNK))
+                .zip(sets.par_chunks_mut(CHUNK))
+                .zip(texts.par_chunks(CHUNK))
+                .for_each_init(Scratch::default, |s, (((sig, e), set), t)| {
+                    if stop.is_cancelled() {
+                        return;
+                    }
+                    for (i, text) in t.iter().enumerate() {
+                        e[i] = work(s, text, &mut sig[i * p..(i + 1) * p], Some(&mut set[i]));
+                    }
+                });
+        } else {
+            sigs.par_chunks_mut(p * CHUNK)
+                .zip(empty.par_chunks_mut(CHUNK))
+                .zip(texts.par_chunks(CHUNK))
+                .for_each_init(Scratch::default, |s, ((sig, e), t)| {
+                    if stop.is_cancelled() {
+                        return;
+                    }
+                    for (i, text) in t.iter().enumerate() {
+                        e[i] = work(s, text, &mut sig[i * p..(i + 1) * p], None);
+                    }
+                });
+        }
+    });
+    stop.check()?;
     Ok(Sketches {
         num_perm: p,
         sigs,
@@ -414,7 +427,8 @@ fn finish(mut uf: UnionFind, mut pairs: Vec<([u32; 2], f64, f64)>, exact: bool) 
     }
 }
 
-/// Near-duplicate clusters of a batch of signed documents.
+/// Near-duplicate clusters of a batch of signed documents. Stops with [`Error::Interrupted`]
+/// once the call's [`Token`] is cancelled (checked every band and every bucket member).
 pub fn cluster(sk: &Sketches, banding: Banding) -> Result<Clusters> {
     let (b, r) = (banding.bands, banding.rows);
     if !matches!(b.checked_mul(r), Some(p) if p <= sk.num_perm) {
@@ -428,7 +442,15 @@ pub fn cluster(sk: &Sketches, banding: Banding) -> Result<Clusters> {
             "exact verification needs the shingle sets (signatures alone cannot verify)",
         ));
     }
+    // the bands go to the pool anyway when there are several
+    offload(None, b > 1, || cluster_checked(sk, banding))
+}
+
+/// [`cluster`] after its checks.
+fn cluster_checked(sk: &Sketches, banding: Banding) -> Result<Clusters> {
+    let (b, r) = (banding.bands, banding.rows);
     let n = sk.len();
+    let stop = Token::current();
     // plain LSH is linear in bucket size already; verification collapses copies first
     let copy_of = if banding.verify == Verify::None {
         Vec::new()
@@ -437,8 +459,11 @@ pub fn cluster(sk: &Sketches, banding: Banding) -> Result<Clusters> {
     };
     let runs: Vec<Runs> = (0..b)
         .into_par_iter()
-        .map(|band| band_runs(sk, band, r, &copy_of))
-        .collect();
+        .map(|band| {
+            stop.check()?;
+            Ok(band_runs(sk, band, r, &copy_of))
+        })
+        .collect::<Result<_>>()?;
     if banding.verify == Verify::None {
         // Plain LSH: every bucket is one cluster; a star per bucket connects it.
         let mut edges: Vec<[u32; 2]> = runs
@@ -489,6 +514,7 @@ pub fn cluster(sk: &Sketches, banding: Banding) -> Result<Clusters> {
         for w in run.offsets.windows(2) {
             let m = &run.members[w[0]..w[1]];
             for (k, &x) in m.iter().enumerate().skip(1) {
+                stop.check()?;
                 for &y in &m[..k] {
                     v.try_join(y, x);
                 }

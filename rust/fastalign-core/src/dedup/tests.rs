@@ -164,3 +164,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn signing_and_clustering_stop_when_cancelled() {
+    use crate::cancel::testing::{cancel_after, polled_stop_after};
+    use crate::cancel::Token;
+    use std::time::Duration;
+    let texts = corpus(300, 5);
+    let t = refs(&texts);
+    let sh = shingling();
+    let plain = sketch(&t, &sh, true).expect("sketch");
+    let token = Token::new();
+    let again = token.scope(|| sketch(&t, &sh, true)).expect("sketch");
+    assert_eq!((&again.sigs, &again.sets), (&plain.sigs, &plain.sets)); // the same bits
+    let bandings: Vec<Banding> = [Verify::None, Verify::MinHash, Verify::Exact]
+        .into_iter()
+        .map(|v| Banding::new(0.5, 64, None, v).expect("banding"))
+        .collect();
+    for &b in &bandings {
+        assert_eq!(token.scope(|| cluster(&plain, b)), cluster(&plain, b));
+    }
+    token.cancel();
+    for keep_sets in [false, true] {
+        let out = token.scope(|| sketch(&t, &sh, keep_sets));
+        assert!(matches!(out, Err(Error::Interrupted)), "{keep_sets}");
+    }
+    for &b in &bandings {
+        assert_eq!(token.scope(|| cluster(&plain, b)), Err(Error::Interrupted));
+    }
+    // stopped while it runs (a million documents: seconds), by a cancel or by the poll
+    let many: Vec<&str> = t.iter().copied().cycle().take(1_000_000).collect();
+    let (out, late) = cancel_after(Duration::from_millis(50), || sketch(&many, &sh, false));
+    assert!(matches!(out, Err(Error::Interrupted)));
+    assert!(late < Duration::from_secs(1), "{late:?}");
+    let (out, late, _) = polled_stop_after(Duration::from_millis(80), || sketch(&many, &sh, false));
+    assert!(matches!(out, Err(Error::Interrupted)));
+    assert!(late < Duration::from_secs(1), "{late:?}");
+}

@@ -44,7 +44,7 @@ pub fn kemeny(p: &[f64], m: usize, exact: Option<bool>) -> Result<Kemeny> {
     let order = if use_exact {
         exact_order(p, m)
     } else {
-        local_search(p, m)
+        local_search(p, m, &crate::cancel::Token::current())?
     };
     Ok(Kemeny {
         objective: objective(p, m, &order),
@@ -94,8 +94,9 @@ fn exact_order(p: &[f64], m: usize) -> Vec<usize> {
 }
 
 /// Insertion local search from the net-wins order: move one item to the position that lowers
-/// the objective most, until no move helps (each pass O(m^2)).
-fn local_search(p: &[f64], m: usize) -> Vec<usize> {
+/// the objective most, until no move helps (each pass O(m^2)); stops with
+/// [`Error::Interrupted`] once `stop` is cancelled (checked before each move, O(m) apart).
+fn local_search(p: &[f64], m: usize, stop: &crate::cancel::Token) -> Result<Vec<usize>> {
     let net: Vec<f64> = (0..m)
         .map(|i| (0..m).map(|j| p[i * m + j] - p[j * m + i]).sum())
         .collect();
@@ -109,6 +110,7 @@ fn local_search(p: &[f64], m: usize) -> Vec<usize> {
     loop {
         let mut improved = false;
         for from in 0..m {
+            stop.check()?;
             let x = order[from];
             // gain of moving x to each position, accumulated outward from `from`
             let (mut best_gain, mut best_to) = (0.0f64, from);
@@ -137,7 +139,7 @@ fn local_search(p: &[f64], m: usize) -> Vec<usize> {
             }
         }
         if !improved {
-            return order;
+            return Ok(order);
         }
     }
 }
@@ -198,5 +200,44 @@ mod tests {
             assert_eq!(k.objective, 0.0);
         }
         assert!(kemeny(&p, 4, None).expect("auto").exact);
+    }
+
+    /// A random `m x m` preference matrix (an LCG: the same on every platform).
+    fn random_matrix(m: usize, mut state: u64) -> Vec<f64> {
+        (0..m * m)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 11) as f64 / (1u64 << 53) as f64
+            })
+            .collect()
+    }
+
+    #[test]
+    fn local_search_stops_when_cancelled() {
+        use crate::cancel::testing::{cancel_after, polled_stop_after};
+        use crate::cancel::Token;
+        use std::time::Duration;
+        let p = random_matrix(40, 3);
+        let want = kemeny(&p, 40, None).expect("search");
+        let token = Token::new();
+        assert_eq!(token.scope(|| kemeny(&p, 40, None)), Ok(want)); // the same bits
+        token.cancel();
+        assert_eq!(
+            token.scope(|| kemeny(&p, 40, None)),
+            Err(Error::Interrupted)
+        );
+        // the exact method has no check (2^16 subsets at most: quick)
+        assert!(token.scope(|| kemeny(&p[..16 * 16], 16, None)).is_ok());
+        // stopped while it runs (1500 items: seconds of passes), by a cancel or by the poll
+        let big = random_matrix(1500, 9);
+        let (out, late) = cancel_after(Duration::from_millis(50), || kemeny(&big, 1500, None));
+        assert_eq!(out, Err(Error::Interrupted));
+        assert!(late < Duration::from_secs(1), "{late:?}");
+        let (out, late, _) =
+            polled_stop_after(Duration::from_millis(80), || kemeny(&big, 1500, None));
+        assert_eq!(out, Err(Error::Interrupted));
+        assert!(late < Duration::from_secs(1), "{late:?}");
     }
 }

@@ -59,66 +59,73 @@ pub fn bootstrap_bt(
     let mut out = crate::mem::vec_filled(len, f64::NAN, what)?;
     let at_once = rayon::current_num_threads().min(rounds) as u128;
     crate::rank::check_fit_room(n, at_once)?;
-    let slot = bt::slots(&base, winners, losers);
-    let failed: usize = out
-        .par_chunks_mut(n.max(1))
-        .enumerate()
-        .map(|(b, row)| {
-            let mut state = mix(seed ^ mix(b as u64));
-            let k_pairs = base.i.len();
-            let (mut wij, mut wji) = (vec![0.0f64; k_pairs], vec![0.0f64; k_pairs]);
-            let mut tie = vec![0.0f64; if ties.is_some() { k_pairs } else { 0 }];
-            for _ in 0..m {
-                state = mix(state);
-                // Lemire's multiply-shift: an index in [0, m) without modulo bias worth noting
-                let k = ((state as u128 * m as u128) >> 64) as usize;
-                let at = slot[k] as usize;
-                if at == u32::MAX as usize {
-                    continue;
+    let stop = crate::cancel::Token::current();
+    // the rounds, on the pool (a thread that polls the call's token polls while they run)
+    let failed: usize = crate::cancel::offload(None, rounds > 1, || {
+        let slot = bt::slots(&base, winners, losers);
+        out.par_chunks_mut(n.max(1))
+            .enumerate()
+            .map(|(b, row)| {
+                if stop.is_cancelled() {
+                    return 0;
                 }
-                let w = weights.map_or(1.0, |w| w[k]);
-                if ties.is_some_and(|t| t[k]) {
-                    wij[at] += 0.5 * w;
-                    wji[at] += 0.5 * w;
-                    tie[at] += w;
-                } else if winners[k] < losers[k] {
-                    wij[at] += w;
+                let mut state = mix(seed ^ mix(b as u64));
+                let k_pairs = base.i.len();
+                let (mut wij, mut wji) = (vec![0.0f64; k_pairs], vec![0.0f64; k_pairs]);
+                let mut tie = vec![0.0f64; if ties.is_some() { k_pairs } else { 0 }];
+                for _ in 0..m {
+                    state = mix(state);
+                    // Lemire's multiply-shift: an index in [0, m) without modulo bias worth noting
+                    let k = ((state as u128 * m as u128) >> 64) as usize;
+                    let at = slot[k] as usize;
+                    if at == u32::MAX as usize {
+                        continue;
+                    }
+                    let w = weights.map_or(1.0, |w| w[k]);
+                    if ties.is_some_and(|t| t[k]) {
+                        wij[at] += 0.5 * w;
+                        wji[at] += 0.5 * w;
+                        tie[at] += w;
+                    } else if winners[k] < losers[k] {
+                        wij[at] += w;
+                    } else {
+                        wji[at] += w;
+                    }
+                }
+                // keep the pairs drawn at least once
+                let mut pairs = bt::Pairs {
+                    n,
+                    ..bt::Pairs::default()
+                };
+                for e in 0..k_pairs {
+                    if wij[e] + wji[e] > 0.0 {
+                        pairs.i.push(base.i[e]);
+                        pairs.j.push(base.j[e]);
+                        pairs.wij.push(wij[e]);
+                        pairs.wji.push(wji[e]);
+                        pairs.tie.push(tie.get(e).copied().unwrap_or(0.0));
+                    }
+                }
+                let fit = if davidson {
+                    bt::fit_davidson(&pairs, prior, tol, max_iter)
+                        .ok()
+                        .map(|f| f.0)
                 } else {
-                    wji[at] += w;
+                    bt::fit(&pairs, prior, tol, max_iter).ok()
+                };
+                // a fit that did not converge counts as failed, never as an interval sample (its
+                // row stays NaN)
+                match fit.filter(|f| f.converged) {
+                    Some(f) => {
+                        row.copy_from_slice(&f.scores);
+                        0
+                    }
+                    None => 1,
                 }
-            }
-            // keep the pairs drawn at least once
-            let mut pairs = bt::Pairs {
-                n,
-                ..bt::Pairs::default()
-            };
-            for e in 0..k_pairs {
-                if wij[e] + wji[e] > 0.0 {
-                    pairs.i.push(base.i[e]);
-                    pairs.j.push(base.j[e]);
-                    pairs.wij.push(wij[e]);
-                    pairs.wji.push(wji[e]);
-                    pairs.tie.push(tie.get(e).copied().unwrap_or(0.0));
-                }
-            }
-            let fit = if davidson {
-                bt::fit_davidson(&pairs, prior, tol, max_iter)
-                    .ok()
-                    .map(|f| f.0)
-            } else {
-                bt::fit(&pairs, prior, tol, max_iter).ok()
-            };
-            // a fit that did not converge counts as failed, never as an interval sample (its
-            // row stays NaN)
-            match fit.filter(|f| f.converged) {
-                Some(f) => {
-                    row.copy_from_slice(&f.scores);
-                    0
-                }
-                None => 1,
-            }
-        })
-        .sum();
+            })
+            .sum()
+    });
+    stop.check()?;
     Ok((out, failed))
 }
 
@@ -197,6 +204,31 @@ mod tests {
                 .expect("b")
                 .0
         );
+    }
+
+    #[test]
+    fn rounds_stop_when_cancelled() {
+        use crate::cancel::testing::{cancel_after, polled_stop_after};
+        use crate::cancel::Token;
+        use std::time::Duration;
+        let w: Vec<i64> = (0..300).map(|k| (k * 7 % 5) as i64).collect();
+        let l: Vec<i64> = (0..300)
+            .map(|k| ((k * 7 % 5 + 1 + k % 4) % 5) as i64)
+            .collect();
+        let boot = |rounds| bootstrap_bt(&w, &l, None, None, 5, 0.1, 1e-10, 100, rounds, 42, false);
+        let want = boot(16).expect("boot");
+        let token = Token::new();
+        assert_eq!(token.scope(|| boot(16)), Ok(want)); // the same bits
+        token.cancel();
+        assert_eq!(token.scope(|| boot(16)), Err(Error::Interrupted));
+        // stopped while it runs (a million rounds: seconds), by a cancel or by the poll
+        let (out, late) = cancel_after(Duration::from_millis(50), || boot(1_000_000));
+        assert_eq!(out, Err(Error::Interrupted));
+        assert!(late < Duration::from_secs(1), "{late:?}");
+        let (out, late, polls) = polled_stop_after(Duration::from_millis(120), || boot(1_000_000));
+        assert_eq!(out, Err(Error::Interrupted));
+        assert!(late < Duration::from_secs(1), "{late:?}");
+        assert!(polls >= 2, "{polls}");
     }
 
     #[test]
