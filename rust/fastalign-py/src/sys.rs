@@ -6,7 +6,8 @@ use pyo3::prelude::*;
 use crate::errors::run;
 
 /// Test-only hook: fails the way `kind` names ("ok", "invalid", "shape", "nonfinite",
-/// "convergence", "panic"), through the same path as every real entry point.
+/// "convergence", "memory", "interrupted", "panic"), through the same path as every real entry
+/// point.
 #[pyfunction]
 pub fn sys_debug_fail(py: Python<'_>, kind: &str) -> PyResult<()> {
     let kind = kind.to_owned();
