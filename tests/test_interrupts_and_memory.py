@@ -115,6 +115,9 @@ ALLOCATION_CASES = {
 }
 
 
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="caps the child with RLIMIT_AS, reads /proc"
+)
 @pytest.mark.parametrize("case", sorted(ALLOCATION_CASES))
 def test_allocations_beyond_the_machine_raise_instead_of_aborting(case):
     call, message = ALLOCATION_CASES[case]
@@ -231,6 +234,7 @@ def _interrupt(body: str, delay: float = 1.0, wait: float = 20.0) -> tuple[str, 
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
 @pytest.mark.parametrize("case", sorted(LONG_CALLS))
 def test_ctrl_c_stops_a_long_call(case):
     report, latency = _interrupt(LONG_CALLS[case])
@@ -239,6 +243,7 @@ def test_ctrl_c_stops_a_long_call(case):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
 def test_a_signal_handler_that_does_not_raise_lets_the_call_finish():
     body = """
         import signal
