@@ -14,13 +14,7 @@ import argparse
 import gc
 import time
 
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("VmRSS not in /proc/self/status")
+from fastalign.bench._harness import status_mb
 
 
 def pair(i: int) -> tuple[str, str]:
@@ -33,14 +27,14 @@ def pair(i: int) -> tuple[str, str]:
 def loop(name: str, score, calls: int, samples: int = 10) -> list[tuple[int, float]]:
     out = []
     gc.collect()
-    base = rss_mb()
+    base = status_mb()
     t0 = time.perf_counter()
     step = max(1, calls // samples)
     for i in range(calls):
         h, r = pair(i)
         score(h, r)
         if (i + 1) % step == 0:
-            out.append((i + 1, rss_mb() - base))
+            out.append((i + 1, status_mb() - base))
     dt = time.perf_counter() - t0
     print(f"{name}: {calls:,} calls in {dt:.1f} s ({calls / dt:,.0f} calls/s)")
     for n, grown in out:

@@ -174,35 +174,31 @@ def _tables(
                 )
         return rows
 
-    rows: list = []
+    sections = []  # (op, heading with the FLOP count, workload, FLOPs)
     if "token_logps" in ops:
         n, h, v = token_logps_workload.shape(size)
         flops = 8 * n * h * v
-        md += (
+        sections.append(("token_logps", (
             f"\n## token_logps fwd+bwd\n\nN={n} H={h} V={v}; FLOPs 8*N*H*V = "
             f"{flops / 1e12:.2f} TFLOP (forward + recompute + two gradient GEMMs); peak "
             f"{peak or '-'} TFLOP/s dense bf16; memory floor = inputs + gradients.\n"
-        )
-        trows = add_mfu(token_logps_workload.run(size, progress=progress), flops)
-        table = format_table(trows)
-        print(table, flush=True)
-        md += "\n```\n" + table + "\n```\n"
-        report["token_logps"] = [dataclasses.asdict(r) | {"ok": r.ok} for r in trows]
-        rows += trows
-        write(md)
+        ), token_logps_workload, flops))  # fmt: skip
     if "fused_dpo" in ops:
         # the fused-linear DPO step: 3 matmul passes over the unmasked tokens = 6 N H V FLOPs
         b, t, prompt, dh, dv = fused_dpo_workload.shape(size)
-        dflops = 6 * (2 * b * (t - prompt)) * dh * dv
-        md += (
+        flops = 6 * (2 * b * (t - prompt)) * dh * dv
+        sections.append(("fused_dpo", (
             f"\n## fused DPO step (fwd+bwd to hidden and head)\n\nB={b} pairs T={t} prompt "
-            f"{prompt} H={dh} V={dv}; FLOPs 6*tokens*H*V = {dflops / 1e12:.2f} TFLOP.\n"
-        )
-        drows = add_mfu(fused_dpo_workload.run(size, progress=progress), dflops)
-        dtable = format_table(drows)
-        print(dtable, flush=True)
-        md += "\n```\n" + dtable + "\n```\n"
-        report["fused_dpo"] = [dataclasses.asdict(r) | {"ok": r.ok} for r in drows]
-        rows += drows
+            f"{prompt} H={dh} V={dv}; FLOPs 6*tokens*H*V = {flops / 1e12:.2f} TFLOP.\n"
+        ), fused_dpo_workload, flops))  # fmt: skip
+    rows: list = []
+    for op, heading, workload, flops in sections:
+        md += heading
+        op_rows = add_mfu(workload.run(size, progress=progress), flops)
+        table = format_table(op_rows)
+        print(table, flush=True)
+        md += "\n```\n" + table + "\n```\n"
+        report[op] = [dataclasses.asdict(r) | {"ok": r.ok} for r in op_rows]
+        rows += op_rows
         write(md)
     return md, any(r.fails_run for r in rows)

@@ -16,7 +16,7 @@ from fastalign.errors import InvalidInputError
 from fastalign.logprobs import HeadOptions, fused_head
 from fastalign.logprobs._tiling import plan
 from fastalign.reference.logprobs import token_logps as ref_token_logps
-from test_token_logps import make_case, run
+from test_token_logps import head_cases, make_case, run
 
 from _numerics import assert_fp32_contract, assert_rel, max_abs_err
 
@@ -45,14 +45,8 @@ def _materialized_stats(hidden, weight, bias, labels, temperature=1.0, logit_sca
 @pytest.mark.interpreter
 @settings(max_examples=25, deadline=None)
 @given(
-    n=st.integers(0, 12),
-    h=st.integers(1, 9),
+    **head_cases(12, 9, [0.0, 0.4, 1.0], st.sampled_from(TRANSFORMS)),
     v=st.integers(1, 70),
-    seed=st.integers(0, 2**31 - 1),
-    mask_frac=st.sampled_from([0.0, 0.4, 1.0]),
-    bias=st.booleans(),
-    entropy=st.booleans(),
-    transform=st.sampled_from(TRANSFORMS),
     chunk_rows=st.integers(1, 12),
     chunk_vocab=st.integers(1, 70),
 )

@@ -84,6 +84,10 @@ def _trainer(kind, tmp_path, *, tie=False, loss_type=None, lora=False, dpo=None)
 
     tok = tiny_lm.make_tokenizer()
     model = tiny_lm.make_llama(tok, tie_word_embeddings=tie)
+
+    def with_ref():  # the model, a frozen copy as the reference, the tokenizer
+        return {"model": model, "ref_model": copy.deepcopy(model), "processing_class": tok}
+
     if kind == "dpo":
         from trl import DPOConfig, DPOTrainer
 
@@ -100,19 +104,13 @@ def _trainer(kind, tmp_path, *, tie=False, loss_type=None, lora=False, dpo=None)
                 model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft,
             )  # fmt: skip
         else:
-            trainer = DPOTrainer(
-                model=model, ref_model=copy.deepcopy(model), args=args, train_dataset=ds,
-                processing_class=tok,
-            )  # fmt: skip
+            trainer = DPOTrainer(args=args, train_dataset=ds, **with_ref())
     elif kind == "kto":
         from trl import KTOConfig, KTOTrainer
 
         args = KTOConfig(**_common(tmp_path, max_length=32))
         ds = Dataset.from_list(tiny_lm.unpaired_rows(12))
-        trainer = KTOTrainer(
-            model=model, ref_model=copy.deepcopy(model), args=args, train_dataset=ds,
-            processing_class=tok,
-        )  # fmt: skip
+        trainer = KTOTrainer(args=args, train_dataset=ds, **with_ref())
     elif kind == "sft":
         from trl import SFTConfig, SFTTrainer
 

@@ -183,25 +183,16 @@ def test_wheel_installs_and_imports_kernels_in_a_fresh_venv(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["TRITON_INTERPRET"] = "1"
-    out = subprocess.run(
-        [str(py), "-c", check],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert "kernel ok" in out.stdout
-    assert "[1.]" in out.stdout
-    info = subprocess.run(
-        [str(venv / "bin" / "fastalign"), "info"],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert "Triton: installed" in info.stdout
+
+    def fresh(*cmd: str) -> str:  # in the fresh venv, away from the clone
+        return subprocess.run(
+            cmd, check=True, capture_output=True, text=True, env=env, cwd=tmp_path
+        ).stdout
+
+    out = fresh(str(py), "-c", check)
+    assert "kernel ok" in out
+    assert "[1.]" in out
+    assert "Triton: installed" in fresh(str(venv / "bin" / "fastalign"), "info")
 
 
 @pytest.mark.interpreter

@@ -56,18 +56,7 @@ def check_against_float64(case, *, entropy, backend, tol_out, tol_grad, **kw):
     """fp32 outputs and gradients of ``backend`` vs float64, under the contract of
     _numerics.assert_fp32_contract (PyTorch's own fp32 path is the fallback yardstick)."""
     hidden, weight, bias, labels, g_lp, g_ent = case
-    outs, grads = run(
-        fastalign.token_logps,
-        hidden,
-        weight,
-        bias,
-        labels,
-        g_lp,
-        g_ent,
-        entropy=entropy,
-        backend=backend,
-        **kw,
-    )
+    outs, grads = run(fastalign.token_logps, *case, entropy=entropy, backend=backend, **kw)
     kw.pop("chunk_rows", None)
     kw.pop("chunk_vocab", None)
 
@@ -100,16 +89,15 @@ transforms = st.sampled_from(
 )
 
 
-# one fused-head call: sizes, data, which positions are masked, bias, entropy, transform
-HEAD_CASES = dict(
-    n=st.integers(0, 40),
-    h=st.integers(1, 40),
-    seed=st.integers(0, 2**31 - 1),
-    mask_frac=st.sampled_from([0.0, 0.3, 1.0]),
-    bias=st.booleans(),
-    entropy=st.booleans(),
-    transform=transforms,
-)
+def head_cases(n: int, h: int, masks: list[float], transform) -> dict:
+    """Strategies of one fused-head call: up to ``n`` rows of width up to ``h``, the seed,
+    the masked fraction, bias, entropy and the logit transform (the vocabulary: the caller's)."""
+    return dict(n=st.integers(0, n), h=st.integers(1, h), seed=st.integers(0, 2**31 - 1),
+                mask_frac=st.sampled_from(masks), bias=st.booleans(), entropy=st.booleans(),
+                transform=transform)  # fmt: skip
+
+
+HEAD_CASES = head_cases(40, 40, [0.0, 0.3, 1.0], transforms)
 
 
 @given(
@@ -157,24 +145,10 @@ def test_torch_backend_fp32_vs_float64(
 def test_chunk_size_independence_float64(n, v, seed, rows_a, rows_b, vocab_a, vocab_b):
     """Row blocks and vocabulary slices (ragged last ones included) change nothing but
     rounding."""
-    hidden, weight, bias, labels, g_lp, g_ent = make_case(
-        n, 13, v, seed, bias=True, dtype=torch.float64
-    )
+    case = make_case(n, 13, v, seed, bias=True, dtype=torch.float64)
+    opts = dict(entropy=True, backend="torch", softcap=3.0)
     res = [
-        run(
-            fastalign.token_logps,
-            hidden,
-            weight,
-            bias,
-            labels,
-            g_lp,
-            g_ent,
-            entropy=True,
-            backend="torch",
-            chunk_rows=r,
-            chunk_vocab=c,
-            softcap=3.0,
-        )
+        run(fastalign.token_logps, *case, chunk_rows=r, chunk_vocab=c, **opts)
         for r, c in ((rows_a, vocab_a), (rows_b, vocab_b))
     ]
     for a, b in zip(res[0][0] + res[0][1], res[1][0] + res[1][1], strict=True):

@@ -152,3 +152,13 @@ def to_json(rows: Sequence[Row], size: str) -> str:
         "rows": [dataclasses.asdict(r) | {"ok": r.ok} for r in rows],
     }
     return json.dumps(payload, indent=2)
+
+
+def status_mb(field: str = "VmRSS") -> float:
+    """A memory figure of this process from ``/proc/self/status`` (Linux), in MB: ``VmRSS``
+    (resident now) or ``VmHWM`` (the peak)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"{field} not in /proc/self/status")

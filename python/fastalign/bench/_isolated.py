@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastalign.bench._harness import Row
+from fastalign.bench._harness import Row, status_mb
 
 # op name -> module with ``run_impl(op, impl, size, measure)`` (the child side)
 ROW_TIMEOUT_S = 600  # one row's process, start to end; a hung row becomes a FAIL row
@@ -30,14 +30,6 @@ OPS = {
     "fused_dpo": "fastalign.bench.workloads.fused_dpo",
     "trl_dpo": "fastalign.bench.workloads.trl_dpo",
 }
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def _reset_peak_rss() -> None:
@@ -90,14 +82,31 @@ def measure(step: Callable[[], Any], repeat: int, device: str) -> dict[str, Any]
     else:
         _malloc_returns_large_blocks()
         _reset_peak_rss()
-        base = _status_mb("VmRSS")
+        base = status_mb("VmRSS")
     out = step()
     sync()
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**20 - base
     else:
-        peak = _status_mb("VmHWM") - base
+        peak = status_mb("VmHWM") - base
     return {"median_s": statistics.median(times), "peak_mb": peak, "out": out}
+
+
+def matmul_floor(h: Any, w: Any, *, logits_passes: int) -> Callable[[], tuple]:
+    """The compute floor of a fused head: ``logits_passes`` logits GEMMs (``h @ w.T``), then
+    the two gradient GEMMs (``g @ w`` and ``g.T @ h``), each a plain ``torch.mm``."""
+    import torch
+
+    g = torch.randn(h.shape[0], w.shape[0], device=h.device, dtype=h.dtype)
+
+    def step() -> tuple:
+        for _ in range(logits_passes):
+            torch.mm(h, w.t())
+        torch.mm(g, w)
+        torch.mm(g.t(), h)
+        return ()
+
+    return step
 
 
 def isolated_rows(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastalign.bench._harness import Row, have
-from fastalign.bench._isolated import isolated_rows
+from fastalign.bench._isolated import isolated_rows, matmul_floor
 from fastalign.errors import InvalidInputError
 
 # (pairs B, T, prompt, H, V)
@@ -134,15 +134,7 @@ def run_impl(op: str, impl: str, size: str, measure: Callable[..., dict[str, Any
     if impl.startswith("floor"):
         mask = x["labels"].reshape(-1) != -100
         h = x["hidden"].reshape(-1, x["hidden"].shape[-1])[mask]
-        w = x["weight"]
-        g = torch.randn(h.shape[0], w.shape[0], device=device, dtype=h.dtype)
-
-        def step():
-            torch.mm(h, w.t())
-            torch.mm(g, w)
-            torch.mm(g.t(), h)
-            return ()
-
+        step = matmul_floor(h, x["weight"], logits_passes=1)  # forward, dX, dW
         return measure(step, REPEAT[size], device)
     fn = _loss_fn(impl, x)
 
