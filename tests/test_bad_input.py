@@ -196,3 +196,47 @@ def test_float32_gram_of_dependent_gradients_is_accepted():
         g = np.stack([a, b, a + b])
         w = pareto.mgda_weights(g @ g.T)
         assert abs(w.sum() - 1.0) < 1e-9
+
+
+def _empty(*shape):
+    return torch.zeros(0, *shape, dtype=torch.float64, requires_grad=True)
+
+
+EMPTY_BATCH = {
+    "preference_loss": lambda z: preference_loss(z, z, z, z),
+    "preference_loss ipo": lambda z: preference_loss(
+        z, z, z, z, loss_type="ipo", chosen_lengths=torch.zeros(0), rejected_lengths=torch.zeros(0)
+    ),
+    "slic": lambda z: slic(z, z),
+    "kto": lambda z: kto(z, z, torch.zeros(0, dtype=torch.bool), z0=0.0),
+    "grpo": lambda z: grpo_loss(_empty(3), None, torch.zeros(0), torch.ones(0, 3)),
+    "grpo bnpo": lambda z: grpo_loss(
+        _empty(3), None, torch.zeros(0), torch.ones(0, 3), loss_type="bnpo"
+    ),
+    "token_preference_loss": lambda z: token_preference_loss(
+        _empty(3), torch.ones(0, 3, dtype=torch.bool), z, z
+    ),
+    "BetaDPO": lambda z: BetaDPO()(z, z, z, z),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY_BATCH))
+def test_an_empty_batch_is_a_zero_loss_with_a_graph(name):
+    """B = 0 gave a NaN loss (the mean of nothing): now 0, still connected to the inputs, so
+    backward runs (a data-parallel rank with an empty batch keeps in step)."""
+    z = _empty()
+    out = EMPTY_BATCH[name](z)
+    assert out.loss.item() == 0.0
+    assert out.loss.requires_grad
+    out.loss.backward()
+    assert out.losses.shape[0] == 0
+
+
+def test_beta_dpo_state_is_untouched_by_an_empty_batch():
+    module = BetaDPO()
+    z = _empty()
+    module(torch.zeros(4) - 1, torch.zeros(4) - 2, torch.zeros(4), torch.zeros(4))
+    m0, s0 = module.m0.clone(), module.s0.clone()
+    module(z, z, z, z)
+    assert torch.equal(module.m0, m0)
+    assert torch.equal(module.s0, s0)

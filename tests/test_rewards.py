@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import sacrebleu
 
+from fastalign.bench._harness import status_mb
 from fastalign.errors import InvalidInputError, ShapeError
 from fastalign.rewards import BLEUReward, bleu_reward
 
@@ -84,14 +85,6 @@ def test_sacrebleu_scale_is_a_division_by_100():
     assert got == [sacrebleu.sentence_bleu("a b c x y", ["a b c d e"]).score / 100]
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
 def test_memory_stays_flat_over_many_reward_calls():
     """sacrebleu's per-call tokenizer caches grow in long reward loops; fastalign keeps
     nothing between calls. 20k calls of 8 new completions each (the benchmark runs 1M)."""
@@ -106,12 +99,12 @@ def test_memory_stays_flat_over_many_reward_calls():
         c, r = batch(i)
         bleu_reward(completions=c, reference=r)
     gc.collect()
-    before = _rss_mb()
+    before = status_mb()
     for i in range(2000, 22000):
         c, r = batch(i)
         bleu_reward(completions=c, reference=r)
     gc.collect()
-    grown = _rss_mb() - before
+    grown = status_mb() - before
     assert grown < 8.0, f"RSS grew by {grown:.1f} MB over 20k reward calls"
 
 

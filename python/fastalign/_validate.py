@@ -151,7 +151,7 @@ def check_threads(threads: Any) -> int | None:
 # strings and texts
 
 
-def _unordered(x: Any) -> bool:
+def is_unordered(x: Any) -> bool:
     """Sets and mappings: their order depends on the hash seed (or they hold keys, not
     texts), so a result indexed by position would be meaningless."""
     return isinstance(x, (set, frozenset, Mapping)) or (
@@ -182,7 +182,7 @@ def as_texts(texts: Any, name: str = "texts") -> list[Any] | tuple[Any, ...]:
         raise TypeError(f"{name} must be a sequence of str, not a single {type(texts).__name__}")
     if isinstance(texts, (list, tuple)):
         return texts
-    if _unordered(texts):
+    if is_unordered(texts):
         raise TypeError(
             f"{name} must be an ordered sequence of str (a list, a tuple, an array), not a "
             f"{type(texts).__name__}: results are indexed by position"
@@ -290,14 +290,17 @@ def check_gram(g: npt.NDArray[np.float64]) -> None:
 # torch tensors
 
 
-def check_tensor(t: Any, name: str, shape: Sequence[int] | None = None) -> None:
-    """A ``torch.Tensor`` (of ``shape`` when given)."""
+def check_tensor(
+    t: Any, name: str, shape: Sequence[int] | None = None, *, like: str | None = None
+) -> None:
+    """A ``torch.Tensor`` (of ``shape`` when given: the shape of the argument ``like``)."""
     import torch
 
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
     if shape is not None and tuple(t.shape) != tuple(shape):
-        raise ShapeError(f"{name} must have shape {list(shape)}, got {list(t.shape)}")
+        as_ = f" (as {like})" if like else ""
+        raise ShapeError(f"{name} must have shape {list(shape)}{as_}, got {list(t.shape)}")
 
 
 def check_float_tensor(t: Any, name: str) -> None:
@@ -402,13 +405,15 @@ def check_head(
     return n, vocab
 
 
-def check_batch(**tensors: Any) -> tuple[int, torch.device, torch.dtype]:
-    """All given tensors (``None`` skipped) are floating ``[B]`` tensors with the same B,
-    device and dtype: (B, device, dtype)."""
+def check_batch(
+    optional: dict[str, Any] | None = None, /, **tensors: Any
+) -> tuple[int, torch.device, torch.dtype]:
+    """The ``tensors`` (and those of ``optional`` that are not None) are floating ``[B]``
+    tensors with the same B, device and dtype: (B, device, dtype)."""
+    given = dict(tensors)
+    given.update({k: v for k, v in (optional or {}).items() if v is not None})
     ref_name, ref = None, None
-    for name, t in tensors.items():
-        if t is None:
-            continue
+    for name, t in given.items():
         check_tensor(t, name)
         if not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
@@ -429,6 +434,23 @@ def check_batch(**tensors: Any) -> tuple[int, torch.device, torch.dtype]:
     if ref is None:
         raise TypeError("no input tensors")
     return ref.shape[0], ref.device, ref.dtype
+
+
+def check_pairs(
+    policy_chosen_logps: Any,
+    policy_rejected_logps: Any,
+    ref_chosen_logps: Any,
+    ref_rejected_logps: Any,
+    **more: Any,
+) -> tuple[int, torch.device, torch.dtype]:
+    """:func:`check_batch` of a pairwise loss's four ``[B]`` log-prob sums (and ``more``)."""
+    return check_batch(
+        policy_chosen_logps=policy_chosen_logps,
+        policy_rejected_logps=policy_rejected_logps,
+        ref_chosen_logps=ref_chosen_logps,
+        ref_rejected_logps=ref_rejected_logps,
+        **more,
+    )
 
 
 def check_lengths(lengths: Any, name: str, batch: int) -> torch.Tensor | None:

@@ -266,6 +266,11 @@ class BLEU:
         if not isinstance(hypothesis, str):
             raise TypeError(f"hypothesis must be a str, got {type(hypothesis).__name__}")
         refs = check_strings(references, "references", allow_none=True)
+        if all(r is None for r in refs):
+            raise InvalidInputError(
+                f"references holds no reference ({'empty' if not refs else 'only None'}): a "
+                "hypothesis needs at least one"
+            )
         hyp, refs = self._prep([hypothesis]), [self._prep(refs)]
         stats = _utf8_or_raise(
             lambda: _core.bleu_stats(hyp, refs, self._opts, True, self.threads),

@@ -254,7 +254,7 @@ def dpa_rewards(R: npt.ArrayLike, direction: npt.ArrayLike, *, atol: float = 1e-
         >>> dpa_rewards([[1.0, 2.0], [3.0, -1.0]], [0.6, 0.8])
         array([2.2, 1. ])
     """
-    r = as_float_array(R, "R", ndim=None)
+    r = as_float_array(R, "R", ndim=None, finite=True)
     v = as_float_array(direction, "direction", ndim=1, finite=True)
     atol = check_range(atol, "atol", 0.0, math.inf)
     if r.shape[-1:] != v.shape:

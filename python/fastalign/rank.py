@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import warnings
 from collections.abc import Sequence
@@ -26,11 +27,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastalign import _core
-from fastalign._validate import as_bool_array, as_float_array, as_offsets, check_int, check_real
+from fastalign._validate import (
+    as_bool_array,
+    as_float_array,
+    as_offsets,
+    check_finite,
+    check_int,
+    check_open_unit,
+    check_positive,
+    check_range,
+    check_threads,
+    is_unordered,
+)
 from fastalign.errors import InvalidInputError, ShapeError
 
 if TYPE_CHECKING:
     import numpy.typing as npt
+
+# the most items a ranking accepts (the core's bound: beyond it an id is almost surely a
+# mistake, and the per-item vectors would not fit)
+MAX_ITEMS = 1 << 27
 
 __all__ = [
     "Comparisons",
@@ -108,6 +124,10 @@ def _encode(**columns: Any) -> tuple[list[np.ndarray], list[Any] | None]:
     for name, x in columns.items():
         if isinstance(x, (str, bytes)):
             raise TypeError(f"{name} must be a sequence of item ids or labels, not a single str")
+        if x is None or not hasattr(x, "__len__") or is_unordered(x):
+            raise TypeError(
+                f"{name} must be a sequence of item ids or labels, not {type(x).__name__}"
+            )
         a = np.asarray(x)
         if not isinstance(x, np.ndarray) and (a.ndim != 1 or a.dtype.kind in "US"):
             # keep the caller's objects: NumPy would turn [1, "a"] into strings ("1" == 1)
@@ -119,10 +139,21 @@ def _encode(**columns: Any) -> tuple[list[np.ndarray], list[Any] | None]:
         arrays.append(a)
     kinds = {a.dtype.kind for a in arrays if len(a)}
     if kinds <= {"i", "u"}:
-        return [np.ascontiguousarray(a, dtype=np.int64) for a in arrays], None
-    if kinds & {"f", "b", "c"}:
-        dtypes = [str(a.dtype) for a in arrays]
-        raise TypeError(f"item ids must be integers or labels, got dtypes {dtypes}")
+        out = [np.ascontiguousarray(a, dtype=np.int64) for a in arrays]
+        for name, a in zip(columns, out, strict=True):
+            if len(a) and (a.min() < 0 or a.max() >= MAX_ITEMS):
+                k = int(np.flatnonzero((a < 0) | (a >= MAX_ITEMS))[0])
+                why = (
+                    "item ids must be >= 0"
+                    if a[k] < 0
+                    else f"at most {MAX_ITEMS} items are supported (ids 0..{MAX_ITEMS - 1}; map "
+                    "sparse ids or labels to dense ids first)"
+                )
+                raise InvalidInputError(f"{name}[{k}] = {int(a[k])} is out of range: {why}")
+        return out, None
+    for name, a in zip(columns, arrays, strict=True):
+        if len(a) and a.dtype.kind in "fbc":
+            raise TypeError(f"{name} must hold integers or labels (item ids), got dtype {a.dtype}")
     values: list[Any] = [v for a in arrays for v in a.tolist()]
     if any(v is None for v in values):
         raise TypeError("an item label is None")
@@ -213,8 +244,9 @@ def bradley_terry(
         raise InvalidInputError("n_items applies to integer ids, not labels")
     wt = None if weights is None else as_float_array(weights, "weights", ndim=1)
     ti = as_bool_array(ties, "ties")
-    check_real(prior, "prior", "a float")
-    check_real(tol, "tol", "a float")
+    prior, tol, max_iter = _fit_options(prior, tol, max_iter)
+    bootstrap_rounds = check_int(bootstrap_rounds, "bootstrap_rounds", 0, 2**31)
+    seed, threads = check_int(seed, "seed", 0), check_threads(threads)
     if tie_model not in ("half", "davidson"):
         raise InvalidInputError(f"tie_model must be 'half' or 'davidson', got {tie_model!r}")
     dav = tie_model == "davidson"
@@ -229,8 +261,7 @@ def bradley_terry(
     if dav:
         result = dataclasses.replace(result, tie_param=float(nu))
     if bootstrap_rounds:
-        if not 0.0 < ci_level < 1.0:
-            raise InvalidInputError(f"ci_level must be in (0, 1), got {ci_level}")
+        ci_level = check_open_unit(ci_level, "ci_level")
         n_all = len(result.scores)
         flat, failed = _core.rank_bootstrap_bt(
             w, lo, wt, ti, n_all, float(prior), float(tol), int(max_iter),
@@ -270,6 +301,15 @@ def _flat_rankings(rankings: Any, offsets: Any) -> tuple[np.ndarray, np.ndarray,
         offs = as_offsets(offsets)
     (items,), labels = _encode(rankings=flat)
     return np.ascontiguousarray(items), np.ascontiguousarray(offs), labels
+
+
+def _fit_options(prior: Any, tol: Any, max_iter: Any) -> tuple[float, float, int]:
+    """The options of a maximum-likelihood fit, checked: prior >= 0, tol > 0, max_iter >= 1."""
+    return (
+        check_range(prior, "prior", 0.0, math.inf),
+        check_positive(tol, "tol"),  # type: ignore[return-value]
+        check_int(max_iter, "max_iter", 1, 2**31),
+    )
 
 
 def _result(what: str, out: tuple, tol: float, labels: list[Any] | None) -> RankResult:
@@ -312,8 +352,7 @@ def plackett_luce(
     items, offs, labels = _flat_rankings(rankings, offsets)
     if labels is not None and n_items is not None:
         raise InvalidInputError("n_items applies to integer ids, not labels")
-    check_real(prior, "prior", "a float")
-    check_real(tol, "tol", "a float")
+    prior, tol, max_iter = _fit_options(prior, tol, max_iter)
     out = _with_labels(
         lambda: _core.rank_plackett_luce(
             items, offs, None if labels is not None else n_items, float(prior), float(tol),
@@ -368,7 +407,13 @@ def elo(
     if n is None:
         n = int(max(w.max(initial=-1), lo.max(initial=-1))) + 1
     t = as_bool_array(ties, "ties")
-    r = _core.rank_elo(w, lo, t, int(n), float(k), float(scale), float(base), float(init))
+    k = check_range(k, "k", 0.0, math.inf)
+    scale = check_positive(scale, "scale")
+    base = check_range(base, "base", 1.0, math.inf)
+    if base == 1.0:
+        raise InvalidInputError("base must be > 1 (ratings are log-odds in that base)")
+    init = check_finite(init, "init")
+    r = _core.rank_elo(w, lo, t, int(n), k, scale, base, init)
     return _plain(r, labels)
 
 
@@ -479,7 +524,7 @@ def score_comparisons(scores: npt.ArrayLike, *, margin: float = 0.0) -> Comparis
     >>> bradley_terry(c.winners, c.losers, weights=c.weights, ties=c.ties, prior=0.1).ranks.tolist()
     [1, 3, 2]
     """
-    s = as_float_array(scores, "scores", ndim=2)
+    s = as_float_array(scores, "scores", ndim=2)  # NaN: a judge that did not score an item
     if s.size == 0:
         raise InvalidInputError(f"scores is empty (shape {s.shape})")
     w, lo, wt, ti = _core.rank_score_comparisons(s, float(margin))
@@ -571,7 +616,7 @@ def preference_pairs(
     """
     if mode not in ("best_worst", "all", "top_bottom"):
         raise InvalidInputError(f"mode must be 'best_worst', 'all' or 'top_bottom', got {mode!r}")
-    s = as_float_array(scores, "scores", ndim=1)
+    s = as_float_array(scores, "scores", ndim=1, finite=True)
     o = as_offsets(offsets)
     k = check_int(k, "k", 1)
     c, r, g = _core.rank_preference_pairs(s, o, mode, float(margin), int(k))

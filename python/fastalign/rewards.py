@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from fastalign._validate import is_unordered
 from fastalign.errors import InvalidInputError, ShapeError
 
 __all__ = ["BLEUReward", "bleu_reward"]
@@ -93,6 +94,11 @@ class BLEUReward:
             raise InvalidInputError("completions are required")
         if isinstance(completions, str):
             raise TypeError("completions must be a list of completions, got a str")
+        if is_unordered(completions) or not hasattr(completions, "__len__"):
+            raise TypeError(
+                f"completions must be an ordered list of completions, not a "
+                f"{type(completions).__name__}"
+            )
         if self.column not in kwargs:
             raise InvalidInputError(
                 f"no {self.column!r} column among the reward inputs "
@@ -123,8 +129,10 @@ class BLEUReward:
                 try:
                     scores.append(float(self.metric.sentence_scores([t], [r])[0]))
                 except InvalidInputError as e:
-                    if _UNDEFINED not in str(e):
-                        raise InvalidInputError(f"row {i}: {e}") from None
+                    if _UNDEFINED not in str(e):  # name the row's completion or reference
+                        msg = str(e).replace("hypotheses[0]", f"completions[{i}]")
+                        msg = msg.replace("references[0]", f"{self.column}[{i}]")
+                        raise InvalidInputError(f"row {i}: {msg}") from None
                     scores.append(None)
         for i, sc in zip(ok, scores, strict=True):
             out[i] = None if sc is None else sc / self.divisor * self.scale

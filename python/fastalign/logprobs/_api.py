@@ -3,7 +3,7 @@ integrations call with a :class:`HeadOptions` (checked once, not per call)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -31,7 +31,7 @@ class HeadOptions:
     master weights) and run the head on the weight rounded to the hidden states' dtype, one
     vocabulary slice at a time, with dW accumulated in float32 against the weight itself (no
     whole bf16 copy of the weight, no extra rounding of its gradient).
-    :meth:`checked` validates them (an integration does it once, in its ``enable``)."""
+    Every option is checked when the object is made."""
 
     temperature: float = 1.0
     logit_scale: float = 1.0
@@ -44,27 +44,29 @@ class HeadOptions:
     process_group: object | None = None
     cast_weight: bool = False
 
-    def checked(self) -> HeadOptions:
+    def __post_init__(self) -> None:
+        # checked at construction, so a bad option fails where it was written; the checked
+        # values (floats for the transform) replace the given ones
         t = make_transform(self.temperature, self.logit_scale, self.softcap)
         if isinstance(self.ignore_index, bool) or not isinstance(self.ignore_index, int):
             raise TypeError(f"ignore_index must be an int, not {type(self.ignore_index).__name__}")
-        if not isinstance(self.backend, str):
-            raise TypeError(f"backend must be a str, not {type(self.backend).__name__}")
         if not isinstance(self.cast_weight, bool):
             raise TypeError(f"cast_weight must be a bool, not {type(self.cast_weight).__name__}")
-        if self.backend not in _backend.BACKENDS:
-            raise InvalidInputError(
-                f"backend must be one of {_backend.BACKENDS}, got {self.backend!r}"
-            )
-        return replace(
-            self,
-            temperature=t.temperature,
-            logit_scale=t.logit_scale,
-            softcap=t.softcap,
-            chunk_rows=check_count(self.chunk_rows, "chunk_rows"),
-            chunk_vocab=check_count(self.chunk_vocab, "chunk_vocab"),
-            accumulate=check_choice(self.accumulate, "accumulate", ACCUMULATE),
-        )
+        checked = {
+            "temperature": t.temperature,
+            "logit_scale": t.logit_scale,
+            "softcap": t.softcap,
+            "backend": check_choice(self.backend, "backend", _backend.BACKENDS),
+            "chunk_rows": check_count(self.chunk_rows, "chunk_rows"),
+            "chunk_vocab": check_count(self.chunk_vocab, "chunk_vocab"),
+            "accumulate": check_choice(self.accumulate, "accumulate", ACCUMULATE),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    def checked(self) -> HeadOptions:
+        """The options, checked (construction checks them: this is ``self``)."""
+        return self
 
 
 def fused_head(

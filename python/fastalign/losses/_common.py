@@ -10,11 +10,26 @@ import torch
 
 class LossOutput(NamedTuple):
     """``loss``: the scalar to backpropagate (batch mean of ``losses`` unless stated);
-    ``losses``: per-example losses; ``metrics``: detached scalars named as TRL logs them."""
+    ``losses``: per-example losses; ``metrics``: detached scalars named as TRL logs them.
+
+    An empty batch (no examples) is not an error: ``loss`` is 0 and still depends on the
+    inputs (``backward`` runs and every gradient is 0, so a data-parallel rank whose batch
+    came out empty keeps in step with the others), ``losses`` is empty and the metrics are
+    NaN (means of nothing)."""
 
     loss: torch.Tensor
     losses: torch.Tensor
     metrics: dict[str, torch.Tensor]
+
+
+def loss_output(
+    loss: torch.Tensor, losses: torch.Tensor, metrics: dict[str, torch.Tensor]
+) -> LossOutput:
+    """A :class:`LossOutput`, with the empty-batch rule applied: the mean (or any 0 / 0
+    aggregation) of no examples becomes a 0 that keeps its graph."""
+    if losses.shape[0] == 0:
+        loss = torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0)
+    return LossOutput(loss, losses, metrics)
 
 
 def pair_metrics(

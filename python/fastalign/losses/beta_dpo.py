@@ -8,8 +8,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from fastalign._validate import check_batch, check_positive, check_range
-from fastalign.losses._common import LossOutput, pair_metrics
+from fastalign._validate import check_pairs, check_positive, check_range
+from fastalign.losses._common import LossOutput, loss_output, pair_metrics
 
 __all__ = ["BetaDPO"]
 
@@ -72,15 +72,17 @@ class BetaDPO(torch.nn.Module):
         ref_chosen_logps: torch.Tensor,
         ref_rejected_logps: torch.Tensor,
     ) -> LossOutput:
-        b, _, _ = check_batch(
-            policy_chosen_logps=policy_chosen_logps,
-            policy_rejected_logps=policy_rejected_logps,
-            ref_chosen_logps=ref_chosen_logps,
-            ref_rejected_logps=ref_rejected_logps,
+        b, _, _ = check_pairs(
+            policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
         )
         rho_w = policy_chosen_logps - ref_chosen_logps
         rho_l = policy_rejected_logps - ref_rejected_logps
         h = rho_w - rho_l
+        if b == 0:  # nothing to learn the margin statistics from: the state is left as it is
+            metrics = pair_metrics(rho_w, rho_l, policy_chosen_logps, policy_rejected_logps)
+            nan = torch.tensor(float("nan"))
+            metrics.update(beta=nan, m0=self.m0.clone(), s0=self.s0.clone(), kept_fraction=nan)
+            return loss_output(h.sum(), h, metrics)
         with torch.no_grad():
             m = h.detach().double().cpu()
             g = self.momentum
@@ -109,4 +111,4 @@ class BetaDPO(torch.nn.Module):
             s0=self.s0.clone(),
             kept_fraction=torch.tensor(k / b),
         )
-        return LossOutput(per.mean(), losses, metrics)
+        return loss_output(per.mean(), losses, metrics)

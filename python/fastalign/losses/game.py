@@ -13,19 +13,20 @@ import torch
 from fastalign._validate import (
     check_batch,
     check_float_tensor,
+    check_pairs,
     check_positive,
     check_range,
     check_tensor,
 )
 from fastalign.errors import InvalidInputError, ShapeError
-from fastalign.losses._common import LossOutput
+from fastalign.losses._common import LossOutput, loss_output
 
 __all__ = ["copg", "dpa_reward", "ema_update_", "inpo", "jbond", "mnpo", "nash_md", "p3o", "pro"]
 
 
 def _square_loss(x: torch.Tensor, metrics: dict[str, torch.Tensor]) -> LossOutput:
     losses = x**2
-    return LossOutput(losses.mean(), losses, metrics)
+    return loss_output(losses.mean(), losses, metrics)
 
 
 def inpo(
@@ -43,11 +44,11 @@ def inpo(
     ``(d_theta - (tau/eta) d_ref - ((eta - tau)/eta) d_prev - 1/(2 eta))^2`` with
     ``d = log pi(w) - log pi(l)`` under the policy, the reference and the previous iterate;
     ``tau`` defaults to ``eta / 3``."""
-    check_batch(
-        policy_chosen_logps=policy_chosen_logps,
-        policy_rejected_logps=policy_rejected_logps,
-        ref_chosen_logps=ref_chosen_logps,
-        ref_rejected_logps=ref_rejected_logps,
+    check_pairs(
+        policy_chosen_logps,
+        policy_rejected_logps,
+        ref_chosen_logps,
+        ref_rejected_logps,
         prev_chosen_logps=prev_chosen_logps,
         prev_rejected_logps=prev_rejected_logps,
     )
@@ -77,15 +78,17 @@ def mnpo(
     """MNPO (multiplayer Nash): ``(d_theta - r d_ref - (1 - r) sum_j lam_j d_hist_j -
     1/(2 eta))^2`` with ``J`` past iterates ``hist_*_logps [B, J]`` and weights ``lam``
     (uniform by default, must sum to 1)."""
-    b, _, _ = check_batch(
-        policy_chosen_logps=policy_chosen_logps,
-        policy_rejected_logps=policy_rejected_logps,
-        ref_chosen_logps=ref_chosen_logps,
-        ref_rejected_logps=ref_rejected_logps,
+    b, _, _ = check_pairs(
+        policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
     )
     if hist_chosen_logps.ndim != 2 or hist_chosen_logps.shape[0] != b:
         raise ShapeError(f"hist_chosen_logps must be [{b}, J], got {list(hist_chosen_logps.shape)}")
-    check_tensor(hist_rejected_logps, "hist_rejected_logps", hist_chosen_logps.shape)
+    check_tensor(
+        hist_rejected_logps,
+        "hist_rejected_logps",
+        hist_chosen_logps.shape,
+        like="hist_chosen_logps",
+    )
     j = hist_chosen_logps.shape[1]
     if j == 0:
         raise InvalidInputError("mnpo needs at least one past iterate (J >= 1)")
@@ -119,8 +122,10 @@ def nash_md(
     ``beta * sum_t sg(lp - lp_ref) * lp - (P - 0.5) * sum_t lp`` over the completion mask,
     where ``P = sigma(r(y) - r(y'))`` is the probability that the policy's sample beats the
     mixture's (``probability [B]``). Metrics: ``kl`` (mean summed log-ratio)."""
-    check_tensor(ref_per_token_logps, "ref_per_token_logps", per_token_logps.shape)
-    check_tensor(mask, "mask", per_token_logps.shape)
+    check_tensor(
+        ref_per_token_logps, "ref_per_token_logps", per_token_logps.shape, like="per_token_logps"
+    )
+    check_tensor(mask, "mask", per_token_logps.shape, like="per_token_logps")
     if probability.shape != per_token_logps.shape[:1]:
         raise ShapeError(f"probability must be [{per_token_logps.shape[0]}]")
     if not bool(((probability >= 0) & (probability <= 1)).all()):
@@ -132,7 +137,7 @@ def nash_md(
     score = (per_token_logps * m).sum(1)
     losses = beta * kl_term - (probability.to(score.dtype) - 0.5) * score
     metrics = {"kl": (log_ratio * m).sum(1).mean(), "probability": probability.detach().mean()}
-    return LossOutput(losses.mean(), losses, metrics)
+    return loss_output(losses.mean(), losses, metrics)
 
 
 def copg(
@@ -148,15 +153,15 @@ def copg(
     ``beta^2`` times IPO at ``tau = beta / 2``."""
     if rewards.ndim != 2 or rewards.shape[1] < 2:
         raise ShapeError(f"rewards must be [B, k] with k >= 2, got {list(rewards.shape)}")
-    check_tensor(policy_logps, "policy_logps", rewards.shape)
-    check_tensor(ref_logps, "ref_logps", rewards.shape)
+    check_tensor(policy_logps, "policy_logps", rewards.shape, like="rewards")
+    check_tensor(ref_logps, "ref_logps", rewards.shape, like="rewards")
     beta = check_positive(beta, "beta")
     k = rewards.shape[1]
     rb = rewards.to(policy_logps.dtype) - beta * (policy_logps - ref_logps)
     diff = rb[:, :, None] - rb[:, None, :]  # [B, k, k]; i > j pairs are the lower triangle
     lower = torch.tril(torch.ones(k, k, dtype=torch.bool, device=rb.device), diagonal=-1)
     losses = (diff**2)[:, lower].sum(1) / (k - 1)
-    return LossOutput(losses.mean(), losses, {})
+    return loss_output(losses.mean(), losses, {})
 
 
 def p3o(
@@ -204,7 +209,7 @@ def p3o(
         raise InvalidInputError(f"clip must be 'separate' or 'joint', got {clip!r}")
     with torch.no_grad():
         clipped = ((ratio < lo) | (ratio > hi)).to(ratio.dtype).mean()
-    return LossOutput(
+    return loss_output(
         losses.mean(), losses, {"clip_fraction": clipped, "ratio/mean": ratio.detach().mean()}
     )
 
@@ -230,10 +235,10 @@ def pro(
     """
     if logps.ndim != 2:
         raise ShapeError(f"logps must be [B, n], got {list(logps.shape)}")
-    check_tensor(rewards, "rewards", logps.shape)
-    check_tensor(lengths, "lengths", logps.shape)
+    check_tensor(rewards, "rewards", logps.shape, like="logps")
+    check_tensor(lengths, "lengths", logps.shape, like="logps")
     valid = torch.ones_like(logps, dtype=torch.bool) if mask is None else mask.bool()
-    check_tensor(valid, "mask", logps.shape)
+    check_tensor(valid, "mask", logps.shape, like="logps")
     if bool((valid.sum(1) < 2).any()):
         raise InvalidInputError("pro needs at least two valid responses per prompt")
     dtype = logps.dtype
@@ -262,7 +267,7 @@ def pro(
     weight = 0.05 * (count - 1) ** 2 if sft_weight is None else torch.full_like(count, sft_weight)
     sft = -s[:, 0]
     losses = rank_loss + weight * sft
-    return LossOutput(
+    return loss_output(
         losses.mean(),
         losses,
         {"rank_loss": rank_loss.detach().mean(), "sft_loss": sft.detach().mean()},
@@ -290,8 +295,8 @@ def jbond(
     """
     if policy_logps.ndim != 2:
         raise ShapeError(f"policy_logps must be [P, m], got {list(policy_logps.shape)}")
-    check_tensor(anchor_logps, "anchor_logps", policy_logps.shape)
-    check_tensor(rewards, "rewards", policy_logps.shape)
+    check_tensor(anchor_logps, "anchor_logps", policy_logps.shape, like="policy_logps")
+    check_tensor(rewards, "rewards", policy_logps.shape, like="policy_logps")
     p, m = policy_logps.shape
     if anchor_rewards.shape != (p, 2):
         raise ShapeError(f"anchor_rewards must be [{p}, 2], got {list(anchor_rewards.shape)}")
@@ -309,7 +314,7 @@ def jbond(
         adv = big_r - baseline
     pg = -(adv * policy_logps).mean(1)
     losses = (1 - b) * (-best_anchor_policy_logps) + b * pg
-    return LossOutput(
+    return loss_output(
         losses.mean(),
         losses,
         {"advantage/mean": adv.mean(), "reward_below_anchor": worse.float().mean()},

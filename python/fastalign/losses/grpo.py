@@ -14,9 +14,15 @@ import math
 
 import torch
 
-from fastalign._validate import check_int, check_positive, check_range, check_tensor
+from fastalign._validate import (
+    check_float_tensor,
+    check_int,
+    check_positive,
+    check_range,
+    check_tensor,
+)
 from fastalign.errors import InvalidInputError, ShapeError
-from fastalign.losses._common import LossOutput
+from fastalign.losses._common import LossOutput, loss_output
 
 __all__ = [
     "GRPO_LOSS_TYPES",
@@ -112,8 +118,9 @@ def soft_overlong_penalty(lengths: torch.Tensor, max_length: int, cache_length: 
         >>> soft_overlong_penalty(torch.tensor([10, 90, 95, 100, 120]), 100, 10)
         tensor([ 0.0000,  0.0000, -0.5000, -1.0000, -1.0000])
     """
-    if not (0 < cache_length <= max_length):
-        raise InvalidInputError("need 0 < cache_length <= max_length")
+    max_length = check_int(max_length, "max_length", 1)
+    cache_length = check_int(cache_length, "cache_length", 1, max_length)
+    check_tensor(lengths, "lengths")
     lengths = lengths.to(torch.get_default_dtype()) if not lengths.is_floating_point() else lengths
     start = max_length - cache_length
     ramp = (start - lengths) / cache_length
@@ -174,7 +181,7 @@ def grpo_loss(
     shape = logps.shape
     for name, t in (("old_logps", old_logps), ("mask", mask), ("ref_logps", ref_logps)):
         if t is not None:
-            check_tensor(t, name, shape)
+            check_tensor(t, name, shape, like="logps")
     if mask is None:
         raise TypeError("mask is required")
     if not isinstance(advantages, torch.Tensor):
@@ -258,7 +265,7 @@ def grpo_loss(
         }
         if kl is not None:
             metrics["kl"] = tok_mean(kl)
-    return LossOutput(loss, seq_mean, metrics)
+    return loss_output(loss, seq_mean, metrics)
 
 
 def pama_loss(
@@ -281,8 +288,13 @@ def pama_loss(
     """
     from fastalign.pareto import pama
 
-    if not isinstance(advantages, torch.Tensor) or advantages.ndim != 2:
-        raise ShapeError("advantages must be a [B, n] tensor (one column per objective)")
+    check_float_tensor(logps, "logps")
+    check_tensor(advantages, "advantages")
+    if advantages.ndim != 2:
+        raise ShapeError(
+            "advantages must be a [B, n] tensor (one column per objective), got "
+            f"{list(advantages.shape)}"
+        )
     a = advantages.detach()
     if clip_advantages:
         a = a.clamp(min=0)
@@ -328,7 +340,7 @@ def rank_grpo_loss(
     shape = logps.shape
     for name, t in (("old_logps", old_logps), ("item_ids", item_ids)):
         if t is not None:
-            check_tensor(t, name, shape)
+            check_tensor(t, name, shape, like="logps")
     if relevance.ndim != 2 or relevance.shape[0] != shape[0]:
         raise ShapeError(f"relevance must be [{shape[0]}, K], got {list(relevance.shape)}")
     b, k = relevance.shape
@@ -370,4 +382,4 @@ def rank_grpo_loss(
             "clip_ratio/region_mean": (clipped.to(logps.dtype) * present).sum() / n,
             "reward/mean": r.mean(),
         }
-    return LossOutput(loss, losses, metrics)
+    return loss_output(loss, losses, metrics)

@@ -9,7 +9,7 @@ import torch
 
 from fastalign._validate import check_batch, check_finite, check_positive
 from fastalign.errors import InvalidInputError, ShapeError
-from fastalign.losses._common import LossOutput
+from fastalign.losses._common import LossOutput, loss_output
 
 __all__ = ["kto"]
 
@@ -113,4 +113,4 @@ def kto(
             metrics["logps/rejected"] = policy_logps.detach()[~desirable].mean()
         if n_d and n_u:
             metrics["rewards/margins"] = metrics["rewards/chosen"] - metrics["rewards/rejected"]
-    return LossOutput(losses.mean(), losses, metrics)
+    return loss_output(losses.mean(), losses, metrics)

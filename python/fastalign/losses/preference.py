@@ -16,14 +16,14 @@ import torch
 import torch.nn.functional as F
 
 from fastalign._validate import (
-    check_batch,
     check_finite,
     check_lengths,
+    check_pairs,
     check_positive,
     check_range,
 )
 from fastalign.errors import InvalidInputError
-from fastalign.losses._common import LossOutput, pair_metrics
+from fastalign.losses._common import LossOutput, loss_output, pair_metrics
 
 __all__ = ["F_DIVERGENCES", "PREFERENCE_LOSS_TYPES", "preference_loss"]
 
@@ -142,11 +142,8 @@ def preference_loss(
         >>> round(out.loss.item(), 4)  # -logsigmoid(0.5 * ((-5 + 6) - (-9 + 8)))
         0.3133
     """
-    batch, _, _ = check_batch(
-        policy_chosen_logps=policy_chosen_logps,
-        policy_rejected_logps=policy_rejected_logps,
-        ref_chosen_logps=ref_chosen_logps,
-        ref_rejected_logps=ref_rejected_logps,
+    batch, _, _ = check_pairs(
+        policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
     )
     types = [loss_type] if isinstance(loss_type, str) else list(loss_type)
     if not types:
@@ -249,4 +246,4 @@ def preference_loss(
     assert total is not None
 
     metrics = pair_metrics(beta * rho_w, beta * rho_l, policy_chosen_logps, policy_rejected_logps)
-    return LossOutput(total.mean(), total, metrics)
+    return loss_output(total.mean(), total, metrics)

@@ -16,11 +16,12 @@ from fastalign._validate import (
     check_batch,
     check_finite,
     check_lengths,
+    check_pairs,
     check_positive,
     check_range,
 )
 from fastalign.errors import InvalidInputError
-from fastalign.losses._common import LossOutput, pair_metrics
+from fastalign.losses._common import LossOutput, loss_output, pair_metrics
 from fastalign.losses.preference import _smoothed_sigmoid, preference_loss
 
 __all__ = ["cpo", "mappo", "orpo", "rpo", "simpo", "slic"]
@@ -76,7 +77,7 @@ def simpo(
     ll = _required_lengths(rejected_lengths, "rejected_lengths", b, "simpo")
     mw, ml = _mean(policy_chosen_logps, lw), _mean(policy_rejected_logps, ll)
     losses = _smoothed_sigmoid(beta * (mw - ml) - gamma, eps)
-    return LossOutput(
+    return loss_output(
         losses.mean(),
         losses,
         pair_metrics(beta * mw, beta * ml, policy_chosen_logps, policy_rejected_logps),
@@ -137,7 +138,7 @@ def cpo(
         nll = _nll_mean(policy_chosen_logps, lw)
         losses = losses + alpha * nll
         metrics["nll_loss"] = nll.detach()
-    return LossOutput(losses.mean(), losses, metrics)
+    return loss_output(losses.mean(), losses, metrics)
 
 
 def _log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -170,9 +171,9 @@ def orpo(
     rewards are ``lam * sbar`` and ``logps/*`` the means ``sbar``, as TRL logs them.
     """
     b, _, _ = check_batch(
+        {"nll_chosen_logps": nll_chosen_logps},
         policy_chosen_logps=policy_chosen_logps,
         policy_rejected_logps=policy_rejected_logps,
-        nll_chosen_logps=nll_chosen_logps,
     )
     lam = check_positive(lam, "lam")
     lw = _required_lengths(chosen_lengths, "chosen_lengths", b, "orpo")
@@ -196,7 +197,7 @@ def orpo(
         log_odds_ratio=ratio.detach().mean(),
         log_odds_chosen=log_odds.detach().mean(),
     )
-    return LossOutput(losses.mean(), losses, metrics)
+    return loss_output(losses.mean(), losses, metrics)
 
 
 def slic(
@@ -218,7 +219,7 @@ def slic(
     metrics = pair_metrics(
         policy_chosen_logps, policy_rejected_logps, policy_chosen_logps, policy_rejected_logps
     )
-    return LossOutput(losses.mean(), losses, metrics)
+    return loss_output(losses.mean(), losses, metrics)
 
 
 def rpo(
@@ -259,7 +260,7 @@ def rpo(
         raise InvalidInputError(f"nll must be 'sum' or 'mean', got {nll!r}")
     losses = base.losses + eta * beta * term
     metrics = dict(base.metrics, nll_loss=term.detach().mean())
-    return LossOutput(losses.mean(), losses, metrics)
+    return loss_output(losses.mean(), losses, metrics)
 
 
 def mappo(
@@ -282,11 +283,11 @@ def mappo(
         >>> torch.equal(a, b)
         True
     """
-    check_batch(
-        policy_chosen_logps=policy_chosen_logps,
-        policy_rejected_logps=policy_rejected_logps,
-        ref_chosen_logps=ref_chosen_logps,
-        ref_rejected_logps=ref_rejected_logps,
+    check_pairs(
+        policy_chosen_logps,
+        policy_rejected_logps,
+        ref_chosen_logps,
+        ref_rejected_logps,
         reward_gap=reward_gap,
     )
     beta = check_positive(beta, "beta")
@@ -296,4 +297,4 @@ def mappo(
     rho_l = policy_rejected_logps - ref_rejected_logps
     losses = -F.logsigmoid(beta * rho_w - reward_gap * beta * rho_l)
     metrics = pair_metrics(beta * rho_w, beta * rho_l, policy_chosen_logps, policy_rejected_logps)
-    return LossOutput(losses.mean(), losses, metrics)
+    return loss_output(losses.mean(), losses, metrics)

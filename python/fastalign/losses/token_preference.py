@@ -7,9 +7,16 @@ from __future__ import annotations
 import torch
 
 from fastalign import _backend
-from fastalign._validate import check_finite, check_positive, check_range
+from fastalign._validate import (
+    check_batch,
+    check_finite,
+    check_float_tensor,
+    check_positive,
+    check_range,
+    check_tensor,
+)
 from fastalign.errors import InvalidInputError, ShapeError
-from fastalign.losses._common import LossOutput
+from fastalign.losses._common import LossOutput, loss_output
 from fastalign.losses.preference import _ALPHA_CLAMP, F_DIVERGENCES, preference_loss
 
 __all__ = ["TOKEN_PREFERENCE_LOSS_TYPES", "token_preference_loss"]
@@ -90,20 +97,21 @@ def token_preference_loss(
         raise InvalidInputError(
             f"loss_type must be one of {TOKEN_PREFERENCE_LOSS_TYPES}, got {loss_type!r}"
         )
-    if not isinstance(policy_token_logps, torch.Tensor) or policy_token_logps.ndim != 2:
-        raise ShapeError("policy_token_logps must be a [2B, T] tensor")
+    check_float_tensor(policy_token_logps, "policy_token_logps")
+    if policy_token_logps.ndim != 2:
+        raise ShapeError(
+            f"policy_token_logps must be a [2B, T] tensor, got {list(policy_token_logps.shape)}"
+        )
     two_b = policy_token_logps.shape[0]
     if two_b % 2:
         raise ShapeError(f"policy_token_logps has {two_b} rows: need chosen then rejected")
-    if not isinstance(mask, torch.Tensor) or mask.shape != policy_token_logps.shape:
-        raise ShapeError(f"mask must have shape {list(policy_token_logps.shape)}")
+    check_tensor(mask, "mask", policy_token_logps.shape)
     b = two_b // 2
-    for name, r in (
-        ("ref_chosen_logps", ref_chosen_logps),
-        ("ref_rejected_logps", ref_rejected_logps),
-    ):
-        if not isinstance(r, torch.Tensor) or r.shape != (b,):
-            raise ShapeError(f"{name} must be [{b}]")
+    check_batch(ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
+    if ref_chosen_logps.shape != (b,):
+        raise ShapeError(
+            f"ref_chosen_logps must be [{b}] (B pairs), got {list(ref_chosen_logps.shape)}"
+        )
     beta = check_positive(beta, "beta")
     eps = check_range(label_smoothing, "label_smoothing", 0.0, 0.5)
     if normalize not in ("mean", "sum"):
@@ -139,7 +147,7 @@ def token_preference_loss(
         loss, losses = _KernelLoss.apply(
             policy_token_logps, m.to(torch.int8), ref, loss_type, beta, eps, mean, options
         )
-        return LossOutput(loss, losses, {})
+        return loss_output(loss, losses, {})
     s = (policy_token_logps * m).sum(1)
     lengths = m.sum(1) if mean else None  # token counts only where the loss divides by them
     return preference_loss(
