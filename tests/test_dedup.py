@@ -9,6 +9,7 @@ import itertools
 import math
 import os
 import string
+import struct
 import subprocess
 import sys
 import unicodedata
@@ -576,3 +577,27 @@ def test_contamination_names_the_bad_item_by_its_argument():
             dedup.contamination(["a b c"], [None], verify=verify)
         with pytest.raises(UnicodeError, match=r"^eval\[1\] is not valid Unicode"):
             dedup.contamination(["a b c"], ["ok", "\ud800"], verify=verify)
+
+
+def test_corrupted_index_files_are_refused(tmp_path):
+    """A flipped bit in the seed loaded (and every query then missed), a flipped signature
+    bit went unnoticed, a threshold of 0 was accepted: the file now carries a checksum and its
+    header is checked with the API's own rules."""
+    index = dedup.MinHashIndex(num_perm=16, threshold=0.5)
+    index.add(["a b c d e f", "g h i j k l"])
+    path = tmp_path / "ix.bin"
+    index.save(path)
+    good = path.read_bytes()
+    for at in (8 + 2 * 8, len(good) - 20):  # a bit of the seed, a bit of a signature
+        data = bytearray(good)
+        data[at] ^= 0x01
+        path.write_bytes(bytes(data))
+        with pytest.raises(InvalidInputError, match="checksum does not match"):
+            dedup.MinHashIndex.load(path)
+    data = bytearray(good)
+    data[8 + 6 * 8 : 8 + 7 * 8] = struct.pack("<d", 0.0)
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidInputError, match=r"threshold 0(\.0)? is outside \(0, 1\)"):
+        dedup.MinHashIndex.load(path)
+    path.write_bytes(good)
+    assert dedup.MinHashIndex.load(path).clusters().tolist() == index.clusters().tolist()

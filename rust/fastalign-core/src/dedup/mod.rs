@@ -21,7 +21,7 @@ pub mod text;
 
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
 use crate::cancel::{offload, Token};
 use crate::{Error, Result};
@@ -598,7 +598,10 @@ pub struct Matches {
     pub similarity: Vec<f64>,
 }
 
-const MAGIC: &[u8; 8] = b"FALSHIX1";
+/// The index file's first bytes: version 2 ends with an xxh3-64 checksum of everything before
+/// it; version 1 (no checksum) still loads.
+const MAGIC: &[u8; 8] = b"FALSHIX2";
+const MAGIC_V1: &[u8; 8] = b"FALSHIX1";
 
 impl Index {
     pub fn new(shingling: Shingling, banding: Banding) -> Result<Self> {
@@ -812,17 +815,24 @@ impl Index {
         for v in &self.sk.sigs {
             out.extend_from_slice(&v.to_le_bytes());
         }
+        let sum = xxh3_64(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
         out
     }
 
-    /// The index [`Index::to_bytes`] wrote.
+    /// The index [`Index::to_bytes`] wrote. The header is checked with the API's own rules
+    /// (num_perm, ngram, a threshold in (0, 1), bands x rows at most num_perm) before the
+    /// checksum of the whole file, and both before any allocation the header sizes.
     pub fn from_bytes(data: &[u8]) -> Result<Self> {
         let bad = |why: &str| Error::invalid(format!("not a fastalign MinHash index: {why}"));
-        if data.len() < 8 || &data[..8] != MAGIC {
+        let magic = data.get(..8);
+        let v2 = magic == Some(MAGIC.as_slice());
+        if !v2 && magic != Some(MAGIC_V1.as_slice()) {
             return Err(bad("wrong magic bytes"));
         }
         let header = 8 + 7 * 8 + 6;
-        if data.len() < header {
+        let trailer = if v2 { 8 } else { 0 };
+        if data.len() < header + trailer {
             return Err(bad("truncated header"));
         }
         let u = |k: usize| {
@@ -836,7 +846,12 @@ impl Index {
         if flags.iter().any(|&f| f > 1) || num_perm > lsh::MAX_NUM_PERM as u64 {
             return Err(bad("corrupt header"));
         }
-        let body = &data[header..];
+        if !(threshold > 0.0 && threshold < 1.0) {
+            return Err(bad(&format!(
+                "corrupt header: threshold {threshold} is outside (0, 1)"
+            )));
+        }
+        let body = &data[header..data.len() - trailer];
         if (body.len() as u64) != n.saturating_mul(num_perm).saturating_mul(4) {
             return Err(bad(
                 "the signature block has the wrong length (truncated file?)",
@@ -869,6 +884,16 @@ impl Index {
             Some((bands as usize, rows as usize)),
             verify,
         )?;
+        shingling.check()?;
+        if v2 {
+            let mut stored = [0u8; 8];
+            stored.copy_from_slice(&data[data.len() - 8..]);
+            if xxh3_64(&data[..data.len() - 8]) != u64::from_le_bytes(stored) {
+                return Err(bad(
+                    "the checksum does not match (the file is corrupted or was altered)",
+                ));
+            }
+        }
         let mut index = Index::new(shingling, banding)?;
         let sigs = body
             .chunks_exact(4)

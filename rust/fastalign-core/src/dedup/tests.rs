@@ -122,6 +122,25 @@ fn saved_index_loads_to_the_same_index() {
     assert_eq!(back.shingling, index.shingling);
     assert!(Index::from_bytes(&bytes[..bytes.len() - 1]).is_err());
     assert!(Index::from_bytes(b"not an index at all, sorry").is_err());
+    // any flipped bit (the seed, a signature, the checksum itself) is refused by name
+    for at in [8 + 2 * 8, bytes.len() / 2, bytes.len() - 1] {
+        let mut flipped = bytes.clone();
+        flipped[at] ^= 0x10;
+        let err = Index::from_bytes(&flipped).expect_err("a flipped bit");
+        assert!(err.to_string().contains("checksum"), "{err}");
+    }
+    // a threshold of 0 is no index the API makes
+    let mut zero = bytes.clone();
+    zero[8 + 6 * 8..8 + 7 * 8].copy_from_slice(&0.0f64.to_le_bytes());
+    let err = Index::from_bytes(&zero).expect_err("threshold 0");
+    assert!(err.to_string().contains("threshold"), "{err}");
+    // version 1 files (no checksum) still load
+    let mut v1 = bytes[..bytes.len() - 8].to_vec();
+    v1[..8].copy_from_slice(b"FALSHIX1");
+    assert_eq!(
+        Index::from_bytes(&v1).expect("v1").clusters(),
+        index.clusters()
+    );
 }
 
 proptest! {
