@@ -200,6 +200,9 @@ def test_results_do_not_depend_on_the_thread_count(tmp_path):
         "       pareto.pareto_pairs(f, offsets=off, all_pairs=True).ravel().astype(float),\n"
         "       pareto.pama(rng.normal(size=(5000, 3))),\n"
         "       pareto.mgda_weights(np.stack([np.eye(4) + 0.1 * k for k in range(50)]))]\n"
+        "s = np.abs(rng.normal(size=(400, 6)))\n"
+        "s /= np.linalg.norm(s, axis=1, keepdims=True)\n"
+        "out += [np.array([pareto.hypervolume(s[:, :m], np.full(m, 1.1)) for m in (4, 5, 6)])]\n"
         "sys.stdout.write(''.join(a.astype(float).tobytes().hex() for a in out))\n"
     )
     runs = []

@@ -187,21 +187,27 @@ def hypervolume(
     Points that do not strictly dominate ``ref`` add nothing. With ``offsets``, one
     hypervolume per group (float64 ``[groups]``), computed in parallel.
 
-    2 objectives: O(n log n); 3: O(n log n) sweep; more: WFG (exclusive volumes over
-    non-dominated limit sets, one objective dropped per level, down to the 3-D sweep; the
-    exclusive parts in parallel), exact, exponential in the number of objectives at worst.
+    2 objectives: O(n log n); 3: O(n log n) sweep; 4: O(n^2) sweep over the fourth
+    objective that adds each point's 3-D contribution in O(n) (as HV4D+); 5: the same sweep
+    one level up (4-D contributions; in parallel from 128 points); more: WFG (exclusive
+    volumes over non-dominated limit sets, one objective dropped per level, down to the 5-D
+    sweep; the exclusive parts in parallel), exact, exponential in the number of objectives at
+    worst. Equal to moocore's to 1e-12 relative (tested on its own data sets and on
+    spherical, linear and convex fronts in 4 to 8 objectives); the same bits for any thread
+    count.
 
     Example:
         >>> hypervolume([[1, 2], [2, 1]], [3, 3])
         3.0
     """
     f = _minimize(F, sense)
-    r = as_float_array(np.asarray(ref)[None], "ref", ndim=2)[0].copy()
+    r = as_float_array(np.asarray(ref)[None], "ref", ndim=2)[0]
     if r.shape[0] != f.shape[1]:
         raise ShapeError(f"ref has {r.shape[0]} values for {f.shape[1]} objectives")
-    senses = [sense] * f.shape[1] if isinstance(sense, str) else list(sense)
-    r[[s == "max" for s in senses]] *= -1.0
-    r = np.ascontiguousarray(r)
+    if sense != "min":  # _minimize has checked it: maximized columns flip, in a copy
+        senses = [sense] * f.shape[1] if isinstance(sense, str) else list(sense)
+        r = r.copy()
+        r[[s == "max" for s in senses]] *= -1.0
     if offsets is None:
         return float(_core.pareto_hypervolume(f, r, None)[0])
     return _core.pareto_hypervolume(f, r, as_offsets(offsets))

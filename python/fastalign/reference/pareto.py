@@ -1,5 +1,6 @@
 """Brute-force Pareto references: fronts by pairwise dominance (O(N^2 M) per front) and the
-hypervolume by inclusion-exclusion over every subset (exponential: tiny sets only)."""
+hypervolume by inclusion-exclusion over every subset (exponential: tiny sets only); and the
+standard test fronts the tests and the bench share (:func:`front_points`)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,18 @@ def hypervolume(f: npt.ArrayLike, ref: npt.ArrayLike) -> float:
             corner = np.max(combo, axis=0)
             total += (-1) ** (k + 1) * float(np.prod(ref - corner))
     return total
+
+
+def front_points(shape: str, n: int, m: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:
+    """``n`` random points of a mutually non-dominated front in ``m`` objectives (minimized),
+    inside the unit cube: ``"spherical"`` (the positive orthant of the unit sphere; concave
+    seen from the ideal point, DTLZ2's shape), ``"linear"`` (the unit simplex, DTLZ1's) or
+    ``"convex"`` (one minus a spherical point)."""
+    x = np.abs(rng.standard_normal((n, m)))
+    if shape == "spherical":
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+    if shape == "linear":
+        return x / x.sum(axis=1, keepdims=True)
+    if shape == "convex":
+        return 1.0 - x / np.linalg.norm(x, axis=1, keepdims=True)
+    raise ValueError(f"shape must be 'spherical', 'linear' or 'convex', got {shape!r}")

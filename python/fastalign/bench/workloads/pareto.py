@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 from fastalign.bench._harness import Row, have, time_median
@@ -116,28 +117,64 @@ def run(size: str) -> list[Row]:
         )
     rows.append(Row("pareto", wl, "fastalign (rust)", t_fast, baseline=not hv_peers))
 
-    # -- hypervolume beyond 3 objectives: points on the positive unit sphere's orthant ------
+    # -- hypervolume beyond 3 objectives: fronts of three shapes ---------------------------
+    from fastalign.reference.pareto import front_points
+
     many = {"quick": [(4, 200), (5, 100), (6, 60), (8, 30)],
             "default": [(4, 1000), (5, 300), (6, 150), (8, 60)],
             "full": [(4, 3000), (5, 1000), (6, 300), (8, 100)]}[size]  # fmt: skip
-    for m, n in many:
-        x = np.abs(rng.standard_normal((n, m)))
-        front = x / np.linalg.norm(x, axis=1, keepdims=True)
-        ref_m = np.full(m, 1.1)
-        wl = f"hypervolume {n:,} x {m} (spherical front)"
-        t_fast, hv = time_median(lambda f=front, r=ref_m: fp.hypervolume(f, r), repeat=repeat)
-        peers: list[tuple[str, Callable[[], float]]] = []
-        if have("moocore"):
-            peers.append(("moocore hypervolume",
-                          lambda f=front, r=ref_m: moocore.hypervolume(f, ref=r)))  # fmt: skip
-        if have("pymoo"):
-            from pymoo.indicators.hv import HV
+    shapes = ["spherical"] if size == "quick" else ["spherical", "linear", "convex"]
+    for shape in shapes:
+        for m, n in many:
+            front = front_points(shape, n, m, rng)
+            ref_m = np.full(m, 1.1)
+            wl = f"hypervolume {n:,} x {m} ({shape} front)"
+            t_fast, hv = time_median(lambda f=front, r=ref_m: fp.hypervolume(f, r), repeat=repeat)
+            peers = []
+            if have("moocore"):
+                peers.append(("moocore hypervolume",
+                              lambda f=front, r=ref_m: moocore.hypervolume(f, ref=r)))  # fmt: skip
+            if have("pymoo") and shape == "spherical":
+                from pymoo.indicators.hv import HV
 
-            ind = HV(ref_point=ref_m)
-            peers.append(("pymoo HV", lambda f=front, ind=ind: ind(f)))
-        for k, (name, fn) in enumerate(peers):
-            t, val = time_median(fn, repeat=repeat)
-            rows.append(Row("pareto", wl, name, t, baseline=k == 0,
-                            max_err=abs(float(val) - hv) / hv, tol=1e-12))  # fmt: skip
-        rows.append(Row("pareto", wl, "fastalign (rust, WFG)", t_fast, baseline=not peers))
+                ind = HV(ref_point=ref_m)
+                peers.append(("pymoo HV", lambda f=front, ind=ind: ind(f)))
+            for k, (name, fn) in enumerate(peers):
+                t, val = time_median(fn, repeat=repeat)
+                rows.append(Row("pareto", wl, name, t, baseline=k == 0,
+                                max_err=abs(float(val) - hv) / hv, tol=1e-12))  # fmt: skip
+            rows.append(Row("pareto", wl, "fastalign (rust)", t_fast, baseline=not peers))
+
+    # -- batched: one hypervolume per group, vs a loop of single calls ---------------------
+    batches = []
+    if have("moocore"):
+        data = moocore.get_dataset("ran.10pts.9d.10")  # moocore's own 9-D test sets
+        batches.append(("moocore ran.10pts.9d.10", data[:, :-1], data[:, -1]))
+    g4 = {"quick": 64, "default": 512, "full": 2048}[size]
+    pts4 = np.concatenate([front_points("spherical", 64, 4, rng) for _ in range(g4)])
+    batches.append((f"{g4} groups x 64 x 4 (spherical)", pts4, np.repeat(np.arange(g4), 64)))
+    for label, pts_b, set_ids in batches:
+        offsets = np.r_[0, np.flatnonzero(np.diff(set_ids)) + 1, len(set_ids)]
+        ref_b = pts_b.max(axis=0) + 0.1
+        wl = f"hypervolume batched, {label}"
+        t_fast, hvs = time_median(
+            lambda p=pts_b, r=ref_b, o=offsets: fp.hypervolume(p, r, offsets=o), repeat=repeat
+        )
+        spans = list(itertools.pairwise(offsets))
+        if have("moocore"):
+            t, vals = time_median(
+                lambda p=pts_b, r=ref_b, sp=spans: [
+                    moocore.hypervolume(p[s:e], ref=r) for s, e in sp
+                ],
+                repeat=repeat,
+            )
+            err = float(np.max(np.abs(np.asarray(vals) - hvs) / np.asarray(vals)))
+            rows.append(Row("pareto", wl, "moocore hypervolume (loop)", t, baseline=True,
+                            max_err=err, tol=1e-12))  # fmt: skip
+        t, _ = time_median(
+            lambda p=pts_b, r=ref_b, sp=spans: [fp.hypervolume(p[s:e], r) for s, e in sp],
+            repeat=repeat,
+        )
+        rows.append(Row("pareto", wl, "fastalign (rust, loop)", t, baseline=not have("moocore")))
+        rows.append(Row("pareto", wl, "fastalign (rust, batched)", t_fast))
     return rows
