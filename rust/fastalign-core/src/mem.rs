@@ -58,6 +58,9 @@ pub fn check_room(bytes: u128, what: impl FnOnce() -> String) -> Result<()> {
     };
     let mut probe: Vec<u8> = Vec::new();
     probe.try_reserve_exact(len).map_err(|_| fail(what()))?;
+    // without this the optimizer may drop the unused allocation and report success (a
+    // release build passed 2^62 bytes)
+    std::hint::black_box(probe.as_mut_ptr());
     Ok(())
 }
 
