@@ -338,3 +338,101 @@ def test_group_advantages_group_with_one_scored_completion(scale):
 def test_group_advantages_refuses_infinite_rewards():
     with pytest.raises(InvalidInputError, match=r"rewards\[2\] is inf"):
         group_advantages(torch.tensor([0.0, 1.0, float("inf"), 2.0]), 2)
+
+
+# -- multi-objective aggregation, as TRL 1.16's GRPOTrainer computes it --------------------
+# TRL computes the advantages inline in GRPOTrainer._generate_and_score_completions (not
+# callable alone); _trl_advantages transcribes that block, and the test below checks that
+# the installed TRL still holds the transcribed lines.
+
+_TRL_LINES = (
+    "rewards = (rewards_per_func * self.reward_weights.to(device).unsqueeze(0)).nansum(dim=1)",
+    "mean_k = torch.nanmean(grouped, dim=1, keepdim=True)",
+    "std_k = nanstd(grouped, dim=1, keepdim=True) if num_generations > 1 else "
+    "torch.zeros_like(mean_k)",
+    "reward_k = (grouped - mean_k) / (std_k + 1e-4)",
+    "advantages = (rewards - torch.nanmean(rewards)) / (std_rewards + 1e-4)",
+    "unscorable_mask = torch.isnan(rewards_per_func).all(dim=1)",
+    "advantages = torch.nan_to_num(advantages, nan=0.0)",
+)
+
+
+def _trl_advantages(per_func, weights, g, scale, aggregation):
+    from trl.trainer.utils import nanstd
+
+    unscorable = torch.isnan(per_func).all(dim=1)
+    if aggregation == "sum_then_normalize":
+        rewards = (per_func * weights.unsqueeze(0)).nansum(dim=1)
+        rewards[unscorable] = torch.nan
+        mean = torch.nanmean(rewards.view(-1, g), dim=1).repeat_interleave(g, dim=0)
+        if scale in ("group", "none"):
+            std = (nanstd(rewards.view(-1, g), dim=1).repeat_interleave(g, dim=0) if g > 1
+                   else torch.zeros_like(rewards))  # fmt: skip
+        else:
+            std = nanstd(rewards).expand_as(rewards) if rewards.numel() > 1 else 0 * rewards
+        adv = rewards - mean
+        if scale != "none":
+            adv = adv / (std + 1e-4)
+    else:
+        grouped = per_func.view(-1, g, per_func.shape[1])
+        mean_k = torch.nanmean(grouped, dim=1, keepdim=True)
+        std_k = nanstd(grouped, dim=1, keepdim=True) if g > 1 else torch.zeros_like(mean_k)
+        reward_k = ((grouped - mean_k) / (std_k + 1e-4)).view(-1, per_func.shape[1])
+        rewards = (reward_k * weights.unsqueeze(0)).nansum(dim=1)
+        rewards[unscorable] = torch.nan
+        std = nanstd(rewards).expand_as(rewards) if rewards.numel() > 1 else 0 * rewards
+        adv = (rewards - torch.nanmean(rewards)) / (std + 1e-4)
+    return torch.nan_to_num(adv, nan=0.0)
+
+
+def test_trl_still_computes_advantages_as_transcribed():
+    import inspect
+
+    trl = pytest.importorskip("trl")
+    src = " ".join(inspect.getsource(trl.GRPOTrainer._generate_and_score_completions).split())
+    for line in _TRL_LINES:
+        assert " ".join(line.split()) in src, line
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    groups=st.integers(1, 4),
+    g=st.integers(1, 5),
+    k=st.integers(1, 3),
+    scale=st.sampled_from(["group", "batch", "none"]),
+    aggregation=st.sampled_from(["sum_then_normalize", "normalize_then_sum"]),
+    nan_frac=st.sampled_from([0.0, 0.3]),
+)
+def test_multi_objective_aggregation_equals_trl(seed, groups, g, k, scale, aggregation, nan_frac):
+    pytest.importorskip("trl")
+    if aggregation == "normalize_then_sum":
+        scale = "group"
+    gen = torch.Generator().manual_seed(seed)
+    r = torch.randn(groups * g, k, generator=gen, dtype=torch.float64)
+    r[torch.rand(r.shape, generator=gen) < nan_frac] = float("nan")
+    w = torch.rand(k, generator=gen, dtype=torch.float64) + 0.5
+    got = group_advantages(r, g, scale=scale, aggregation=aggregation, reward_weights=w)
+    want = _trl_advantages(r, w, g, scale, aggregation)
+    # TRL's nanstd forms its Bessel factor count / (count - 1) in the count's float32
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9)
+
+
+def test_one_column_is_the_one_dimensional_call():
+    r = torch.tensor([1.0, float("nan"), 3.0, 2.0, 2.0, 5.0], dtype=torch.float64)
+    for scale in ("group", "batch", "none"):
+        torch.testing.assert_close(group_advantages(r[:, None], 3, scale=scale),
+                                   group_advantages(r, 3, scale=scale))  # fmt: skip
+
+
+def test_aggregation_checks():
+    r = torch.ones(4, 2)
+    with pytest.raises(ShapeError, match="reward_weights must have shape"):
+        group_advantages(r, 2, reward_weights=[1.0, 2.0, 3.0])
+    with pytest.raises(InvalidInputError, match="aggregation"):
+        group_advantages(r, 2, aggregation="mean")
+    with pytest.raises(InvalidInputError, match="scale applies"):
+        group_advantages(r, 2, aggregation="normalize_then_sum", scale="batch")
+    with pytest.raises(InvalidInputError, match=r"reward_weights must be finite"):
+        group_advantages(r, 2, reward_weights=[1.0, float("nan")])
+    with pytest.raises(InvalidInputError, match=r"rewards\[1, 0\] is inf"):
+        group_advantages(torch.tensor([[1.0, 0.0], [float("inf"), 0.0]]), 2)

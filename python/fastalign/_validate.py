@@ -303,6 +303,23 @@ def check_tensor(
         raise ShapeError(f"{name} must have shape {list(shape)}{as_}, got {list(t.shape)}")
 
 
+def check_finite_where(t: Any, name: str, where: Any) -> None:
+    """Every entry of the tensor ``t`` finite (only where the tensor ``where`` is non-zero,
+    when given); else an error naming the first bad entry, e.g. ``rewards[1, 7] = nan``."""
+    import torch
+
+    finite = torch.isfinite(t)
+    if bool(finite.all()):  # the common case: one pass, no mask needed
+        return
+    bad = ~finite
+    if where is not None:
+        bad &= where != 0
+    if bool(bad.any()):
+        at = [int(i) for i in torch.nonzero(bad)[0]]
+        idx = ", ".join(map(str, at))
+        raise InvalidInputError(f"{name} must be finite: {name}[{idx}] = {t[tuple(at)].item()}")
+
+
 def check_float_tensor(t: Any, name: str) -> None:
     """A float32 / bfloat16 / float16 / float64 tensor."""
     import torch
@@ -310,6 +327,24 @@ def check_float_tensor(t: Any, name: str) -> None:
     check_tensor(t, name)
     if t.dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
         raise TypeError(f"{name} must be float32/bfloat16/float16/float64, got {t.dtype}")
+
+
+def check_scan(rewards: Any, values: Any, mask: Any, last_values: Any) -> None:
+    """The ``[B, T]`` inputs of the RL scans: float tensors of one shape, finite on the
+    valid tokens (non-zero ``mask``); ``last_values`` ``[B]`` and finite."""
+    check_float_tensor(rewards, "rewards")
+    if rewards.dim() != 2:
+        raise ShapeError(f"rewards must be [B, T], got shape {list(rewards.shape)}")
+    check_tensor(mask, "mask", rewards.shape, like="rewards")
+    check_finite_where(rewards, "rewards", mask)
+    if values is not None:
+        check_float_tensor(values, "values")
+        check_tensor(values, "values", rewards.shape, like="rewards")
+        check_finite_where(values, "values", mask)
+    if last_values is not None:
+        check_float_tensor(last_values, "last_values")
+        check_tensor(last_values, "last_values", rewards.shape[:1], like="rewards' rows")
+        check_finite_where(last_values, "last_values", None)
 
 
 def check_label_dtype(labels: Any, ignore_index: Any, name: str = "labels") -> None:

@@ -11,10 +11,13 @@ for GSPO's ``importance_sampling_level="sequence"``), per-token loss
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
 from fastalign._validate import (
+    check_choice,
+    check_finite_where,
     check_float_tensor,
     check_int,
     check_positive,
@@ -52,20 +55,28 @@ def group_advantages(
     *,
     scale: str = "group",
     eps: float = 1e-4,
+    aggregation: str = "sum_then_normalize",
+    reward_weights: torch.Tensor | Sequence[float] | None = None,
 ) -> torch.Tensor:
-    """Group-relative advantages ``A_i = (r_i - mean_g r) / (std_g r + eps)``.
+    """Group-relative advantages ``A_i = (r_i - mean_g r) / (std_g r + eps)`` (GRPO), with
+    TRL 1.16's ``scale_rewards`` and ``multi_objective_aggregation``.
 
     Args:
-        rewards: ``[B]`` rewards, ``group_size`` consecutive completions per prompt
-            (``B % group_size == 0``). NaN marks an unscorable completion: it is left out of
-            its group's mean and std and gets advantage 0; every advantage that comes out NaN
-            is 0, also in a group with a single scored completion (its std is undefined):
-            TRL's rule. ``inf`` rewards are an error (TRL would turn them into the largest
-            float).
+        rewards: ``[B]``, or ``[B, K]`` with one column per reward function; ``group_size``
+            consecutive completions per prompt (``B % group_size == 0``). NaN marks a reward a
+            function could not give; a completion with no reward at all (every column NaN) is
+            unscorable: it is left out of its group's mean and std and gets advantage 0. Every
+            advantage that comes out NaN is 0, also in a group with a single scored completion
+            (its std is undefined): TRL's rule. ``inf`` rewards are an error.
         group_size: completions per prompt (TRL's ``num_generations``).
         scale: ``"group"`` divides by the group's std (GRPO), ``"batch"`` by the batch std,
-            ``"none"`` does not divide (Dr. GRPO). Stds are Bessel-corrected.
+            ``"none"`` does not divide (Dr. GRPO). Stds are Bessel-corrected, NaN-aware.
         eps: added to the std.
+        aggregation: with ``K`` columns, ``"sum_then_normalize"`` sums the weighted columns
+            (``nansum``) and normalizes the sum as above; ``"normalize_then_sum"`` (GDPO)
+            normalizes each column within its groups, sums the weighted results, and
+            normalizes that over the batch (``scale`` does not apply: leave it "group").
+        reward_weights: ``[K]`` weights of the columns (default: ones).
 
     Returns:
         ``[B]`` advantages (same dtype as ``rewards``).
@@ -74,38 +85,69 @@ def group_advantages(
         >>> import torch
         >>> group_advantages(torch.tensor([1.0, 0.0, 0.5, 0.5]), 2, scale="none")
         tensor([ 0.5000, -0.5000,  0.0000,  0.0000])
+        >>> r = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+        >>> group_advantages(r, 2, reward_weights=[2.0, 1.0], scale="none")
+        tensor([ 1.0000, -1.0000,  0.5000, -0.5000])
     """
     if not isinstance(rewards, torch.Tensor) or not rewards.is_floating_point():
         raise TypeError("rewards must be a floating-point torch.Tensor")
-    if rewards.ndim != 1:
-        raise ShapeError(f"rewards must be 1-D [B], got shape {tuple(rewards.shape)}")
+    if rewards.ndim not in (1, 2):
+        raise ShapeError(f"rewards must be [B] or [B, K], got shape {tuple(rewards.shape)}")
     group_size = check_int(group_size, "group_size", 1)
     eps = check_range(eps, "eps", 0.0, math.inf)
+    scale = check_choice(scale, "scale", ("group", "batch", "none"))
+    aggregation = check_choice(aggregation, "aggregation",
+                               ("sum_then_normalize", "normalize_then_sum"))  # fmt: skip
     if rewards.shape[0] % group_size:
         raise InvalidInputError(
             f"{rewards.shape[0]} rewards do not split into groups of {group_size}"
         )
-    if scale not in ("group", "batch", "none"):
-        raise InvalidInputError(f"scale must be 'group', 'batch' or 'none', got {scale!r}")
     inf = torch.isinf(rewards)
     if bool(inf.any()):
-        i = int(inf.nonzero()[0, 0])
+        at = [int(i) for i in inf.nonzero()[0]]
+        idx = ", ".join(map(str, at))
         raise InvalidInputError(
-            f"rewards[{i}] is {float(rewards[i])}: rewards must be finite (NaN marks an "
-            "unscorable completion)"
+            f"rewards[{idx}] is {float(rewards[tuple(at)])}: rewards must be finite (NaN marks "
+            "an unscorable completion)"
         )
-    grouped = rewards.view(-1, group_size)
+    per_func = rewards if rewards.ndim == 2 else rewards[:, None]
+    k = per_func.shape[1]
+    if reward_weights is None:
+        w = torch.ones(k, dtype=rewards.dtype, device=rewards.device)
+    else:
+        w = torch.as_tensor(reward_weights, dtype=rewards.dtype, device=rewards.device)
+        check_tensor(w, "reward_weights", (k,), like="rewards' columns")
+        check_finite_where(w, "reward_weights", None)
+    unscorable = torch.isnan(per_func).all(dim=1)
+    if aggregation == "normalize_then_sum":
+        if scale != "group":
+            raise InvalidInputError(
+                "scale applies to aggregation='sum_then_normalize'; 'normalize_then_sum' "
+                "normalizes each reward within its group, then the sum over the batch"
+            )
+        grouped = per_func.view(-1, group_size, k)
+        mean_k = torch.nanmean(grouped, dim=1, keepdim=True)
+        std_k = _nanstd(grouped, dim=1)[:, None, :] if group_size > 1 else torch.zeros_like(mean_k)
+        normed = ((grouped - mean_k) / (std_k + eps)).view(-1, k)
+        total = (normed * w[None, :]).nansum(dim=1)
+        total[unscorable] = math.nan
+        std = _nanstd(total) if total.numel() > 1 else torch.zeros_like(total)
+        return torch.nan_to_num((total - torch.nanmean(total)) / (std + eps), nan=0.0)
+    total = (per_func * w[None, :]).nansum(dim=1) if rewards.ndim == 2 else rewards * w[0]
+    if rewards.ndim == 2:
+        total[unscorable] = math.nan
+    grouped = total.view(-1, group_size)
     mean = torch.nanmean(grouped, dim=1).repeat_interleave(group_size)
-    adv = rewards - mean
+    adv = total - mean
     if scale == "group":
         std = (
             _nanstd(grouped, dim=1)
             if group_size > 1
-            else torch.zeros(grouped.shape[0], dtype=rewards.dtype, device=rewards.device)
+            else torch.zeros(grouped.shape[0], dtype=total.dtype, device=total.device)
         )
         adv = adv / (std.repeat_interleave(group_size) + eps)
     elif scale == "batch":
-        std = _nanstd(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
+        std = _nanstd(total) if total.numel() > 1 else torch.zeros_like(total)
         adv = adv / (std + eps)
     return torch.nan_to_num(adv, nan=0.0)
 
