@@ -111,6 +111,10 @@ SPOIL: dict[str, list[tuple[str, Callable[[Any], Any], str]]] = {
 }
 
 
+# an optional tensor: None is a valid value, the other classes are not
+SPOIL["otensor"] = [case for case in SPOIL["tensor"] if case[0] != "None"]
+
+
 def _set_first(a: np.ndarray, value: Any) -> np.ndarray:
     a = np.array(a, copy=True)
     a.reshape(-1)[0] = value
@@ -163,7 +167,7 @@ TEXTS = ["the cat sat on the mat", "the cat sat on a mat", "a dog barked"]
 
 def _rows() -> dict[str, Row]:
     """The table, built lazily (each process imports only what its row needs)."""
-    from fastalign import bleu, dedup, losses, pareto, rank, rewards
+    from fastalign import bleu, dedup, losses, pareto, rank, rewards, rl
     from fastalign import logprobs as lp
 
     F = [[1.0, 2.0], [2.0, 1.0], [3.0, 3.0]]
@@ -442,6 +446,52 @@ def _rows() -> dict[str, Row]:
         "losses.pama_loss": Row(
             losses.pama_loss, lambda: grpo(advantages=_t(2, 3, seed=5)), {"logps": "tensor"}
         ),
+        # RL estimators
+        "rl.gae": Row(
+            rl.gae,
+            lambda: dict(
+                rewards=_t(2, 3, seed=1),
+                values=_t(2, 3, seed=2),
+                mask=__import__("torch").ones(2, 3),
+                gamma=0.99,
+                lam=0.95,
+                last_values=_t(2, seed=3),
+            ),
+            {
+                "rewards": "tensor",
+                "values": "tensor",
+                "last_values": "otensor",
+                "gamma": "float",
+                "lam": "float",
+            },
+        ),
+        "rl.discounted_returns": Row(
+            rl.discounted_returns,
+            lambda: dict(rewards=_t(2, 3, seed=1), mask=__import__("torch").ones(2, 3), gamma=0.9),
+            {"rewards": "tensor", "gamma": "float"},
+        ),
+        "rl.rloo_advantages": Row(
+            rl.rloo_advantages,
+            lambda: dict(rewards=_t(4), group_size=2),
+            {"rewards": "tensor", "group_size": "int"},
+        ),
+        "rl.kl": Row(
+            rl.kl,
+            lambda: dict(
+                logps=_t(2, 3, seed=1),
+                ref_logps=_t(2, 3, seed=2),
+                kind="k3",
+                where="loss",
+                grad="naive",
+            ),
+            {
+                "logps": "tensor",
+                "ref_logps": "tensor",
+                "kind": "choice",
+                "where": "choice",
+                "grad": "choice",
+            },
+        ),
         "losses.group_advantages": Row(
             losses.group_advantages,
             lambda: dict(rewards=_t(4), group_size=2, eps=1e-4),
@@ -495,7 +545,7 @@ def public_callables() -> list[str]:
     import inspect
 
     out = []
-    for area in ("bleu", "dedup", "losses", "pareto", "rank", "rewards", "logprobs"):
+    for area in ("bleu", "dedup", "losses", "pareto", "rank", "rewards", "logprobs", "rl"):
         mod = importlib.import_module(f"fastalign.{area}")
         for name in mod.__all__:
             obj = getattr(mod, name)

@@ -29,7 +29,7 @@ from fastalign.errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from fastalign import bleu, dedup, losses, pareto, rank, rewards
+    from fastalign import bleu, dedup, losses, pareto, rank, rewards, rl
     from fastalign.logprobs import logps_from_logits, sequence_logps, token_logps
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "pareto",
     "rank",
     "rewards",
+    "rl",
     "sequence_logps",
     "token_logps",
 ]
@@ -61,6 +62,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "pareto": ("fastalign.pareto", None),
     "rank": ("fastalign.rank", None),
     "rewards": ("fastalign.rewards", None),
+    "rl": ("fastalign.rl", None),
     "sequence_logps": ("fastalign.logprobs", "sequence_logps"),
     "token_logps": ("fastalign.logprobs", "token_logps"),
 }

@@ -42,6 +42,8 @@ __all__ = [
     "rank_preference_pairs",
     "rank_schulze",
     "rank_score_comparisons",
+    "rl_gae_f32",
+    "rl_gae_f64",
     "sys_cpu_features",
     "sys_debug_fail",
     "sys_num_threads",
@@ -64,6 +66,22 @@ def pareto_crowding_distance(
     fronts: npt.NDArray[np.int64] | None = None,
     offsets: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.float64]: ...
+def rl_gae_f64(
+    rewards: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64] | None,
+    mask: npt.NDArray[np.uint8],
+    last_values: npt.NDArray[np.float64] | None,
+    gamma: float,
+    lam: float,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def rl_gae_f32(
+    rewards: npt.NDArray[np.float32],
+    values: npt.NDArray[np.float32] | None,
+    mask: npt.NDArray[np.uint8],
+    last_values: npt.NDArray[np.float32] | None,
+    gamma: float,
+    lam: float,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
 def pareto_hypervolume(
     f: npt.NDArray[np.float64],
     reference: npt.NDArray[np.float64],

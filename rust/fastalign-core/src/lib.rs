@@ -12,6 +12,7 @@ pub mod error;
 pub mod mem;
 pub mod pareto;
 pub mod rank;
+pub mod rl;
 pub mod sys;
 pub mod unicode;
 

@@ -14,12 +14,15 @@ mod dedup;
 mod errors;
 mod pareto;
 mod rank;
+mod rl;
 mod sys;
 
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(pareto::pareto_pama, m)?)?;
+    m.add_function(wrap_pyfunction!(rl::rl_gae_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(rl::rl_gae_f32, m)?)?;
     m.add_function(wrap_pyfunction!(pareto::pareto_mgda_weights, m)?)?;
     m.add_function(wrap_pyfunction!(pareto::pareto_non_dominated_sort, m)?)?;
     m.add_function(wrap_pyfunction!(pareto::pareto_crowding_distance, m)?)?;

@@ -22,6 +22,7 @@ from fastalign.bench.workloads import (
     pareto,
     prefdata,
     rank,
+    rl,
     token_logps,
     trl_dpo,
 )
@@ -37,6 +38,7 @@ WORKLOADS: dict[str, Workload] = {
     "dpo_loss": dpo_loss.run,
     "prefdata": prefdata.run,
     "pareto": pareto.run,
+    "rl": rl.run,
     "bleu": bleu.run,
     "dedup": dedup.run,
     "rank": rank.run,

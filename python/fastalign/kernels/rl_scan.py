@@ -1,0 +1,1 @@
+../../../kernels/rl_scan.py
