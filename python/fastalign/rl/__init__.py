@@ -1,6 +1,6 @@
-"""RL estimators: GAE and discounted returns (a Rust scan, never a Python loop over time),
-RLOO leave-one-out advantages, and the KL estimators k1 / k2 / k3 / abs with an unbiased
-gradient option. Torch tensors in and out, on the input's device and dtype.
+"""RL estimators: GAE and discounted returns (a scan, never a Python loop over time: Rust on
+CPU, Triton on CUDA), RLOO leave-one-out advantages, and the KL estimators k1 / k2 / k3 / abs
+with an unbiased gradient option. Torch tensors in and out, on the input's device and dtype.
 
 Masks: ``mask[b, t]`` non-zero marks a valid token (the completion). Masked tokens (prompt,
 padding, interior gaps such as tool output) are skipped by the recurrences: the next valid
