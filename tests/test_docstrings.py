@@ -31,6 +31,8 @@ import pytest
         "fastalign.pareto",
         "fastalign.rank",
         "fastalign.rewards",
+        "fastalign.rl",
+        "fastalign.rl._estimators",
     ],
 )
 def test_docstring_examples(module):
