@@ -42,8 +42,8 @@ def test_selective_log_softmax_float64(n, v, seed, temperature):
     theirs = trl_utils.selective_log_softmax(logits, labels, temperature=temperature)
     # log-softmax rounds on the scale of its inputs: a few ulps of max |z| / T, whatever
     # the size of the log-prob (near 0 the relative error of any float64 method is large)
-    scale = float(logits.abs().max()) / temperature + 1.0
-    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=8 * 2.0**-52 * scale)
+    eight_ulps_of_scale = 8 * 2.0**-52 * (float(logits.abs().max()) / temperature + 1.0)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=eight_ulps_of_scale)
 
 
 @given(
