@@ -209,6 +209,64 @@ def test_fused_linear_grpo_equals_composition():
         assert_rel(a, r, 1e-11, "gradient")
 
 
+_GRPO_EXTRAS = {
+    "vespo": dict(sampling_correction="token_mask", sampling_clip_min=0.5),
+    "cispo": dict(epsilon_high=5.0, sampling_correction="sequence_truncate"),
+    "sapo": dict(off_policy_mask_threshold=0.05, use_bias_correction_kl=True),
+    "luspo": dict(importance_sampling_level="sequence", sampling_correction="token_truncate"),
+    "dapo": dict(delta=1.5, epsilon_high=0.28, sampling_correction="sequence_mask"),
+}
+
+
+@pytest.mark.parametrize("loss_type", sorted(_GRPO_EXTRAS))
+@pytest.mark.parametrize(
+    "backend", ["torch", pytest.param("triton", marks=pytest.mark.interpreter)]
+)
+def test_fused_linear_grpo_takes_every_option(loss_type, backend):
+    """FusedLinearGRPOLoss with the TRL 1.16 options (high-entropy tokens from the fold's own
+    entropies, rollout correction, off-policy mask, bias-corrected KL) equals grpo_loss on
+    the materialized log-probs and entropies."""
+    from fastalign.losses import FusedLinearGRPOLoss, grpo_loss
+
+    dtype = torch.float64 if backend == "torch" else torch.float32
+    hidden, weight, _, labels, _, _ = make(3, 2, 7, 8, 30, dtype=dtype)
+    g = torch.Generator().manual_seed(4)
+    adv = torch.randn(4, generator=g, dtype=torch.float64)
+    old = -torch.rand(4, 7, generator=g, dtype=torch.float64) * 4
+    sampling = old + torch.randn(4, 7, generator=g, dtype=torch.float64) * 0.2
+    ref = old + torch.randn(4, 7, generator=g, dtype=torch.float64) * 0.2
+    opts = dict(top_entropy_quantile=0.5, **_GRPO_EXTRAS[loss_type])
+    mod = FusedLinearGRPOLoss(loss_type, beta=0.04, backend=backend, **opts)
+    n_items = int((labels != -100).sum())
+
+    def fused_fn(h, w, _):
+        return mod(h, w, labels, adv.to(dtype), old.to(dtype), ref.to(dtype),
+                   sampling_logps=sampling.to(dtype), num_items_in_batch=n_items)  # fmt: skip
+
+    def comp(h, w, _):
+        z = (h.reshape(-1, 8) @ w.T).double()
+        logp_all = torch.log_softmax(z, -1)
+        ent = -(logp_all.exp() * logp_all).sum(-1)
+        y = labels.reshape(-1)
+        lp = logp_all.gather(1, y.clamp(min=0)[:, None]).squeeze(1)
+        keep = y != -100
+        lp, ent = (torch.where(keep, x, 0.0).reshape(4, 7) for x in (lp, ent))
+        return grpo_loss(lp, old, adv, labels != -100, ref_logps=ref, beta=0.04,
+                         loss_type=loss_type, entropies=ent.detach(), sampling_logps=sampling,
+                         num_items_in_batch=n_items, **opts)  # fmt: skip
+
+    fused, g_fused = grads(fused_fn, hidden, weight, None)
+    want, g_want = grads(comp, hidden.double(), weight.double(), None)
+    tol = 1e-11 if dtype == torch.float64 else 1e-4
+    assert fused.loss.item() == pytest.approx(want.loss.item(), rel=tol, abs=tol)
+    assert set(fused.metrics) == set(want.metrics)
+    for a, r in zip(g_fused, g_want, strict=True):
+        assert_rel(a, r, tol, "gradient")
+    no_grad = mod(hidden, weight, labels, adv.to(dtype), old.to(dtype), ref.to(dtype),
+                  sampling_logps=sampling.to(dtype), num_items_in_batch=n_items)  # fmt: skip
+    assert no_grad.loss.item() == pytest.approx(want.loss.item(), rel=tol, abs=tol)
+
+
 def test_fused_linear_kto_equals_composition():
     from fastalign.losses import FusedLinearKTOLoss, kto
 

@@ -5,8 +5,6 @@ the spec's properties."""
 from __future__ import annotations
 
 import math
-import types
-from collections import defaultdict
 
 import pytest
 import torch
@@ -15,81 +13,22 @@ from hypothesis import strategies as st
 
 from fastalign.errors import InvalidInputError, ShapeError
 from fastalign.losses import GRPO_LOSS_TYPES, group_advantages, grpo_loss, soft_overlong_penalty
+from fastalign.losses._grpo_terms import SAMPLING_CORRECTIONS
+from fastalign.reference import trl_grpo as trl_grpo_ref
 
-grpo_trainer = pytest.importorskip("trl.trainer.grpo_trainer")
-
-
-class _Accelerator:
-    num_processes = 1
-    sync_gradients = True
-
-    @staticmethod
-    def reduce(x, reduction="sum"):
-        return x
-
-    @staticmethod
-    def gather(x):
-        return x
-
-    gather_for_metrics = gather
+pytest.importorskip("trl.trainer.grpo_trainer")
 
 
-def trl_grpo(
-    logps,
-    old,
-    ref,
-    adv,
-    mask,
-    *,
-    loss_type,
-    beta,
-    eps_low,
-    eps_high,
-    delta,
-    level,
-    max_len,
-    num_items,
-):
-    b, t = logps.shape
-    trainer = types.SimpleNamespace(
-        top_entropy_quantile=1.0,
-        off_policy_mask_threshold=None,
-        importance_sampling_level=level,
-        beta=beta,
-        loss_type=loss_type,
-        epsilon_low=eps_low,
-        epsilon_high=eps_high,
-        use_vllm=False,
-        vllm_importance_sampling_correction=False,
-        model=types.SimpleNamespace(training=True),
-        current_gradient_accumulation_steps=1,
-        max_completion_length=max_len,
-        accelerator=_Accelerator(),
-        aux_loss_enabled=False,
-        _entropy_bonus_enabled=False,
-        args=types.SimpleNamespace(
-            use_bias_correction_kl=False, delta=delta, steps_per_generation=1
-        ),
-        _metrics={"train": defaultdict(list)},
-    )
-    trainer._get_per_token_logps_and_entropies = lambda *a, **k: (
-        logps,
-        torch.zeros_like(logps),
-        None,
-    )
-    inputs = {
-        "prompt_ids": torch.zeros(b, 1, dtype=torch.long),
-        "prompt_mask": torch.ones(b, 1, dtype=torch.long),
-        "completion_ids": torch.zeros(b, t, dtype=torch.long),
-        "completion_mask": mask,
-        "advantages": adv,
-        "old_per_token_logps": old,
-        "num_items_in_batch": torch.tensor(float(num_items)),
-    }
-    if beta:
-        inputs["ref_per_token_logps"] = ref
-    loss = grpo_trainer.GRPOTrainer._compute_loss(trainer, None, inputs)
-    return loss, {k: v[-1] for k, v in trainer._metrics["train"].items()}
+def test_trl_still_corrects_rollouts_as_transcribed():
+    import inspect
+
+    trl = pytest.importorskip("trl")
+    src = " ".join(inspect.getsource(trl.GRPOTrainer._generate_and_score_completions).split())
+    for line in trl_grpo_ref.ROLLOUT_LINES:
+        assert " ".join(line.split()) in src, line
+
+
+trl_grpo = trl_grpo_ref.compute_loss
 
 
 def random_rl_batch(seed, b, t, dtype=torch.float64):
@@ -103,77 +42,98 @@ def random_rl_batch(seed, b, t, dtype=torch.float64):
     return logps, old, ref, adv, mask
 
 
+def _f32(x):
+    """``x`` as TRL's float32 ``torch.where`` of Python floats holds it."""
+    return float(torch.tensor(x, dtype=torch.float32))
+
+
+def _extras(seed, b, t, nan_sampling):
+    """Entropies (float32 values: TRL takes their quantile in float32) and sampler log-probs
+    near the old ones, some unscored (NaN) when ``nan_sampling``."""
+    g = torch.Generator().manual_seed(seed + 1)
+    ent = (torch.rand(b, t, generator=g) * 3).double()
+    sampling = -torch.rand(b, t, generator=g, dtype=torch.float64) * 3
+    if nan_sampling:
+        sampling[torch.rand(b, t, generator=g) < 0.2] = math.nan
+    return ent, sampling
+
+
+_OPTION_SETS = st.fixed_dictionaries(
+    {
+        "beta": st.sampled_from([0.0, 0.04]),
+        "eps_high": st.sampled_from([0.2, 0.28, 4.0]),
+        "delta": st.sampled_from([None, 1.5]),
+        "use_bias_correction_kl": st.booleans(),
+        # fractions whose 1 - q float32 holds exactly: TRL takes the quantile of float32
+        # entropies at float32(1 - q), and float32(0.8) > 0.8 drops the token exactly at
+        # the 0.8 rank when (n - 1) * 0.8 is whole (top_entropy_quantile=0.2); fastalign
+        # keeps it (entropy >= the exact quantile)
+        "top_entropy_quantile": st.sampled_from([1.0, 0.75, 0.5, 0.25, 0.0]),
+        "off_policy_mask_threshold": st.sampled_from([None, 0.0, 0.5]),
+        "with_sampling": st.booleans(),
+        "mode": st.sampled_from([None, *SAMPLING_CORRECTIONS]),
+        "clip": st.sampled_from([(None, 3.0), (0.5, 2.0), (0.9, None), (0.0, 1.2)]),
+        "nan_sampling": st.booleans(),
+        "sapo": st.sampled_from([(1.0, 1.05), (0.5, 2.0)]),
+        "vespo": st.sampled_from([(2.0, 3.0, 3.0, 2.0), (1.5, 0.5, 3.0, 1.0)]),
+    }
+)
+
+
+def _run_both(loss_type, level, seed, b, t, o, grad=False):
+    logps, old, ref, adv, mask = random_rl_batch(seed, b, t)
+    ent, sampling = _extras(seed, b, t, o["nan_sampling"])
+    mode = o["mode"] if o["with_sampling"] else None
+    if loss_type == "vespo" and mode is not None and mode.startswith("sequence"):
+        mode = "token_" + mode.split("_")[1]  # TRL refuses sequence modes for VESPO
+    sampler = sampling if o["with_sampling"] else None
+    num_items = int(mask.sum()) + 3
+    a = logps.clone().requires_grad_(grad)
+    ours = grpo_loss(
+        a, old, adv, mask, ref_logps=ref, beta=o["beta"], epsilon_low=0.2,
+        epsilon_high=o["eps_high"], delta=o["delta"], loss_type=loss_type,
+        importance_sampling_level=level, max_completion_length=t + 2,
+        num_items_in_batch=num_items, use_bias_correction_kl=o["use_bias_correction_kl"],
+        sapo_temperature_pos=_f32(o["sapo"][0]), sapo_temperature_neg=_f32(o["sapo"][1]),
+        vespo_k_pos=o["vespo"][0], vespo_lambda_pos=o["vespo"][1],
+        vespo_k_neg=o["vespo"][2], vespo_lambda_neg=o["vespo"][3], entropies=ent,
+        top_entropy_quantile=o["top_entropy_quantile"],
+        off_policy_mask_threshold=o["off_policy_mask_threshold"], sampling_logps=sampler,
+        sampling_correction=mode, sampling_clip_min=o["clip"][0],
+        sampling_clip_max=o["clip"][1],
+    )  # fmt: skip
+    c = logps.clone().requires_grad_(grad)
+    theirs, metrics = trl_grpo(
+        c, old, ref, adv, mask, loss_type=loss_type, beta=o["beta"], eps_low=0.2,
+        eps_high=o["eps_high"], delta=o["delta"], level=level, max_len=t + 2,
+        num_items=num_items, entropies=ent, top_entropy_quantile=o["top_entropy_quantile"],
+        off_policy_mask_threshold=o["off_policy_mask_threshold"],
+        use_bias_correction_kl=o["use_bias_correction_kl"], sampling=sampler, mode=mode,
+        clip_min=o["clip"][0], clip_max=o["clip"][1], sapo=o["sapo"], vespo=o["vespo"],
+    )  # fmt: skip
+    return (ours, a), (theirs, c, metrics)
+
+
 @pytest.mark.parametrize("loss_type", GRPO_LOSS_TYPES)
 @pytest.mark.parametrize("level", ["token", "sequence"])
-@given(
-    seed=st.integers(0, 2**31 - 1),
-    b=st.integers(1, 6),
-    t=st.integers(1, 7),
-    beta=st.sampled_from([0.0, 0.04]),
-    eps_high=st.sampled_from([0.2, 0.28]),
-    delta=st.sampled_from([None, 1.5]),
-)
-def test_float64_parity_with_trl(loss_type, level, seed, b, t, beta, eps_high, delta):
-    if level == "sequence" and loss_type in ("bnpo", "dr_grpo", "dapo"):
-        return  # TRL refuses these combinations at construction time
-    logps, old, ref, adv, mask = random_rl_batch(seed, b, t)
-    num_items = int(mask.sum()) + 3
-    kw = dict(loss_type=loss_type, beta=beta, delta=delta)
-    ours = grpo_loss(
-        logps,
-        old,
-        adv,
-        mask,
-        ref_logps=ref,
-        epsilon_low=0.2,
-        epsilon_high=eps_high,
-        importance_sampling_level=level,
-        max_completion_length=t + 2,
-        num_items_in_batch=num_items,
-        **kw,
-    )
-    theirs, metrics = trl_grpo(
-        logps,
-        old,
-        ref,
-        adv,
-        mask,
-        eps_low=0.2,
-        eps_high=eps_high,
-        level=level,
-        max_len=t + 2,
-        num_items=num_items,
-        **kw,
-    )
+@given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 6), t=st.integers(1, 7), o=_OPTION_SETS)
+def test_float64_parity_with_trl(loss_type, level, seed, b, t, o):
+    (ours, _), (theirs, _, metrics) = _run_both(loss_type, level, seed, b, t, o)
     assert ours.loss.item() == pytest.approx(theirs.item(), rel=1e-10, abs=1e-12)
-    for name in ("clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean"):
-        assert ours.metrics[name].item() == pytest.approx(metrics[name], rel=1e-6, abs=1e-7)
-    if beta:
-        assert ours.metrics["kl"].item() == pytest.approx(metrics["kl"], rel=1e-10)
+    assert set(metrics) - {"entropy"} <= set(ours.metrics)
+    for name, value in metrics.items():
+        # TRL's global means divide in float32 (mask.sum().float()); the rest is float64
+        got = ours.metrics[name].item()
+        assert got == pytest.approx(value, rel=1e-6, abs=1e-7, nan_ok=True), name
 
 
-def test_gradients_match_trl():
-    logps, old, ref, adv, mask = random_rl_batch(5, 4, 6)
-    a = logps.clone().requires_grad_(True)
-    b = logps.clone().requires_grad_(True)
-    grpo_loss(a, old, adv, mask, ref_logps=ref, beta=0.04).loss.backward()
-    theirs, _ = trl_grpo(
-        b,
-        old,
-        ref,
-        adv,
-        mask,
-        loss_type="grpo",
-        beta=0.04,
-        eps_low=0.2,
-        eps_high=0.2,
-        delta=None,
-        level="token",
-        max_len=6,
-        num_items=1,
-    )
+@pytest.mark.parametrize("loss_type", GRPO_LOSS_TYPES)
+@given(seed=st.integers(0, 2**31 - 1), level=st.sampled_from(["token", "sequence"]), o=_OPTION_SETS)
+def test_gradients_match_trl(loss_type, seed, level, o):
+    (ours, a), (theirs, c, _) = _run_both(loss_type, level, seed, 4, 6, o, grad=True)
+    ours.loss.backward()
     theirs.backward()
-    torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(a.grad, c.grad, rtol=1e-12, atol=1e-14)
 
 
 @given(
@@ -214,14 +174,23 @@ def test_group_advantages_nan_rewards_are_left_out():
 @given(seed=st.integers(0, 2**31 - 1), loss_type=st.sampled_from(GRPO_LOSS_TYPES))
 def test_on_policy_without_kl_is_minus_advantage_aggregated(seed, loss_type):
     logps, _, _, adv, mask = random_rl_batch(seed, 5, 6)
-    out = grpo_loss(logps, None, adv, mask, loss_type=loss_type, max_completion_length=6)
+    cap = 5.0 if loss_type == "cispo" else None
+    out = grpo_loss(logps, None, adv, mask, loss_type=loss_type, max_completion_length=6,
+                    epsilon_high=cap)  # fmt: skip
     m = mask.double()
     per_token = -adv[:, None] * m
+    # CISPO and VESPO (phi(1) = 1) are REINFORCE on-policy: -A lp; SAPO: -(2 / tau) A
+    reinforce = per_token * logps
+    tau = torch.where(adv > 0, 1.0, 1.05).double()[:, None]
     want = {
         "grpo": (per_token.sum(1) / m.sum(1)).mean(),
         "bnpo": per_token.sum() / m.sum(),
         "dr_grpo": per_token.sum() / (5 * 6),
         "dapo": per_token.sum() / m.sum(),
+        "luspo": per_token.sum(1).mean(),
+        "cispo": reinforce.sum() / m.sum(),
+        "vespo": reinforce.sum() / m.sum(),
+        "sapo": ((2 / tau * per_token).sum(1) / m.sum(1)).mean(),
     }[loss_type]
     torch.testing.assert_close(out.loss, want)
 
@@ -243,6 +212,32 @@ def test_bad_input():
         grpo_loss(logps, old, adv, mask, loss_type="dr_grpo")
     with pytest.raises(InvalidInputError, match="loss_type"):
         grpo_loss(logps, old, adv, mask, loss_type="ppo")
+    with pytest.raises(InvalidInputError, match="pass epsilon_high"):
+        grpo_loss(logps, old, adv, mask, loss_type="cispo")
+    with pytest.raises(InvalidInputError, match="needs the per-token entropies"):
+        grpo_loss(logps, old, adv, mask, top_entropy_quantile=0.2)
+    with pytest.raises(InvalidInputError, match="top_entropy_quantile must be in"):
+        grpo_loss(logps, old, adv, mask, top_entropy_quantile=1.5, entropies=logps.abs())
+    bad = logps.abs().clone()
+    bad[0, 0] = math.nan
+    with pytest.raises(InvalidInputError, match=r"entropies\[0, 0\] = nan"):
+        grpo_loss(logps, old, adv, mask, top_entropy_quantile=0.5, entropies=bad)
+    with pytest.raises(InvalidInputError, match="needs sampling_logps"):
+        grpo_loss(logps, old, adv, mask, sampling_correction="token_mask")
+    with pytest.raises(InvalidInputError, match="sampling_correction must be one of"):
+        grpo_loss(logps, old, adv, mask, sampling_logps=old, sampling_correction="tis")
+    with pytest.raises(InvalidInputError, match="token-level sampling_correction"):
+        grpo_loss(logps, old, adv, mask, loss_type="vespo", sampling_logps=old,
+                  sampling_correction="sequence_mask")  # fmt: skip
+    with pytest.raises(InvalidInputError, match="must not exceed sampling_clip_max"):
+        grpo_loss(logps, old, adv, mask, sampling_logps=old, sampling_clip_min=4.0)
+    with pytest.raises(InvalidInputError, match="needs a sampling_clip_min or _max"):
+        grpo_loss(logps, old, adv, mask, sampling_logps=old, sampling_correction="token_truncate",
+                  sampling_clip_max=None)  # fmt: skip
+    with pytest.raises(ShapeError, match="sampling_logps must have shape"):
+        grpo_loss(logps, old, adv, mask, sampling_logps=old[:, :2])
+    with pytest.raises(TypeError, match="use_bias_correction_kl"):
+        grpo_loss(logps, old, adv, mask, use_bias_correction_kl="yes")
     with pytest.raises(InvalidInputError, match="do not split into groups of 3"):
         group_advantages(torch.zeros(4), 3)
     with pytest.raises(InvalidInputError, match="scale"):
@@ -450,3 +445,14 @@ def test_aggregation_checks():
         group_advantages(r, 2, reward_weights=[1.0, float("nan")])
     with pytest.raises(InvalidInputError, match=r"rewards\[1, 0\] is inf"):
         group_advantages(torch.tensor([[1.0, 0.0], [float("inf"), 0.0]]), 2)
+
+
+@given(
+    values=st.lists(st.floats(0, 10, width=32), min_size=1, max_size=40),
+    q=st.floats(0, 1),
+)
+def test_quantile_equals_torch_quantile(values, q):
+    from fastalign.losses._grpo_terms import quantile
+
+    x = torch.tensor(values, dtype=torch.float64)
+    assert quantile(x, q).item() == torch.quantile(x, q).item()

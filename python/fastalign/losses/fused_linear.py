@@ -272,16 +272,20 @@ class _TokenLossFused(torch.autograd.Function):
         tiles = _tiling.plan(n, vocab, h.device, chunk_rows=meta["chunk_rows"],
                              chunk_vocab=meta["chunk_vocab"])  # fmt: skip
         store = _tiling.Store.empty(n, vocab, tiles, hidden.dtype, h.device, meta["memory_budget"])
+        want_ent = meta["entropy"]
         state = _tiling.fold_head(
-            h, w, b, y, transform, tiles, rows, entropy=False, stats=False, store=store
+            h, w, b, y, transform, tiles, rows, entropy=want_ent, stats=False, store=store
         )
         fin = _tiling.finish(state, y, vocab)
-        lp = torch.zeros(b_ * t_, dtype=compute, device=hidden.device).index_copy_(
-            0, keep, fin.logp
-        )
-        lp = lp.view(b_, t_).requires_grad_(True)
+
+        def scatter(v: torch.Tensor) -> torch.Tensor:
+            flat = torch.zeros(b_ * t_, dtype=compute, device=hidden.device)
+            return flat.index_copy_(0, keep, v.detach()).view(b_, t_)
+
+        lp = scatter(fin.logp).requires_grad_(True)
+        ent = scatter(fin.ent) if want_ent else None
         with torch.enable_grad():
-            out = loss_fn(lp)
+            out = loss_fn(lp, ent)
             (g_lp,) = torch.autograd.grad(out.loss, lp, allow_unused=True, materialize_grads=True)
         meta["out"] = LossOutput(
             out.loss.detach(), out.losses.detach(), {k: v.detach() for k, v in out.metrics.items()}
@@ -373,23 +377,27 @@ class _FusedLinearBase(torch.nn.Module):
         )
         return None if which == "reference" else row_passes(which)
 
-    def _logps(self, hidden, weight, labels, bias, reduction):
+    def _logps(self, hidden, weight, labels, bias, reduction, entropy=False):
         from fastalign.logprobs import sequence_logps
 
         return sequence_logps(
-            hidden, weight, labels, bias=bias, reduction=reduction, **self._opts()
-        )
+            hidden, weight, labels, bias=bias, reduction=reduction, return_entropy=entropy,
+            **self._opts(),
+        )  # fmt: skip
 
-    def _fused(self, hidden, weight, labels, bias, loss_fn) -> LossOutput:
-        """``loss_fn(token log-probs [B, T])`` with its gradient formed in the forward
-        (:class:`_TokenLossFused`); without gradients, or with ``backend="reference"``, the
-        plain composition."""
+    def _fused(self, hidden, weight, labels, bias, loss_fn, entropy=False) -> LossOutput:
+        """``loss_fn(token log-probs [B, T], entropies [B, T] or None)`` with its gradient
+        formed in the forward (:class:`_TokenLossFused`); without gradients, or with
+        ``backend="reference"``, the plain composition. The entropies (computed only when
+        ``entropy``) are detached: a mask or a metric, not a term of the loss."""
         if not isinstance(hidden, torch.Tensor) or hidden.ndim != 3:
             raise ShapeError("hidden must be a [B, T, H] tensor")
         rows = self._rows(hidden)
         wants = any(x is not None and x.requires_grad for x in (hidden, weight, bias))
         if rows is None or not torch.is_grad_enabled() or not wants:
-            out = loss_fn(self._logps(hidden, weight, labels, bias, "none"))
+            got = self._logps(hidden, weight, labels, bias, "none", entropy=entropy)
+            lp, ent = got if entropy else (got, None)
+            out = loss_fn(lp, None if ent is None else ent.detach())
             return _in_dtype(out, _tiling.compute_dtype(hidden.dtype))
         from fastalign._validate import check_head, check_labels
 
@@ -400,7 +408,7 @@ class _FusedLinearBase(torch.nn.Module):
             ignore_index=self.ignore_index,
             memory_budget=_tiling.store_budget(hidden.device, self.memory_budget),
             chunk_rows=self.head.chunk_rows, chunk_vocab=self.head.chunk_vocab,
-            accumulate=self.head.accumulate,
+            accumulate=self.head.accumulate, entropy=bool(entropy),
         )  # fmt: skip
         loss = _TokenLossFused.apply(hidden, weight, bias, meta)
         out = meta["out"]
@@ -627,9 +635,14 @@ class FusedLinearGRPOLoss(_FusedLinearBase):
 
     ``forward(hidden [B, T, H], weight [V, H], labels [B, T], advantages [B],
     old_logps=None [B, T], ref_logps=None [B, T], *, bias=None, ref_hidden=None,
-    ref_weight=None, ref_bias=None, num_items_in_batch=None)``; the completion mask is
-    ``labels != ignore_index``; reference log-probs (needed when ``beta > 0``) are given or
-    computed from ``ref_hidden`` / ``ref_weight`` without gradient.
+    ref_weight=None, ref_bias=None, num_items_in_batch=None, sampling_logps=None)``; the
+    completion mask is ``labels != ignore_index``; reference log-probs (needed when
+    ``beta > 0``) are given or computed from ``ref_hidden`` / ``ref_weight`` without
+    gradient. Every option of :func:`~fastalign.losses.grpo_loss` is a keyword of the
+    constructor (``loss_type``, ``epsilon_high``, ``top_entropy_quantile``,
+    ``sampling_correction``...); the per-token entropies that ``top_entropy_quantile < 1``
+    needs come from the same fold as the log-probs (``log_entropy=True`` computes them for
+    the ``entropy`` metric alone).
 
     With gradients, the loss's gradient is formed in the forward on the tiling driver (three
     matmul passes when ``memory_budget`` holds the batch's kept tiles, bf16 ``exp(z - off)``
@@ -652,6 +665,7 @@ class FusedLinearGRPOLoss(_FusedLinearBase):
         chunk_rows: int | None = None,
         chunk_vocab: int | None = None,
         accumulate: str = "output",
+        log_entropy: bool = False,
         **grpo_options: Any,
     ) -> None:
         super().__init__(
@@ -666,6 +680,14 @@ class FusedLinearGRPOLoss(_FusedLinearBase):
             accumulate=accumulate,
         )
         self.loss_type, self.beta, self.grpo_options = loss_type, beta, grpo_options
+        for name in ("entropies", "sampling_logps", "num_items_in_batch"):
+            if name in grpo_options:
+                raise InvalidInputError(f"{name} is an argument of forward, not an option")
+        from fastalign._validate import check_bool, check_range
+
+        top = check_range(grpo_options.get("top_entropy_quantile", 1.0), "top_entropy_quantile",
+                          0.0, 1.0, hi_open=False)  # fmt: skip
+        self.entropy = check_bool(log_entropy, "log_entropy") or top < 1.0
 
     def forward(
         self,
@@ -681,6 +703,7 @@ class FusedLinearGRPOLoss(_FusedLinearBase):
         ref_weight=None,
         ref_bias=None,
         num_items_in_batch=None,
+        sampling_logps=None,
     ) -> LossOutput:
         from fastalign.losses.grpo import grpo_loss
 
@@ -690,7 +713,7 @@ class FusedLinearGRPOLoss(_FusedLinearBase):
             )
         mask = labels != self.ignore_index
 
-        def loss_fn(logps):
+        def loss_fn(logps, entropies):
             return grpo_loss(
                 logps,
                 old_logps,
@@ -700,10 +723,12 @@ class FusedLinearGRPOLoss(_FusedLinearBase):
                 beta=self.beta,
                 loss_type=self.loss_type,
                 num_items_in_batch=num_items_in_batch,
+                entropies=entropies,
+                sampling_logps=sampling_logps,
                 **self.grpo_options,
             )
 
-        return self._fused(hidden, weight, labels, bias, loss_fn)
+        return self._fused(hidden, weight, labels, bias, loss_fn, entropy=self.entropy)
 
 
 class FusedLinearKTOLoss(_FusedLinearBase):
@@ -782,7 +807,7 @@ class FusedLinearKTOLoss(_FusedLinearBase):
             with torch.no_grad():
                 kl_policy = self._logps(kl_hidden, weight, kl_labels, bias, "sum")
 
-        def loss_fn(logps):
+        def loss_fn(logps, _entropies):
             # the sequence sums and the small KTO problem in float64 (see _sequence_sums)
             return kto(
                 logps.double().sum(1),

@@ -1,11 +1,10 @@
 """Token-level RL objectives: group-relative advantages and the GRPO family.
 
-``grpo_loss`` is the clipped surrogate of GRPO / DAPO / Dr. GRPO / GSPO on per-token
-log-probs ``[B, T]`` with a completion mask, with TRL's GRPOTrainer semantics (the tests run
-TRL's own loss code for parity): ratio ``u = exp(lp - lp_old)`` (per token, or per sequence
-for GSPO's ``importance_sampling_level="sequence"``), per-token loss
-``-min(u A, clip(u, 1 - eps_low, 1 + eps_high) A) + beta * k3``,
-``k3 = exp(lp_ref - lp) - (lp_ref - lp) - 1``, then one of four aggregations.
+``grpo_loss`` computes every policy loss of TRL 1.16's GRPOTrainer (GRPO, BNPO, Dr. GRPO,
+DAPO, LUSPO, CISPO, SAPO, VESPO; GSPO's sequence-level ratios; clip-higher and two-sided
+clipping; the bias-corrected KL; off-policy sequence masking; high-entropy token selection;
+the rollout-engine importance-sampling correction) on per-token log-probs ``[B, T]`` with a
+completion mask. The tests run TRL's own ``_compute_loss`` for parity in float64.
 """
 
 from __future__ import annotations
@@ -16,7 +15,9 @@ from collections.abc import Sequence
 import torch
 
 from fastalign._validate import (
+    check_bool,
     check_choice,
+    check_finite,
     check_finite_where,
     check_float_tensor,
     check_int,
@@ -26,6 +27,7 @@ from fastalign._validate import (
 )
 from fastalign.errors import InvalidInputError, ShapeError
 from fastalign.losses._common import LossOutput, loss_output
+from fastalign.losses._grpo_terms import masked_stats
 
 __all__ = [
     "GRPO_LOSS_TYPES",
@@ -36,7 +38,7 @@ __all__ = [
     "soft_overlong_penalty",
 ]
 
-GRPO_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+GRPO_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo", "cispo", "sapo", "vespo")
 
 
 def _nanstd(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
@@ -188,58 +190,143 @@ def grpo_loss(
     importance_sampling_level: str = "token",
     max_completion_length: int | None = None,
     num_items_in_batch: float | torch.Tensor | None = None,
+    use_bias_correction_kl: bool = False,
+    sapo_temperature_pos: float = 1.0,
+    sapo_temperature_neg: float = 1.05,
+    vespo_k_pos: float = 2.0,
+    vespo_lambda_pos: float = 3.0,
+    vespo_k_neg: float = 3.0,
+    vespo_lambda_neg: float = 2.0,
+    entropies: torch.Tensor | None = None,
+    top_entropy_quantile: float = 1.0,
+    off_policy_mask_threshold: float | None = None,
+    sampling_logps: torch.Tensor | None = None,
+    sampling_correction: str | None = None,
+    sampling_clip_min: float | None = None,
+    sampling_clip_max: float | None = 3.0,
 ) -> LossOutput:
-    """The GRPO-family clipped surrogate on per-token log-probs.
+    """The GRPO-family policy losses of TRL 1.16's GRPOTrainer on per-token log-probs.
+
+    With the ratio ``u = exp(lp - lp_old)`` per token (``importance_sampling_level="token"``)
+    or ``u = exp(mean_t(lp - lp_old))`` per sequence (``"sequence"``, GSPO, Zheng et al.
+    2025) and the advantage ``A``, the per-token loss ``l_t`` of each ``loss_type``:
+
+    - ``grpo``, ``bnpo``, ``dr_grpo``, ``dapo``, ``luspo``: the clipped surrogate
+      ``-min(u' A, clip(u, 1 - eps_low, 1 + eps_high) A)`` with ``u' = min(u, delta)`` when
+      ``delta`` is set (two-sided clipping);
+    - ``cispo`` (MiniMax-M1, 2025): ``-sg(min(u, eps_high)) A lp`` (the clipped ratio only
+      weights the REINFORCE gradient; ``epsilon_high`` is the cap itself, required: ScaleRL
+      recommends 5.0);
+    - ``sapo`` (Soft Adaptive Policy Optimization, Gao et al. 2025):
+      ``-(4 / tau) sigmoid(tau (u - 1)) A`` with ``tau = sapo_temperature_pos`` for
+      ``A > 0``, ``sapo_temperature_neg`` otherwise;
+    - ``vespo``: ``-sg(phi(w)) A lp``, ``phi(w) = exp(lam + k log w - lam w)`` of the
+      sequence ratio ``w = prod_t u_t`` (``log w`` clamped to ``[log 1e-8, 20]``), ``(k, lam)
+      = (vespo_k_pos, vespo_lambda_pos)`` for ``A >= 0``, the ``_neg`` pair otherwise.
+
+    Then, in TRL's order: times the off-policy sequence mask, times the high-entropy token
+    mask, times the rollout correction ratio (not for ``vespo``, whose ``w`` includes it),
+    plus ``beta * k3`` with ``k3 = exp(lp_ref - lp) - (lp_ref - lp) - 1`` (times ``u`` with
+    ``use_bias_correction_kl``, DeepSeek-V3.2's unbiased KL gradient). Aggregation:
+    ``grpo`` and ``sapo``: mean over sequences of the token mean; ``bnpo``: token sum / token
+    count; ``dr_grpo``: token sum / (B * ``max_completion_length``); ``dapo``, ``cispo``,
+    ``vespo``: token sum / ``num_items_in_batch`` (the global token count; default the local
+    one); ``luspo``: mean over sequences of the token sum.
 
     Args:
         logps: ``[B, T]`` per-token log-probs under the current policy (differentiable).
         old_logps: ``[B, T]`` under the policy that sampled (``None``: on-policy, i.e.
             ``logps.detach()``).
         advantages: ``[B]`` (or ``[B, T]``) advantages, e.g. from :func:`group_advantages`.
-        mask: ``[B, T]`` completion mask (1 for scored tokens).
+        mask: ``[B, T]`` completion mask (1 for scored tokens; TRL's tool mask folded in).
         ref_logps: ``[B, T]`` reference log-probs, required when ``beta > 0``.
         beta: weight of the k3 KL estimator to the reference.
         epsilon_low, epsilon_high: clip range ``[1 - eps_low, 1 + eps_high]``
             (``epsilon_high`` defaults to ``epsilon_low``; DAPO's clip-higher uses 0.28).
         delta: optional upper clip of the unclipped ratio (two-sided clipping).
-        loss_type: aggregation: ``"grpo"`` (mean over sequences of per-sequence token means),
-            ``"bnpo"`` (token sum / token count), ``"dr_grpo"`` (token sum /
-            (B * max_completion_length)), ``"dapo"`` (token sum / ``num_items_in_batch``,
-            the global token count; defaults to the local count).
-        importance_sampling_level: ``"token"`` (GRPO) or ``"sequence"`` (GSPO: the ratio is
-            ``exp(mean_t(lp - lp_old))`` per sequence, broadcast to its tokens).
+        loss_type: one of :data:`GRPO_LOSS_TYPES` (above).
+        importance_sampling_level: ``"token"`` or ``"sequence"`` (GSPO; LUSPO's setting).
+        max_completion_length: ``dr_grpo``'s constant length.
+        num_items_in_batch: the token count ``dapo`` / ``cispo`` / ``vespo`` divide by.
+        use_bias_correction_kl: multiply the KL term by the ratio ``u`` (TRL's default is
+            True; off here so that ``beta`` alone gives the classic GRPO loss).
+        sapo_temperature_pos, sapo_temperature_neg: SAPO's temperatures. (TRL forms them
+            as float32 tensors, so 1.05 acts there as ``float32(1.05)``; here they keep
+            the inputs' dtype.)
+        vespo_k_pos, vespo_lambda_pos, vespo_k_neg, vespo_lambda_neg: VESPO's gamma shape.
+        entropies: ``[B, T]`` per-token entropies (``token_logps(..., return_entropy=True)``),
+            needed by ``top_entropy_quantile < 1``; also logged as ``entropy``.
+        top_entropy_quantile: keep only the scored tokens whose entropy is in the top
+            fraction ``q`` (entropy >= the ``1 - q`` quantile, linear interpolation, in the
+            entropies' dtype); 1.0 keeps all. (TRL takes the quantile of float32 entropies
+            at ``float32(1 - q)``: with ``q = 0.2`` that is 0.800000012 and drops the token
+            exactly at the 0.8 rank, which this keeps.)
+        off_policy_mask_threshold: DeepSeek-V3.2's off-policy sequence masking: sequences
+            with a negative advantage and a mean token KL ``mean_t(lp_sampler - lp)`` above
+            it are dropped (the sampler's log-probs are ``sampling_logps``, else
+            ``old_logps``).
+        sampling_logps: ``[B, T]`` log-probs the rollout engine (vLLM, SGLang) reported
+            for the sampled tokens; NaN marks a token it could not score (ratio 1, left out
+            of the mismatch metrics). Logs ``sampling/sampling_logp_difference/mean|max``.
+        sampling_correction: ``None`` or TRL's ``vllm_importance_sampling_mode``:
+            ``"token_truncate"``, ``"token_mask"``, ``"sequence_truncate"``,
+            ``"sequence_mask"``: the ratio ``pi_old / pi_sampler`` per token, or per
+            sequence (product), clamped to ``[sampling_clip_min, sampling_clip_max]``
+            (``*_truncate``) or zeroed outside it (``*_mask``). ``vespo`` takes token modes.
+        sampling_clip_min, sampling_clip_max: the bounds (``None``: unbounded on that side).
 
     Returns:
         :class:`LossOutput`: ``loss`` aggregated as ``loss_type`` says; ``losses`` the
-        per-sequence token-mean loss ``[B]``; metrics ``clip_ratio/low_mean``,
-        ``clip_ratio/high_mean``, ``clip_ratio/region_mean`` (token means, or sequence
-        means for sequence-level ratios, as TRL logs them),
-        ``ratio/mean``, ``ratio/min``, ``ratio/max`` and ``kl`` when ``beta > 0``.
+        per-sequence token-mean loss ``[B]``; TRL's metrics: ``clip_ratio/low_mean``,
+        ``clip_ratio/high_mean``, ``clip_ratio/region_mean``, ``clip_ratio/low_min``,
+        ``clip_ratio/high_max`` (clipped-surrogate types), ``cispo_clip_ratio``,
+        ``vespo/phi_seq_mean``, ``kl`` (``beta > 0``), ``entropy`` (with ``entropies``),
+        the ``sampling/...`` metrics; and ``ratio/mean``, ``ratio/min``, ``ratio/max``.
+
+    Example:
+        >>> import torch
+        >>> lp = torch.tensor([[-1.0, -2.0], [-0.5, -3.0]], requires_grad=True)
+        >>> out = grpo_loss(lp, None, torch.tensor([1.0, -1.0]), torch.ones(2, 2))
+        >>> out.loss  # on-policy: u = 1, the loss is -mean(A)
+        tensor(0., grad_fn=<MeanBackward0>)
+        >>> out = grpo_loss(lp, None, torch.tensor([1.0, -1.0]), torch.ones(2, 2),
+        ...                 loss_type="cispo", epsilon_high=5.0)
+        >>> round(out.loss.item(), 4)  # -A lp summed, / 4 tokens
+        -0.125
     """
+    from fastalign.losses import _grpo_terms as terms
+
     if not isinstance(logps, torch.Tensor) or not logps.is_floating_point():
         raise TypeError("logps must be a floating-point torch.Tensor")
     if logps.ndim != 2:
         raise ShapeError(f"logps must be [B, T], got shape {tuple(logps.shape)}")
     shape = logps.shape
-    for name, t in (("old_logps", old_logps), ("mask", mask), ("ref_logps", ref_logps)):
-        if t is not None:
-            check_tensor(t, name, shape, like="logps")
     if mask is None:
         raise TypeError("mask is required")
+    side = (("old_logps", old_logps), ("mask", mask), ("ref_logps", ref_logps),
+            ("entropies", entropies), ("sampling_logps", sampling_logps))  # fmt: skip
+    for name, t in side:
+        if t is not None:
+            check_tensor(t, name, shape, like="logps")
     if not isinstance(advantages, torch.Tensor):
         raise TypeError("advantages must be a torch.Tensor")
     if advantages.shape not in ((shape[0],), shape):
         raise ShapeError(
             f"advantages must be [{shape[0]}] or {list(shape)}, got {tuple(advantages.shape)}"
         )
-    if loss_type not in GRPO_LOSS_TYPES:
-        raise InvalidInputError(f"loss_type must be one of {GRPO_LOSS_TYPES}, got {loss_type!r}")
-    if importance_sampling_level not in ("token", "sequence"):
-        raise InvalidInputError("importance_sampling_level must be 'token' or 'sequence'")
+    loss_type = check_choice(loss_type, "loss_type", GRPO_LOSS_TYPES)
+    level = check_choice(importance_sampling_level, "importance_sampling_level",
+                         ("token", "sequence"))  # fmt: skip
     beta = check_range(beta, "beta", 0.0, math.inf)
     if beta > 0 and ref_logps is None:
         raise InvalidInputError("beta > 0 needs ref_logps")
     eps_low = check_positive(epsilon_low, "epsilon_low")
+    if loss_type == "cispo" and epsilon_high is None:
+        # TRL falls back to epsilon (0.2): a cap below 1 that shrinks every token's weight
+        raise InvalidInputError(
+            "loss_type='cispo' caps the ratio at epsilon_high itself (ScaleRL's eps_max, "
+            "recommended 5.0): pass epsilon_high"
+        )
     eps_high = eps_low if epsilon_high is None else check_positive(epsilon_high, "epsilon_high")
     if loss_type == "dr_grpo" and max_completion_length is None:
         raise InvalidInputError("loss_type='dr_grpo' needs max_completion_length")
@@ -248,35 +335,106 @@ def grpo_loss(
     delta = check_positive(delta, "delta", allow_none=True)
     if num_items_in_batch is not None and not isinstance(num_items_in_batch, torch.Tensor):
         num_items_in_batch = check_positive(num_items_in_batch, "num_items_in_batch")
+    use_bias_correction_kl = check_bool(use_bias_correction_kl, "use_bias_correction_kl")
+    tau_pos = check_positive(sapo_temperature_pos, "sapo_temperature_pos")
+    tau_neg = check_positive(sapo_temperature_neg, "sapo_temperature_neg")
+    vespo = [check_finite(v, n) for v, n in ((vespo_k_pos, "vespo_k_pos"),
+             (vespo_lambda_pos, "vespo_lambda_pos"), (vespo_k_neg, "vespo_k_neg"),
+             (vespo_lambda_neg, "vespo_lambda_neg"))]  # fmt: skip
+    top = check_range(top_entropy_quantile, "top_entropy_quantile", 0.0, 1.0, hi_open=False)
+    if top < 1.0 and entropies is None:
+        raise InvalidInputError("top_entropy_quantile < 1 needs the per-token entropies")
+    if off_policy_mask_threshold is not None:
+        off_policy_mask_threshold = check_finite(
+            off_policy_mask_threshold, "off_policy_mask_threshold"
+        )
+    if sampling_correction is not None:
+        sampling_correction = check_choice(
+            sampling_correction, "sampling_correction", terms.SAMPLING_CORRECTIONS
+        )
+        if sampling_logps is None:
+            raise InvalidInputError("sampling_correction needs sampling_logps")
+        if loss_type == "vespo" and sampling_correction.startswith("sequence"):
+            raise InvalidInputError(
+                "loss_type='vespo' takes a token-level sampling_correction ('token_truncate' or "
+                f"'token_mask'), got {sampling_correction!r}"
+            )
+    c_min, c_max = (
+        None if c is None else check_range(c, name, 0.0, math.inf)
+        for c, name in ((sampling_clip_min, "sampling_clip_min"),
+                        (sampling_clip_max, "sampling_clip_max"))
+    )  # fmt: skip
+    if c_min is not None and c_max is not None and c_min > c_max:
+        raise InvalidInputError(
+            f"sampling_clip_min ({c_min}) must not exceed sampling_clip_max ({c_max})"
+        )
+    truncate = sampling_correction is not None and sampling_correction.endswith("truncate")
+    if truncate and c_min is None and c_max is None:
+        raise InvalidInputError(f"{sampling_correction!r} needs a sampling_clip_min or _max")
+    if entropies is not None:
+        check_finite_where(entropies, "entropies", mask)
 
     mask = mask.to(logps.dtype)
     adv = advantages.unsqueeze(1) if advantages.ndim == 1 else advantages
-    old = logps.detach() if old_logps is None else old_logps
+    old = logps.detach() if old_logps is None else old_logps.detach()
+    is_ratio = None
+    if sampling_correction is not None:
+        is_ratio = terms.rollout_ratio(
+            old, sampling_logps.detach(), mask, sampling_correction, c_min, c_max
+        )
+    keep = None
+    if off_policy_mask_threshold is not None:
+        sampler = old if sampling_logps is None else sampling_logps.detach()
+        keep = terms.off_policy_keep(adv, logps, sampler, mask, off_policy_mask_threshold)
+    high_entropy = terms.high_entropy_mask(entropies, mask, top) if top < 1.0 else None
+
     log_ratio = logps - old
-    if importance_sampling_level == "sequence":
+    if level == "sequence":
         log_w = ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).unsqueeze(-1)
     else:
         log_w = log_ratio
     coef_1 = torch.exp(log_w)
-    coef_2 = torch.clamp(coef_1, 1 - eps_low, 1 + eps_high)
-    unclipped = torch.clamp(coef_1, max=delta) if delta is not None else coef_1
-    per_token = -torch.min(unclipped * adv, coef_2 * adv)
     kl = None
     if beta > 0:
         diff = ref_logps - logps
         kl = torch.exp(diff) - diff - 1
+        if use_bias_correction_kl:
+            kl = kl * coef_1
+    phi = None
+    if loss_type == "cispo":
+        per_token = -torch.clamp(coef_1, max=eps_high).detach() * adv * logps
+    elif loss_type == "sapo":
+        tau = torch.where(adv > 0, adv.new_tensor(tau_pos), adv.new_tensor(tau_neg))
+        per_token = -torch.sigmoid(tau * (coef_1 - 1)) * 4 / tau * adv
+    elif loss_type == "vespo":
+        phi = terms.vespo_weights(adv, log_ratio.detach(), mask, is_ratio, *vespo)
+        per_token = -phi * adv * logps
+    else:
+        coef_2 = torch.clamp(coef_1, 1 - eps_low, 1 + eps_high)
+        if delta is not None:
+            coef_1 = torch.clamp(coef_1, max=delta)
+        per_token = -torch.min(coef_1 * adv, coef_2 * adv)
+    if keep is not None:
+        per_token = per_token * keep
+    if high_entropy is not None:
+        per_token = per_token * high_entropy
+    if is_ratio is not None and loss_type != "vespo":
+        per_token = per_token * is_ratio
+    if kl is not None:
         per_token = per_token + beta * kl
     per_token = per_token.expand(shape)
 
     token_sum = (per_token * mask).sum(-1)
     count = mask.sum(-1).clamp(min=1.0)
     seq_mean = token_sum / count
-    if loss_type == "grpo":
+    if loss_type in ("grpo", "sapo"):
         loss = seq_mean.mean()
     elif loss_type == "bnpo":
         loss = token_sum.sum() / mask.sum().clamp(min=1.0)
     elif loss_type == "dr_grpo":
         loss = token_sum.sum() / (shape[0] * max_completion_length)
+    elif loss_type == "luspo":
+        loss = token_sum.mean()
     else:
         denom = (
             mask.sum()
@@ -284,30 +442,56 @@ def grpo_loss(
             else torch.as_tensor(num_items_in_batch, dtype=logps.dtype, device=logps.device)
         )
         loss = token_sum.sum() / denom.clamp(min=1.0)
+    metrics = _grpo_metrics(
+        coef_1.detach(), adv, mask, loss_type, eps_low, eps_high, kl, phi, entropies
+    )
+    if sampling_logps is not None:
+        metrics.update(terms.rollout_metrics(old, sampling_logps.detach(), mask, is_ratio))
+    return loss_output(loss, seq_mean, metrics)
 
-    with torch.no_grad():
-        total = mask.sum().clamp(min=1.0)
 
-        def tok_mean(x: torch.Tensor) -> torch.Tensor:
-            if x.shape[1] == 1:  # sequence-level ratios: one value per sequence (as TRL)
-                return x.to(logps.dtype).mean()
-            return (x.to(logps.dtype) * mask).sum() / total
+@torch.no_grad()
+def _grpo_metrics(coef_1, adv, mask, loss_type, eps_low, eps_high, kl, phi, entropies):
+    """TRL's logged metrics of :func:`grpo_loss` (masked means over the scored tokens, or
+    over the sequences for per-sequence values), and the ratio's mean / min / max."""
+    dtype = mask.dtype
+    total = mask.sum().clamp(min=1.0)
 
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:  # one value per sequence
+            return x.to(dtype).mean()
+        return (x.to(dtype) * mask).sum() / total
+
+    def per_seq(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            return x.to(dtype).squeeze(1)
+        return (x.to(dtype) * mask).sum(-1) / mask.sum(-1)
+
+    def nan_extreme(x: torch.Tensor, fn) -> torch.Tensor:
+        low, high = masked_stats(x, ~torch.isnan(x), empty=math.nan)[1:]
+        return low if fn is torch.min else high
+
+    metrics: dict[str, torch.Tensor] = {}
+    if loss_type in ("grpo", "bnpo", "dr_grpo", "dapo", "luspo"):
         low = (coef_1 < 1 - eps_low) & (adv < 0)
         high = (coef_1 > 1 + eps_high) & (adv > 0)
-        ratio = coef_1.detach().expand(shape)
-        sel = mask.bool()
-        metrics = {
-            "clip_ratio/low_mean": tok_mean(low),
-            "clip_ratio/high_mean": tok_mean(high),
-            "clip_ratio/region_mean": tok_mean(low | high),
-            "ratio/mean": tok_mean(coef_1.detach()),
-            "ratio/min": ratio[sel].min() if sel.any() else ratio.new_tensor(math.nan),
-            "ratio/max": ratio[sel].max() if sel.any() else ratio.new_tensor(math.nan),
-        }
-        if kl is not None:
-            metrics["kl"] = tok_mean(kl)
-    return loss_output(loss, seq_mean, metrics)
+        metrics["clip_ratio/low_mean"] = mean(low)
+        metrics["clip_ratio/high_mean"] = mean(high)
+        metrics["clip_ratio/region_mean"] = mean(low | high)
+        metrics["clip_ratio/low_min"] = nan_extreme(per_seq(low), torch.min)
+        metrics["clip_ratio/high_max"] = nan_extreme(per_seq(high), torch.max)
+    elif loss_type == "cispo":
+        metrics["cispo_clip_ratio"] = mean((coef_1 > eps_high) & (adv > 0))
+    elif loss_type == "vespo":
+        metrics["vespo/phi_seq_mean"] = mean(phi)
+    _, low, high = masked_stats(coef_1.expand(mask.shape), mask.bool(), empty=math.nan)
+    metrics["ratio/mean"] = mean(coef_1)
+    metrics["ratio/min"], metrics["ratio/max"] = low, high
+    if kl is not None:
+        metrics["kl"] = mean(kl.detach())
+    if entropies is not None:
+        metrics["entropy"] = mean(entropies.detach())
+    return metrics
 
 
 def pama_loss(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastalign.bench._harness import Row, time_median
+from fastalign.bench._harness import Row, have, time_median
 
 
 def run(size: str) -> list[Row]:
@@ -56,4 +56,113 @@ def run(size: str) -> list[Row]:
     t_fast, g_fast = time_median(lambda: rl.discounted_returns(r, m, gamma=gamma), repeat=repeat)
     err = float((g_fast.double() - want_g).abs().max())
     rows.append(Row("rl", wl, "fastalign (rust scan)", t_fast, max_err=err, tol=1e-3))
+    return rows + _grpo_rows(size)
+
+
+# every option of grpo_loss at once (what each loss type reads of it)
+GRPO_BENCH_OPTIONS = dict(
+    beta=0.04, use_bias_correction_kl=True, top_entropy_quantile=0.25,
+    off_policy_mask_threshold=0.5, sampling_correction="token_truncate",
+    sampling_clip_min=0.5, sampling_clip_max=2.0,
+)  # fmt: skip
+
+
+def _grpo_rows(size: str) -> list[Row]:
+    """``grpo_loss`` forward + backward over ``[B, T]`` log-probs with every option on
+    (k3 KL with the bias correction, high-entropy tokens, off-policy masking, the rollout
+    correction; delta and clip-higher for the clipped types), per loss type: fastalign vs
+    TRL 1.16's own ``_compute_loss`` (on a stand-in trainer, the rollout ratio handed to it
+    precomputed, as TRL's generation step does). fp32; error: the larger of the loss's and
+    the gradient's max |difference| to TRL in float64."""
+    if not have("trl"):
+        return []
+    import torch
+
+    from fastalign.losses import GRPO_LOSS_TYPES
+
+    b, t = {"quick": (16, 1024), "default": (64, 4096), "full": (64, 4096)}[size]
+    repeat = {"quick": 3, "default": 5, "full": 7}[size]
+    g = torch.Generator().manual_seed(1)
+    lengths = torch.randint(t // 4, t + 1, (b,), generator=g)
+    lp = -torch.rand(b, t, generator=g, dtype=torch.float64) * 4
+    old = lp + torch.randn(b, t, generator=g, dtype=torch.float64) * 0.05
+    batch = dict(
+        lp=lp,
+        old=old,
+        sampling=old + torch.randn(b, t, generator=g, dtype=torch.float64) * 0.05,
+        ref=lp + torch.randn(b, t, generator=g, dtype=torch.float64) * 0.1,
+        ent=(torch.rand(b, t, generator=g) * 4).double(),
+        adv=torch.randn(b, generator=g, dtype=torch.float64),
+        mask=(torch.arange(t)[None, :] < lengths[:, None]).long(),
+    )
+    rows: list[Row] = []
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for loss_type in GRPO_LOSS_TYPES:
+        kw = dict(loss_type=loss_type, eps_high=5.0 if loss_type == "cispo" else 0.28,
+                  delta=None if loss_type == "cispo" else 1.5, t=t)  # fmt: skip
+        want = _trl_step(batch, kw, torch.float64, "cpu")
+        wl = f"grpo_loss {loss_type} B={b} T={t:,} (every option, fp32, fwd+bwd)"
+        for dev in devices:
+            where = "" if dev == "cpu" else ", cuda"
+            for name, step, base in (("TRL 1.16 _compute_loss", _trl_step, True),
+                                     ("fastalign grpo_loss", _ours_step, False)):  # fmt: skip
+
+                def call(step=step, dev=dev, kw=kw):
+                    res = step(batch, kw, torch.float32, dev)
+                    if dev == "cuda":
+                        torch.cuda.synchronize()
+                    return res
+
+                secs, res = time_median(call, repeat=repeat)
+                rows.append(Row("rl", wl, name + where, secs, baseline=base,
+                                max_err=_step_err(res, want), tol=1e-4))  # fmt: skip
     return rows
+
+
+def _on(batch, dtype, dev):
+    """Copies of the batch's tensors on ``dev``, floating ones in ``dtype``."""
+    return {k: v.to(dev, dtype, copy=True) if v.is_floating_point() else v.to(dev)
+            for k, v in batch.items()}  # fmt: skip
+
+
+def _trl_step(batch, kw, dtype, dev):
+    """TRL's loss and d loss / d logps (see :mod:`fastalign.reference.trl_grpo`)."""
+    from fastalign.reference import trl_grpo
+
+    x, o = _on(batch, dtype, dev), GRPO_BENCH_OPTIONS
+    lp = x["lp"].requires_grad_(True)
+    loss, _ = trl_grpo.compute_loss(
+        lp, x["old"], x["ref"], x["adv"], x["mask"], loss_type=kw["loss_type"],
+        beta=o["beta"], eps_low=0.2, eps_high=kw["eps_high"], delta=kw["delta"],
+        level="token", max_len=kw["t"], num_items=int(x["mask"].sum()), entropies=x["ent"],
+        top_entropy_quantile=o["top_entropy_quantile"],
+        off_policy_mask_threshold=o["off_policy_mask_threshold"],
+        use_bias_correction_kl=o["use_bias_correction_kl"], sampling=x["sampling"],
+        mode=o["sampling_correction"], clip_min=o["sampling_clip_min"],
+        clip_max=o["sampling_clip_max"],
+    )  # fmt: skip
+    loss.backward()
+    return loss.detach(), lp.grad
+
+
+def _ours_step(batch, kw, dtype, dev):
+    """fastalign's loss and d loss / d logps, same options."""
+    from fastalign.losses import grpo_loss
+
+    x = _on(batch, dtype, dev)
+    lp = x["lp"].requires_grad_(True)
+    out = grpo_loss(
+        lp, x["old"], x["adv"], x["mask"], ref_logps=x["ref"], entropies=x["ent"],
+        sampling_logps=x["sampling"], loss_type=kw["loss_type"], epsilon_low=0.2,
+        epsilon_high=kw["eps_high"], delta=kw["delta"], max_completion_length=kw["t"],
+        num_items_in_batch=int(x["mask"].sum()), **GRPO_BENCH_OPTIONS,
+    )  # fmt: skip
+    out.loss.backward()
+    return out.loss.detach(), lp.grad
+
+
+def _step_err(res, want) -> float:
+    """The larger of the loss's and the gradient's max |difference| to ``want``."""
+    (loss, grad), (loss0, grad0) = res, want
+    return max(float((loss.double().cpu() - loss0).abs()),
+               float((grad.double().cpu() - grad0).abs().max()))  # fmt: skip
