@@ -145,13 +145,16 @@ def test_rloo_equals_leave_one_out(seed, k, groups):
 
 
 def test_rloo_rules():
-    with pytest.raises(InvalidInputError, match="group_size"):
-        rl.rloo_advantages(torch.ones(4), 1)
     with pytest.raises(ShapeError, match="multiple of group_size"):
         rl.rloo_advantages(torch.ones(5), 2)
-    with pytest.raises(InvalidInputError, match=r"rewards\[2\] = nan"):
-        rl.rloo_advantages(torch.tensor([1.0, 0.0, float("nan"), 1.0]), 2)
+    with pytest.raises(InvalidInputError, match=r"rewards\[2\] is inf"):
+        rl.rloo_advantages(torch.tensor([1.0, 0.0, float("inf"), 1.0]), 2)
     torch.testing.assert_close(rl.rloo_advantages(torch.ones(4), 2), torch.zeros(4))
+    # a group of one, and a lone scorable completion: no sibling, advantage 0
+    torch.testing.assert_close(rl.rloo_advantages(torch.tensor([3.0, 1.0]), 1), torch.zeros(2))
+    nan = float("nan")
+    got = rl.rloo_advantages(torch.tensor([nan, 1.0, nan, 2.0, 4.0, 1.0]), 3)
+    torch.testing.assert_close(got, torch.tensor([0.0, 0.0, 0.0, -0.5, 2.5, -2.0]))
 
 
 # -- KL estimators: exact expectations over every sequence of a small policy ---------------

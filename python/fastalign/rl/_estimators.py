@@ -1,4 +1,4 @@
-"""GAE, discounted returns, RLOO advantages and KL estimators (see :mod:`fastalign.rl`)."""
+"""GAE, discounted returns and the KL estimators (see :mod:`fastalign.rl`)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,18 @@ from typing import TYPE_CHECKING
 
 from fastalign._validate import (
     check_choice,
-    check_finite_where,
     check_float_tensor,
-    check_int,
     check_range,
     check_scan,
     check_tensor,
 )
-from fastalign.errors import InvalidInputError, ShapeError
+from fastalign.errors import InvalidInputError
 
 if TYPE_CHECKING:
     import torch
 
 KL_KINDS = ("k1", "k2", "k3", "abs")
+KL_CLAMPS = ("verl", "openrlhf")
 
 
 SCAN_BACKENDS = ("auto", "triton", "rust", "reference")
@@ -143,31 +142,6 @@ def discounted_returns(
     return _scan(rewards, None, mask, None, g, 1.0, backend)[0]
 
 
-def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
-    """REINFORCE leave-one-out advantages (Ahmadian et al. 2024): groups of ``group_size``
-    consecutive rows, ``A_i = r_i - mean of the other rewards of its group`` (equal to
-    ``k / (k - 1) * (r_i - group mean)``; TRL's RLOOTrainer baseline).
-
-    Rules: ``group_size`` must be at least 2 (a group of one has no other sample to compare
-    with) and divide ``len(rewards)``; every reward must be finite (a NaN reward is an error
-    naming it, never a silent advantage).
-
-    Example:
-        >>> import torch
-        >>> rloo_advantages(torch.tensor([3.0, 1.0, 2.0, 2.0, 0.0, 4.0]), group_size=3)
-        tensor([ 1.5000, -1.5000,  0.0000,  0.0000, -3.0000,  3.0000])
-    """
-    check_float_tensor(rewards, "rewards")
-    if rewards.dim() != 1:
-        raise ShapeError(f"rewards must be 1-D [B], got shape {list(rewards.shape)}")
-    k = check_int(group_size, "group_size", 2, 2**31)
-    if rewards.shape[0] % k:
-        raise ShapeError(f"rewards has {rewards.shape[0]} rows, not a multiple of group_size={k}")
-    check_finite_where(rewards, "rewards", None)
-    g = rewards.view(-1, k)
-    return (g - (g.sum(dim=1, keepdim=True) - g) / (k - 1)).reshape(-1)
-
-
 def kl(
     logps: torch.Tensor,
     ref_logps: torch.Tensor,
@@ -175,6 +149,8 @@ def kl(
     kind: str = "k3",
     where: str = "loss",
     grad: str = "naive",
+    clamp: str | None = None,
+    old_logps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-token estimates of KL(pi || pi_ref) from log-probs of tokens sampled from pi
     (Schulman, "Approximating KL divergence", 2020):
@@ -188,35 +164,69 @@ def kl(
     ``where="loss"``: with ``grad="naive"`` the gradient is autograd's of the estimate, which
     for k1 is 0 in expectation and for k3 is the gradient of KL(pi_ref || pi), not of
     KL(pi || pi_ref); k2's is the right one. ``grad="unbiased"`` keeps the estimate's value but
-    gives every kind the gradient ``(logp - ref) * grad(logp)``, whose expectation over
-    on-policy samples is the gradient of KL(pi || pi_ref) (tested by exact enumeration).
+    gives every kind the gradient ``w (logp - ref) grad(logp)``, whose expectation over samples
+    of the policy that drew them is the gradient of KL(pi || pi_ref) (tested by exact
+    enumeration): ``w = 1`` on-policy; with ``old_logps`` (the sampling policy) the detached
+    importance weight ``w = exp(logp - old)`` (OpenRLHF's ``unbiased_gradient``; verl's
+    ``"k3+"`` is the on-policy case).
+
+    ``clamp`` applies a framework's numerical guards to the value (off by default: exact):
+
+    - ``"verl"`` (``kl_penalty``): k3 from ``ref - logp`` clamped to ``[-20, 20]``, the
+      estimate clamped to ``[-10, 10]`` (k1, k2 and abs unclamped);
+    - ``"openrlhf"`` (``compute_approx_kl``): k3 from ``logp - ref`` clamped at ``>= -10``;
+      every estimate clamped to ``[-10, 10]``; the importance weight ``w`` capped at 10.
+      (OpenRLHF has no ``abs``.)
 
     Example:
         >>> import torch
         >>> lp = torch.tensor([-1.0, -2.0]); ref = torch.tensor([-1.5, -1.0])
         >>> kl(lp, ref, kind="k1"), kl(lp, ref, kind="k3")
         (tensor([ 0.5000, -1.0000]), tensor([0.1065, 0.7183]))
+        >>> kl(torch.tensor([-30.0]), torch.tensor([-1.0]), clamp="verl")
+        tensor([10.])
     """
+    import torch
+
     check_float_tensor(logps, "logps")
     check_float_tensor(ref_logps, "ref_logps")
     check_tensor(ref_logps, "ref_logps", logps.shape, like="logps")
     kind = check_choice(kind, "kind", KL_KINDS)
     where = check_choice(where, "where", ("loss", "reward"))
     grad = check_choice(grad, "grad", ("naive", "unbiased"))
+    if clamp is not None:
+        clamp = check_choice(clamp, "clamp", KL_CLAMPS)
+        if clamp == "openrlhf" and kind == "abs":
+            raise InvalidInputError("OpenRLHF has no 'abs' estimator: clamp='openrlhf' takes k1-k3")
     if where == "reward" and grad != "naive":
         raise InvalidInputError("grad='unbiased' applies to where='loss' (a reward has no graph)")
+    if old_logps is not None:
+        if grad != "unbiased":
+            raise InvalidInputError("old_logps weights the gradient of grad='unbiased'")
+        check_tensor(old_logps, "old_logps", logps.shape, like="logps")
     diff = logps - ref_logps
     if kind == "k1":
         est = diff
     elif kind == "k2":
         est = 0.5 * diff * diff
     elif kind == "k3":
-        est = (-diff).exp() + diff - 1.0
+        if clamp == "verl":
+            d = torch.clamp(-diff, min=-20, max=20)
+            est = d.exp() - d - 1.0
+        else:
+            d = diff.clamp(min=-10) if clamp == "openrlhf" else diff
+            est = (-d).exp() + d - 1.0
     else:
         est = diff.abs()
+    if clamp == "openrlhf" or (clamp == "verl" and kind == "k3"):
+        est = est.clamp(min=-10, max=10)
     if where == "reward":
         return est.detach()
     if grad == "unbiased":
-        # value: the estimate; gradient: (logp - ref) * d logp (the score-function form)
-        return est.detach() + diff.detach() * (logps - logps.detach())
+        # value: the estimate; gradient: w (logp - ref) d logp (the score-function form)
+        w = diff.detach()
+        if old_logps is not None:
+            iw = torch.exp(logps.detach() - old_logps.detach())
+            w = w * (iw.clamp(max=10.0) if clamp == "openrlhf" else iw)
+        return est.detach() + w * (logps - logps.detach())
     return est
