@@ -30,6 +30,7 @@ from fastalign.errors import (
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from fastalign import bleu, dedup, losses, pareto, rank, rewards, rl
+    from fastalign.divergence import token_divergence
     from fastalign.logprobs import logps_from_logits, sequence_logps, token_logps
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "rewards",
     "rl",
     "sequence_logps",
+    "token_divergence",
     "token_logps",
 ]
 
@@ -64,6 +66,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "rewards": ("fastalign.rewards", None),
     "rl": ("fastalign.rl", None),
     "sequence_logps": ("fastalign.logprobs", "sequence_logps"),
+    "token_divergence": ("fastalign.divergence", "token_divergence"),
     "token_logps": ("fastalign.logprobs", "token_logps"),
 }
 

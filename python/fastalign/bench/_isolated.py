@@ -29,6 +29,7 @@ OPS = {
     "token_logps": "fastalign.bench.workloads.token_logps",
     "fused_dpo": "fastalign.bench.workloads.fused_dpo",
     "trl_dpo": "fastalign.bench.workloads.trl_dpo",
+    "distill": "fastalign.bench.workloads.distill",
 }
 
 

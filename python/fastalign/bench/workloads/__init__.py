@@ -15,6 +15,7 @@ from fastalign.bench._harness import Row
 from fastalign.bench.workloads import (
     bleu,
     dedup,
+    distill,
     dpo_loss,
     fused_dpo,
     logps_from_logits,
@@ -35,6 +36,7 @@ WORKLOADS: dict[str, Workload] = {
     "token_logps": token_logps.run,
     "fused_dpo": fused_dpo.run,
     "trl_dpo": trl_dpo.run,
+    "distill": distill.run,
     "dpo_loss": dpo_loss.run,
     "prefdata": prefdata.run,
     "pareto": pareto.run,
