@@ -120,6 +120,25 @@ def _trainer(kind, tmp_path, *, tie=False, loss_type=None, lora=False, dpo=None)
         trainer = SFTTrainer(
             model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok
         )
+    elif kind == "distill":
+        from trl import DistillationConfig, DistillationTrainer
+
+        # on-policy: the student generates, the teacher (a wider tiny Llama with its own
+        # head) scores through TRL's chunked two-head divergence
+        path = tmp_path / "tiny"
+        model.save_pretrained(path)
+        tok.save_pretrained(path)
+        teacher = tiny_lm.make_llama(tok, hidden_size=48, seed=1)
+        with torch.no_grad():  # a peaked teacher: a divergence (and updates) well above 0
+            teacher.lm_head.weight.mul_(30.0)
+        args = DistillationConfig(
+            **_common(tmp_path, per_device_train_batch_size=2),
+            max_completion_length=6, beta=0.5, temperature=0.9,
+        )  # fmt: skip
+        trainer = DistillationTrainer(
+            model=str(path), teacher_model=teacher, args=args,
+            train_dataset=Dataset.from_list(tiny_lm.prompt_rows(8)), processing_class=tok,
+        )  # fmt: skip
     else:
         from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
@@ -216,8 +235,9 @@ def _assert_same_training(a, b, *, loss_rtol=1e-5, update_rtol=1e-4):
         ("grpo", {}),
         ("rloo", {}),
         ("sft", {}),
+        ("distill", {}),
     ],
-    ids=["dpo", "dpo-tied-sigmoid+sft", "dpo-lora", "kto", "grpo", "rloo", "sft"],
+    ids=["dpo", "dpo-tied-sigmoid+sft", "dpo-lora", "kto", "grpo", "rloo", "sft", "distill"],
 )
 def test_stock_trainer_with_fastalign_trains_identically(tmp_path, kind, kw):
     stock = _run(kind, tmp_path, fastalign=False, **kw)

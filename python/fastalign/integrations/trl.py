@@ -9,6 +9,10 @@ fastalign's fused head (the tiling driver: cuBLAS GEMMs and Triton row kernels o
 torch path elsewhere) and makes TRL hand over only the positions it scores (prompt and padding
 rows are dropped before any matmul, on every device).
 
+``DistillationTrainer``'s two-head divergence (TRL's ``ChunkedDivergenceFunction``) goes
+through :func:`fastalign.token_divergence` (:class:`FastalignDivergenceFunction`), with only
+the completion positions projected on every device.
+
 It also routes stock ``DPOTrainer``'s loss through fastalign's 3-pass fused DPO step
 (``dpo_loss=True``, the default; ``fastalign.integrations._trl_dpo``): the policy's head is
 captured as TRL hands it over, and the gradient is formed in the forward, one group of pairs
@@ -58,7 +62,14 @@ import torch
 from fastalign.errors import InvalidInputError
 from fastalign.logprobs import HeadOptions, fused_head
 
-__all__ = ["FastalignLogProbFunction", "disable", "enable", "enabled", "is_enabled"]
+__all__ = [
+    "FastalignDivergenceFunction",
+    "FastalignLogProbFunction",
+    "disable",
+    "enable",
+    "enabled",
+    "is_enabled",
+]
 
 _lock = threading.Lock()
 _saved: dict[str, Any] | None = None
@@ -176,6 +187,83 @@ class FastalignLogProbFunction:
         )
 
 
+class FastalignDivergenceFunction:
+    """A drop-in for TRL's ``ChunkedDivergenceFunction`` (what ``DistillationTrainer``'s
+    ``_chunked_divergence_loss`` calls): the same arguments, the same two outputs (per-token
+    divergence with the student's gradients, the student's entropy without), computed by
+    :func:`fastalign.token_divergence` (``kind="jsd"``: ``beta`` 0 / 1 are TRL's forward /
+    reverse KL). ``backend`` and ``chunk_rows`` are set by :func:`enable`."""
+
+    backend: str = "auto"
+    chunk_rows: int | None = None
+
+    @classmethod
+    def apply(
+        cls,
+        student_hidden: torch.Tensor,
+        student_weight: torch.Tensor,
+        student_bias: torch.Tensor | None,
+        teacher_hidden: torch.Tensor,
+        teacher_weight: torch.Tensor,
+        teacher_bias: torch.Tensor | None,
+        beta: float,
+        temperature: float = 1.0,
+        student_logit_scale: float = 1.0,
+        student_final_logit_softcapping: float | None = None,
+        teacher_logit_scale: float = 1.0,
+        teacher_final_logit_softcapping: float | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        from fastalign.divergence import token_divergence
+
+        for w in (student_weight, teacher_weight):
+            if hasattr(w, "ds_id"):  # a DeepSpeed ZeRO-3 parameter
+                raise NotImplementedError(
+                    "fastalign.integrations.trl does not support DeepSpeed ZeRO-3 partitioned "
+                    "LM heads yet; call fastalign.integrations.trl.disable()"
+                )
+        device = student_hidden.device.type
+
+        def dtype_of(h: torch.Tensor) -> torch.dtype:  # TRL's rule: the autocast dtype if on
+            autocast = torch.is_autocast_enabled(device)
+            return torch.get_autocast_dtype(device) if autocast else h.dtype
+
+        s_dt, t_dt = dtype_of(student_hidden), dtype_of(teacher_hidden)
+        backend = "torch" if cls.backend in ("auto", "triton") else cls.backend
+        with torch.autocast(device, enabled=False):
+            div, ent = token_divergence(
+                student_hidden.to(s_dt), student_weight.to(s_dt), teacher_hidden.to(t_dt),
+                teacher_weight.to(t_dt), kind="jsd", beta=float(beta),
+                temperature=float(temperature),
+                student_bias=None if student_bias is None else student_bias.to(s_dt),
+                teacher_bias=None if teacher_bias is None else teacher_bias.to(t_dt),
+                student_logit_scale=float(student_logit_scale),
+                teacher_logit_scale=float(teacher_logit_scale),
+                student_softcap=student_final_logit_softcapping,
+                teacher_softcap=teacher_final_logit_softcapping, return_entropy=True,
+                backend=backend, chunk_rows=cls.chunk_rows,
+            )  # fmt: skip
+        return div.float(), ent.float()
+
+
+def _route_divergence(on: bool) -> None:
+    """Installs (or removes) the divergence drop-in in TRL's DistillationTrainer module."""
+    try:
+        from trl.trainer import distillation_trainer as dt
+    except ImportError:  # TRL without DistillationTrainer
+        return
+    if not hasattr(dt, "ChunkedDivergenceFunction"):
+        return
+    if on:
+        _saved.setdefault("dt.ChunkedDivergenceFunction", dt.ChunkedDivergenceFunction)
+        _saved.setdefault("dt._use_triton", dt._use_triton)
+        dt.ChunkedDivergenceFunction = FastalignDivergenceFunction
+        dt._use_triton = _compact_everywhere  # score only the completion rows, on any device
+    elif _saved is not None:
+        for name in ("ChunkedDivergenceFunction", "_use_triton"):
+            if "dt." + name in _saved:
+                setattr(dt, name, _saved["dt." + name])
+
+
 def _compact_everywhere(device: torch.device) -> bool:
     """TRL scores only the labelled positions where this returns True."""
     return True
@@ -231,9 +319,12 @@ def enable(
         FastalignLogProbFunction.backend = backend
         FastalignLogProbFunction.chunk_rows = chunk_rows
         FastalignLogProbFunction.memory_budget = memory_budget
+        FastalignDivergenceFunction.backend = backend
+        FastalignDivergenceFunction.chunk_rows = chunk_rows
         utils._ChunkedLogProbFunction = FastalignLogProbFunction
         utils._use_triton = _compact_everywhere
         _route_dpo_loss(dpo_loss)
+        _route_divergence(True)
 
 
 _dpo_original: Any = None
@@ -270,8 +361,10 @@ def disable() -> None:
         if _saved is None:
             return
         utils = _trl_utils()
+        _route_divergence(False)
         for name, value in _saved.items():
-            setattr(utils, name, value)
+            if not name.startswith("dt."):
+                setattr(utils, name, value)
         _route_dpo_loss(False)
         _saved = None
 
