@@ -32,6 +32,7 @@ import pytest
         "fastalign.rank",
         "fastalign.rewards",
         "fastalign.rl",
+        "fastalign.divergence._api",
         "fastalign.rl._advantages",
         "fastalign.rl._estimators",
     ],

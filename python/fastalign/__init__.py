@@ -29,7 +29,7 @@ from fastalign.errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from fastalign import bleu, dedup, losses, pareto, rank, rewards, rl
+    from fastalign import bleu, dedup, divergence, losses, pareto, rank, rewards, rl
     from fastalign.divergence import token_divergence
     from fastalign.logprobs import logps_from_logits, sequence_logps, token_logps
 
@@ -44,6 +44,7 @@ __all__ = [
     "__version__",
     "bleu",
     "dedup",
+    "divergence",
     "logps_from_logits",
     "losses",
     "pareto",
@@ -60,6 +61,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "logps_from_logits": ("fastalign.logprobs", "logps_from_logits"),
     "bleu": ("fastalign.bleu", None),
     "dedup": ("fastalign.dedup", None),
+    "divergence": ("fastalign.divergence", None),
     "losses": ("fastalign.losses", None),
     "pareto": ("fastalign.pareto", None),
     "rank": ("fastalign.rank", None),

@@ -12,12 +12,13 @@ from fastalign._validate import (
     check_bool,
     check_choice,
     check_count,
+    check_finite_where,
     check_float_tensor,
     check_range,
     check_tensor,
 )
 from fastalign.divergence._function import KINDS, Spec, TwoHead, mode_of
-from fastalign.errors import BackendUnavailableError, ShapeError
+from fastalign.errors import BackendUnavailableError, InvalidInputError, ShapeError
 from fastalign.logprobs import _tiling
 
 # the CPU tile per model: 32 MiB of fp32 logits (a [R, V] row block over the whole
@@ -188,3 +189,162 @@ def _student_like(logit_scale: float, softcap: float | None) -> tuple[float, flo
         check_positive(logit_scale, "teacher_logit_scale"),  # type: ignore[return-value]
         check_positive(softcap, "teacher_softcap", allow_none=True),
     )
+
+
+def topk_divergence(
+    student_hidden: torch.Tensor,
+    student_weight: torch.Tensor,
+    topk_logprobs: torch.Tensor,
+    topk_ids: torch.Tensor,
+    *,
+    kind: str = "forward_kl",
+    beta: float = 0.5,
+    tail: str = "renormalize",
+    temperature: float = 1.0,
+    student_bias: torch.Tensor | None = None,
+    student_logit_scale: float = 1.0,
+    student_softcap: float | None = None,
+    mask: torch.Tensor | None = None,
+    chunk_rows: int | None = None,
+    chunk_vocab: int | None = None,
+) -> torch.Tensor:
+    """Per-token divergence between a student (hidden states + LM head, no ``[N, V]``
+    logits) and a teacher served as its top-k log-probs and token ids (what an inference
+    server returns), so distillation needs no teacher head.
+
+    The two distributions are compared over the teacher's ``k`` tokens, the vocabulary's
+    tail handled by ``tail``:
+
+    - ``"renormalize"``: both restricted to the ``k`` tokens and renormalized there (the
+      tail is dropped; with every token given, the full distributions);
+    - ``"bucket"``: ``k + 1`` outcomes, the tail lumped into one (mass ``1 - sum`` for each
+      model; a mass below ``8 k eps`` of the dtype it was computed in is rounding, i.e. 0;
+      ``reverse_kl`` is ``inf`` where the student has tail mass and the teacher none).
+
+    ``kind`` and ``beta`` as :func:`token_divergence` (``"forward_kl"``: ``KL(teacher ||
+    student)``, the usual soft-label distillation). The student's logits get ``temperature``,
+    ``student_logit_scale`` and ``student_softcap``; the teacher's log-probs are used as given.
+
+    Args:
+        student_hidden, student_weight: ``[N, H]``, ``[V, H]``.
+        topk_logprobs: ``[N, k]`` the teacher's log-probs (``<= 0``, finite on scored rows).
+        topk_ids: ``[N, k]`` their token ids in ``[0, V)``, distinct within a row.
+        mask: ``[N]`` rows to score; the others get 0 and no gradient.
+
+    Returns:
+        ``[N]`` divergences (float32; float64 for a float64 student), differentiable w.r.t.
+        the student's hidden states, weight and bias.
+
+    Example:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> h, w = torch.randn(2, 4, generator=g), torch.randn(6, 4, generator=g)
+        >>> full = torch.log_softmax(torch.randn(2, 6, generator=g), -1)  # a teacher
+        >>> ids = torch.arange(6).repeat(2, 1)  # k = V: the full teacher
+        >>> d = topk_divergence(h, w, full, ids, kind="forward_kl")
+        >>> want = (full.exp() * (full - torch.log_softmax(h @ w.T, -1))).sum(-1)
+        >>> bool(torch.allclose(d, want))
+        True
+    """
+    from fastalign.divergence import _topk
+    from fastalign.divergence._function import mode_of
+
+    _check_head(student_hidden, student_weight, student_bias, "student")
+    n, vocab = student_hidden.shape[0], student_weight.shape[0]
+    check_float_tensor(topk_logprobs, "topk_logprobs")
+    if topk_logprobs.ndim != 2 or topk_logprobs.shape[0] != n or topk_logprobs.shape[1] == 0:
+        raise ShapeError(
+            f"topk_logprobs must be [{n}, k] with k >= 1, got {tuple(topk_logprobs.shape)}"
+        )
+    k = topk_logprobs.shape[1]
+    check_tensor(topk_ids, "topk_ids", (n, k), like="topk_logprobs")
+    if topk_ids.dtype.is_floating_point or topk_ids.dtype == torch.bool:
+        raise TypeError(f"topk_ids must be an integer tensor, not {topk_ids.dtype}")
+    kind = check_choice(kind, "kind", KINDS)
+    beta = check_range(beta, "beta", 0.0, 1.0, hi_open=False)
+    tail = check_choice(tail, "tail", _topk.TAILS)
+    transform = _tiling.make_transform(temperature, student_logit_scale, student_softcap)
+    chunk_rows = check_count(chunk_rows, "chunk_rows")
+    chunk_vocab = check_count(chunk_vocab, "chunk_vocab")
+    if mask is not None:
+        check_tensor(mask, "mask", (n,), like="student_hidden's rows")
+    keep = (
+        torch.arange(n, device=student_hidden.device)
+        if mask is None
+        else (mask != 0).nonzero().squeeze(1)
+    )
+    ids = topk_ids.index_select(0, keep).long()
+    lp_t = topk_logprobs.index_select(0, keep).detach().double()
+    if ids.numel() and bool(((ids < 0) | (ids >= vocab)).any()):
+        bad = ((ids < 0) | (ids >= vocab)).nonzero()[0]
+        raise InvalidInputError(
+            f"topk_ids must be in [0, {vocab}): row {int(keep[bad[0]])} has {int(ids[tuple(bad)])}"
+        )
+    if ids.numel() and bool((ids.sort(1).values.diff(dim=1) == 0).any()):
+        row = int(keep[(ids.sort(1).values.diff(dim=1) == 0).any(1).nonzero()[0, 0]])
+        raise InvalidInputError(f"topk_ids repeat a token in row {row}")
+    check_finite_where(lp_t, "topk_logprobs", None)
+    if bool((lp_t > 1e-6).any()):
+        raise InvalidInputError("topk_logprobs must be log-probabilities (<= 0)")
+    lp_t = lp_t.clamp(max=0.0)
+    compute = _tiling.compute_dtype(student_hidden.dtype)
+    hs = student_hidden.index_select(0, keep)
+    budget = None if student_hidden.is_cuda else _CPU_TILE_BYTES
+    tiles = _tiling.plan(hs.shape[0], vocab, student_hidden.device, chunk_rows=chunk_rows,
+                         chunk_vocab=chunk_vocab, memory_budget=budget)  # fmt: skip
+    a = _topk.LogpsAt.apply(hs, student_weight, student_bias, ids, transform, tiles).double()
+    div = _topk.divergence(_topk.outcomes(a, tail, compute),
+                           _topk.outcomes(lp_t, tail, topk_logprobs.dtype),
+                           mode_of(kind, beta), beta).to(compute)  # fmt: skip
+    if mask is None:
+        return div
+    full = torch.zeros(n, dtype=compute, device=student_hidden.device)
+    return full.index_put((keep,), div)
+
+
+def token_unlikelihood(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    bias: torch.Tensor | None = None,
+    temperature: float = 1.0,
+    logit_scale: float = 1.0,
+    softcap: float | None = None,
+    ignore_index: int = -100,
+    chunk_rows: int | None = None,
+    chunk_vocab: int | None = None,
+) -> torch.Tensor:
+    """The unlikelihood term ``-log(1 - p(label))`` per token (Welleck et al. 2020; CUT's
+    token-level term on flagged tokens), on the fused head (no ``[N, V]`` logits): computed
+    as ``logsumexp(z) - logsumexp(z without the label)``, both folded over the tiles, so no
+    ``1 - p`` is formed and ``p`` near 1 keeps full precision (``p = 1 - 1e-23`` gives
+    52.96..., not ``inf``). Tokens whose label is ``ignore_index`` (use it for the tokens
+    not flagged) get 0 and no gradient. The logit transform as :func:`fastalign.token_logps`.
+
+    Example:
+        >>> import torch
+        >>> h, w = torch.zeros(2, 3), torch.zeros(4, 3)  # uniform over 4 tokens
+        >>> token_unlikelihood(h, w, torch.tensor([1, -100]))  # -log(3/4)
+        tensor([0.2877, 0.0000])
+    """
+    from fastalign._validate import check_head, check_labels
+    from fastalign.divergence._topk import Unlikelihood
+
+    n, vocab = check_head(hidden, weight, labels, bias)
+    check_labels(labels, vocab, ignore_index)
+    if vocab < 2:
+        raise ShapeError("token_unlikelihood needs a vocabulary of at least 2 tokens")
+    transform = _tiling.make_transform(temperature, logit_scale, softcap)
+    chunk_rows = check_count(chunk_rows, "chunk_rows")
+    chunk_vocab = check_count(chunk_vocab, "chunk_vocab")
+    compute = _tiling.compute_dtype(hidden.dtype)
+    keep = (labels != ignore_index).nonzero().squeeze(1)
+    h = hidden.index_select(0, keep)
+    budget = None if hidden.is_cuda else _CPU_TILE_BYTES
+    tiles = _tiling.plan(h.shape[0], vocab, hidden.device, chunk_rows=chunk_rows,
+                         chunk_vocab=chunk_vocab, memory_budget=budget)  # fmt: skip
+    out = Unlikelihood.apply(h, weight, bias, labels.index_select(0, keep).long(), transform,
+                             tiles)  # fmt: skip
+    full = torch.zeros(n, dtype=compute, device=hidden.device)
+    return full.index_put((keep,), out)
