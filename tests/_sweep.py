@@ -168,6 +168,7 @@ TEXTS = ["the cat sat on the mat", "the cat sat on a mat", "a dog barked"]
 def _rows() -> dict[str, Row]:
     """The table, built lazily (each process imports only what its row needs)."""
     from fastalign import bleu, dedup, losses, pareto, rank, rewards, rl
+    from fastalign import divergence as dv
     from fastalign import logprobs as lp
 
     F = [[1.0, 2.0], [2.0, 1.0], [3.0, 3.0]]
@@ -492,6 +493,79 @@ def _rows() -> dict[str, Row]:
                 "grad": "choice",
             },
         ),
+        "rl.group_advantages": Row(
+            rl.group_advantages,
+            lambda: dict(rewards=_t(4), group_size=2, eps=1e-4),
+            {"rewards": "tensor", "group_size": "int", "eps": "float"},
+        ),
+        "rl.masked_whiten": Row(
+            rl.masked_whiten,
+            lambda: dict(values=_t(2, 3), mask=__import__("torch").ones(2, 3), style="verl"),
+            {"values": "tensor", "style": "choice"},
+        ),
+        "rl.reinforce_plus_plus": Row(
+            rl.reinforce_plus_plus,
+            lambda: dict(
+                rewards=_t(2, seed=1),
+                mask=__import__("torch").ones(2, 3),
+                kl=_t(2, 3, seed=2),
+                kl_coef=0.1,
+                gamma=0.9,
+                whiten="verl",
+            ),
+            {
+                "rewards": "tensor",
+                "kl": "otensor",
+                "kl_coef": "float",
+                "gamma": "float",
+                "whiten": "choice",
+            },
+        ),
+        "rl.remax_advantages": Row(
+            rl.remax_advantages,
+            lambda: dict(
+                rewards=_t(2, seed=1),
+                baseline_rewards=_t(2, seed=2),
+                mask=__import__("torch").ones(2, 3),
+            ),
+            {"rewards": "tensor", "baseline_rewards": "tensor"},
+        ),
+        # two-head divergences
+        "divergence.token_divergence": Row(
+            dv.token_divergence,
+            lambda: dict(
+                student_hidden=_t(4, 3, seed=1),
+                student_weight=_t(6, 3, seed=2),
+                teacher_hidden=_t(4, 5, seed=3),
+                teacher_weight=_t(6, 5, seed=4),
+                kind="jsd",
+                beta=0.5,
+                temperature=1.0,
+            ),
+            {
+                "student_hidden": "tensor",
+                "teacher_hidden": "tensor",
+                "kind": "choice",
+                "beta": "float",
+                "temperature": "float",
+            },
+        ),
+        "divergence.topk_divergence": Row(
+            dv.topk_divergence,
+            lambda: dict(
+                student_hidden=_t(4, 3, seed=1),
+                student_weight=_t(6, 3, seed=2),
+                topk_logprobs=_t(4, 2, seed=3) - 1.0,
+                topk_ids=__import__("torch").tensor([[0, 1], [2, 3], [4, 5], [1, 0]]),
+                tail="bucket",
+            ),
+            {"student_hidden": "tensor", "topk_logprobs": "tensor", "tail": "choice"},
+        ),
+        "divergence.token_unlikelihood": Row(
+            dv.token_unlikelihood,
+            lambda: head(temperature=1.0),
+            {"hidden": "tensor", "temperature": "float"},
+        ),
         "losses.group_advantages": Row(
             losses.group_advantages,
             lambda: dict(rewards=_t(4), group_size=2, eps=1e-4),
@@ -545,7 +619,9 @@ def public_callables() -> list[str]:
     import inspect
 
     out = []
-    for area in ("bleu", "dedup", "losses", "pareto", "rank", "rewards", "logprobs", "rl"):
+    areas = ("bleu", "dedup", "losses", "pareto", "rank", "rewards", "logprobs", "rl",
+             "divergence")  # fmt: skip
+    for area in areas:
         mod = importlib.import_module(f"fastalign.{area}")
         for name in mod.__all__:
             obj = getattr(mod, name)

@@ -275,3 +275,28 @@ def test_off_policy_unbiased_gradient_is_the_kl_gradient():
     (g_est,) = torch.autograd.grad(total, theta, retain_graph=True)
     (g_exact,) = torch.autograd.grad((logp.exp() * (logp - ref_logp)).sum(), theta)
     torch.testing.assert_close(g_est, g_exact, rtol=1e-10, atol=1e-12)
+
+
+# -- GAE vs torchrl (right padding: what its done flags express) ------------------------------
+
+
+@settings(deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    b=st.integers(1, 5),
+    t=st.integers(1, 30),
+    gamma=st.sampled_from([1.0, 0.99, 0.5]),
+    lam=st.sampled_from([1.0, 0.95, 0.0]),
+)
+def test_gae_equals_torchrl_on_valid_tokens(seed, b, t, gamma, lam):
+    pytest.importorskip("torchrl")
+    from fastalign.bench.workloads.rl import torchrl_gae
+
+    g = torch.Generator().manual_seed(seed)
+    r = torch.randn(b, t, generator=g, dtype=torch.float64)
+    v = torch.randn(b, t, generator=g, dtype=torch.float64)
+    lengths = torch.randint(1, t + 1, (b,), generator=g)
+    m = (torch.arange(t)[None, :] < lengths[:, None]).long()
+    adv, _ = rl.gae(r, v, m, gamma=gamma, lam=lam)
+    theirs = torchrl_gae(r, v, lengths, gamma, lam)
+    torch.testing.assert_close(adv[m.bool()], theirs[m.bool()], rtol=1e-12, atol=1e-12)

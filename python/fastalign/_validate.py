@@ -440,6 +440,30 @@ def check_head(
     return n, vocab
 
 
+def check_model_head(hidden: Any, weight: Any, bias: Any, who: str) -> None:
+    """One model's head of a two-head call: ``{who}_hidden [N, H]``, ``{who}_weight [V, H]``
+    and the optional ``{who}_bias [V]``, float tensors on one device."""
+    check_float_tensor(hidden, f"{who}_hidden")
+    check_float_tensor(weight, f"{who}_weight")
+    if hidden.ndim != 2 or weight.ndim != 2:
+        raise ShapeError(
+            f"{who}_hidden must be [N, H] and {who}_weight [V, H]; got "
+            f"{tuple(hidden.shape)} and {tuple(weight.shape)}"
+        )
+    if weight.shape[1] != hidden.shape[1]:
+        raise ShapeError(
+            f"{who}_weight must be [V, {hidden.shape[1]}] to match {who}_hidden, got "
+            f"{tuple(weight.shape)}"
+        )
+    if weight.device != hidden.device:
+        raise ShapeError(f"{who}_weight is on {weight.device} but {who}_hidden on {hidden.device}")
+    if bias is not None:
+        check_float_tensor(bias, f"{who}_bias")
+        check_tensor(bias, f"{who}_bias", (weight.shape[0],), like=f"{who}_weight's rows")
+        if bias.device != hidden.device:
+            raise ShapeError(f"{who}_bias is on {bias.device} but {who}_hidden on {hidden.device}")
+
+
 def check_batch(
     optional: dict[str, Any] | None = None, /, **tensors: Any
 ) -> tuple[int, torch.device, torch.dtype]:

@@ -3,8 +3,6 @@ function of :mod:`fastalign.divergence._function`."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from fastalign import _backend
@@ -14,6 +12,7 @@ from fastalign._validate import (
     check_count,
     check_finite_where,
     check_float_tensor,
+    check_model_head,
     check_range,
     check_tensor,
 )
@@ -24,28 +23,6 @@ from fastalign.logprobs import _tiling
 # the CPU tile per model: 32 MiB of fp32 logits (a [R, V] row block over the whole
 # vocabulary); the row math holds ~4 such tiles at once
 _CPU_TILE_BYTES = 32 * 2**20
-
-
-def _check_head(hidden: Any, weight: Any, bias: Any, who: str) -> None:
-    check_float_tensor(hidden, f"{who}_hidden")
-    check_float_tensor(weight, f"{who}_weight")
-    if hidden.ndim != 2 or weight.ndim != 2:
-        raise ShapeError(
-            f"{who}_hidden must be [N, H] and {who}_weight [V, H]; got "
-            f"{tuple(hidden.shape)} and {tuple(weight.shape)}"
-        )
-    if weight.shape[1] != hidden.shape[1]:
-        raise ShapeError(
-            f"{who}_weight must be [V, {hidden.shape[1]}] to match {who}_hidden, got "
-            f"{tuple(weight.shape)}"
-        )
-    if weight.device != hidden.device:
-        raise ShapeError(f"{who}_weight is on {weight.device} but {who}_hidden on {hidden.device}")
-    if bias is not None:
-        check_float_tensor(bias, f"{who}_bias")
-        check_tensor(bias, f"{who}_bias", (weight.shape[0],), like=f"{who}_weight's rows")
-        if bias.device != hidden.device:
-            raise ShapeError(f"{who}_bias is on {bias.device} but {who}_hidden on {hidden.device}")
 
 
 def token_divergence(
@@ -117,8 +94,8 @@ def token_divergence(
         >>> d.abs().max() < 1e-6  # identical heads
         tensor(True)
     """
-    _check_head(student_hidden, student_weight, student_bias, "student")
-    _check_head(teacher_hidden, teacher_weight, teacher_bias, "teacher")
+    check_model_head(student_hidden, student_weight, student_bias, "student")
+    check_model_head(teacher_hidden, teacher_weight, teacher_bias, "teacher")
     n, vocab = student_hidden.shape[0], student_weight.shape[0]
     if teacher_hidden.shape[0] != n:
         raise ShapeError(f"teacher_hidden has {teacher_hidden.shape[0]} rows, student_hidden {n}")
@@ -249,12 +226,13 @@ def topk_divergence(
     from fastalign.divergence import _topk
     from fastalign.divergence._function import mode_of
 
-    _check_head(student_hidden, student_weight, student_bias, "student")
+    check_model_head(student_hidden, student_weight, student_bias, "student")
     n, vocab = student_hidden.shape[0], student_weight.shape[0]
     check_float_tensor(topk_logprobs, "topk_logprobs")
     if topk_logprobs.ndim != 2 or topk_logprobs.shape[0] != n or topk_logprobs.shape[1] == 0:
         raise ShapeError(
-            f"topk_logprobs must be [{n}, k] with k >= 1, got {tuple(topk_logprobs.shape)}"
+            f"topk_logprobs must be [{n}, k] with k >= 1 (student_hidden has {n} rows), got "
+            f"{tuple(topk_logprobs.shape)}"
         )
     k = topk_logprobs.shape[1]
     check_tensor(topk_ids, "topk_ids", (n, k), like="topk_logprobs")

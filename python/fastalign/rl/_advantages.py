@@ -104,6 +104,8 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, *, style: str = "ver
     """
     import torch
 
+    check_float_tensor(values, "values")
+    check_tensor(mask, "mask", values.shape, like="values")
     style = check_choice(style, "style", WHITEN_STYLES)
     valid = mask.bool()
     x = torch.where(valid, values, 0.0)  # masked entries may hold anything, NaN included
@@ -135,6 +137,7 @@ def _token_rewards(
     (unscorable), or None."""
     import torch
 
+    check_float_tensor(rewards, "rewards")
     if rewards.ndim == 2:
         check_tensor(rewards, "rewards", mask.shape, like="mask")
         check_float_tensor(rewards, "rewards")
@@ -222,6 +225,7 @@ def reinforce_plus_plus(
                 raise InvalidInputError("group_size applies to baseline='group'")
             tok, unscorable = _token_rewards(rewards, mask)
             if kl is not None:
+                check_float_tensor(kl, "kl")
                 check_tensor(kl, "kl", mask.shape, like="mask")
                 check_finite_where(kl, "kl", mask)
                 tok = tok - kl_coef * torch.where(mask.bool(), kl.detach().to(tok.dtype), 0.0)

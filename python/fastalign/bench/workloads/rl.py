@@ -47,6 +47,7 @@ def run(size: str) -> list[Row]:
         err = float((a_cuda.double().cpu() - want).abs().max())
         rows.append(Row("rl", wl, "fastalign (triton scan, cuda)", t_cuda, max_err=err,
                         tol=1e-3))  # fmt: skip
+    rows += _right_padded_gae_rows(r, v, lengths, gamma, lam, repeat)
     wl = f"discounted returns B={b} T={t:,} (masks, fp32)"
     zeros = torch.zeros_like(v)
     t_loop, (g_loop, _) = time_median(lambda: gae_loop(r, zeros, m, gamma, 1.0), repeat=repeat)
@@ -57,6 +58,52 @@ def run(size: str) -> list[Row]:
     err = float((g_fast.double() - want_g).abs().max())
     rows.append(Row("rl", wl, "fastalign (rust scan)", t_fast, max_err=err, tol=1e-3))
     return rows + _grpo_rows(size)
+
+
+def _right_padded_gae_rows(r, v, lengths, gamma, lam, repeat) -> list[Row]:
+    """GAE with right padding only (no interior gap: the case torchrl's done flags express):
+    verl's loop, torchrl's ``vec_generalized_advantage_estimate`` (when installed) and
+    fastalign, compared on the valid tokens with the float64 loop."""
+    import torch
+
+    from fastalign import rl
+    from fastalign.reference.rl import gae_loop
+
+    b, t = r.shape
+    m = (torch.arange(t)[None, :] < lengths[:, None]).to(torch.float32)
+    valid = m.bool()
+    want, _ = gae_loop(r.double(), v.double(), m, gamma, lam)
+    wl = f"GAE B={b} T={t:,} (right padding, fp32)"
+
+    def err(adv) -> float:
+        return float((adv.double() - want)[valid].abs().max())
+
+    t_loop, (a_loop, _) = time_median(lambda: gae_loop(r, v, m, gamma, lam), repeat=repeat)
+    rows = [Row("rl", wl, "python loop over T (verl's)", t_loop, baseline=True,
+                max_err=err(a_loop), tol=1e-3)]  # fmt: skip
+    if have("torchrl"):
+        t_trl, a_trl = time_median(lambda: torchrl_gae(r, v, lengths, gamma, lam), repeat=repeat)
+        rows.append(Row("rl", wl, "torchrl vec_generalized_advantage_estimate", t_trl,
+                        max_err=err(a_trl), tol=1e-3))  # fmt: skip
+    t_fast, (a_fast, _) = time_median(lambda: rl.gae(r, v, m, gamma=gamma, lam=lam), repeat=repeat)
+    rows.append(Row("rl", wl, "fastalign (rust scan)", t_fast, max_err=err(a_fast), tol=1e-3))
+    return rows
+
+
+def torchrl_gae(rewards, values, lengths, gamma, lam):
+    """torchrl's vectorized GAE on ``[B, T]`` rows of ``lengths`` valid tokens (right
+    padding): done and terminated at each row's last valid token, next values shifted, the
+    time dimension second to last as torchrl wants it. Advantages ``[B, T]`` (garbage past
+    a row's end, as torchrl leaves it)."""
+    import torch
+    from torchrl.objectives.value.functional import vec_generalized_advantage_estimate
+
+    b, t = rewards.shape
+    last = (torch.arange(t)[None, :] == (lengths[:, None] - 1))[..., None]
+    next_v = torch.cat([values[:, 1:], values.new_zeros(b, 1)], dim=1)[..., None]
+    adv, _ = vec_generalized_advantage_estimate(gamma, lam, values[..., None], next_v,
+                                                rewards[..., None], last, last)  # fmt: skip
+    return adv[..., 0]
 
 
 # every option of grpo_loss at once (what each loss type reads of it)
