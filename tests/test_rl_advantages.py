@@ -285,18 +285,28 @@ def test_off_policy_unbiased_gradient_is_the_kl_gradient():
     seed=st.integers(0, 2**31 - 1),
     b=st.integers(1, 5),
     t=st.integers(1, 30),
-    gamma=st.sampled_from([1.0, 0.99, 0.5]),
-    lam=st.sampled_from([1.0, 0.95, 0.0]),
+    gamma=st.sampled_from([1.0, 0.75, 0.5]),
+    lam=st.sampled_from([1.0, 0.875, 0.25, 0.0]),
+    vectorized=st.booleans(),
 )
-def test_gae_equals_torchrl_on_valid_tokens(seed, b, t, gamma, lam):
+def test_gae_equals_torchrl_on_valid_tokens(seed, b, t, gamma, lam, vectorized):
+    """torchrl's loop (``generalized_advantage_estimate``) to 1e-12 in float64; its
+    vectorized form (what the bench times) to 1e-6: it drops the discount series' terms
+    below 1e-7 (``_geom_series_like``'s threshold), and raises IndexError for
+    gamma * lambda = 0 (torchrl 0.14.1), so that case is left to the loop. The constants are
+    ones float32 holds exactly: torchrl forms gamma * lambda in float32 (0.95 would be 3e-9
+    relative off in float64)."""
     pytest.importorskip("torchrl")
     from fastalign.bench.workloads.rl import torchrl_gae
 
+    if vectorized and gamma * lam == 0:
+        return
     g = torch.Generator().manual_seed(seed)
     r = torch.randn(b, t, generator=g, dtype=torch.float64)
     v = torch.randn(b, t, generator=g, dtype=torch.float64)
     lengths = torch.randint(1, t + 1, (b,), generator=g)
     m = (torch.arange(t)[None, :] < lengths[:, None]).long()
     adv, _ = rl.gae(r, v, m, gamma=gamma, lam=lam)
-    theirs = torchrl_gae(r, v, lengths, gamma, lam)
-    torch.testing.assert_close(adv[m.bool()], theirs[m.bool()], rtol=1e-12, atol=1e-12)
+    theirs = torchrl_gae(r, v, lengths, gamma, lam, vectorized=vectorized)
+    tol = 1e-6 if vectorized else 1e-12
+    torch.testing.assert_close(adv[m.bool()], theirs[m.bool()], rtol=tol, atol=tol)

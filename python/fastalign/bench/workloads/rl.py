@@ -90,19 +90,21 @@ def _right_padded_gae_rows(r, v, lengths, gamma, lam, repeat) -> list[Row]:
     return rows
 
 
-def torchrl_gae(rewards, values, lengths, gamma, lam):
-    """torchrl's vectorized GAE on ``[B, T]`` rows of ``lengths`` valid tokens (right
-    padding): done and terminated at each row's last valid token, next values shifted, the
-    time dimension second to last as torchrl wants it. Advantages ``[B, T]`` (garbage past
-    a row's end, as torchrl leaves it)."""
+def torchrl_gae(rewards, values, lengths, gamma, lam, *, vectorized=True):
+    """torchrl's GAE (vectorized, its default; or its loop over T) on ``[B, T]`` rows of
+    ``lengths`` valid tokens (right padding): done and terminated at each row's last valid
+    token, next values shifted, the time dimension second to last as torchrl wants it.
+    Advantages ``[B, T]`` (garbage past a row's end, as torchrl leaves it)."""
     import torch
-    from torchrl.objectives.value.functional import vec_generalized_advantage_estimate
+    from torchrl.objectives.value import functional
+
+    gae = (functional.vec_generalized_advantage_estimate if vectorized
+           else functional.generalized_advantage_estimate)  # fmt: skip
 
     b, t = rewards.shape
     last = (torch.arange(t)[None, :] == (lengths[:, None] - 1))[..., None]
     next_v = torch.cat([values[:, 1:], values.new_zeros(b, 1)], dim=1)[..., None]
-    adv, _ = vec_generalized_advantage_estimate(gamma, lam, values[..., None], next_v,
-                                                rewards[..., None], last, last)  # fmt: skip
+    adv, _ = gae(gamma, lam, values[..., None], next_v, rewards[..., None], last, last)
     return adv[..., 0]
 
 
